@@ -1,0 +1,35 @@
+# hubasync: make demo | make test | make bench | make pyz
+PYTHON ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test check unit bench pyz clean
+
+demo:
+	@$(PYTHON) tools/demo.py
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install --quiet --upgrade pip
+	$(VPY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+check: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench tools async.py
+	$(VENV)/bin/mypy
+	$(VENV)/bin/vermin --no-tips --violations -t=3.9- --eval-annotations src/hubasync async.py
+
+unit: $(STAMP)
+	$(VPY) -m pytest -q
+
+test: check unit
+
+bench: $(STAMP)
+	$(VPY) bench/run.py
+
+pyz:
+	$(PYTHON) tools/build_pyz.py
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,92 @@
+"""Error types of hubasync, each carrying the exit code the command line ends with.
+
+Every failure a user can meet is one of these; the CLI prints ``str(error)`` as one line on
+stderr and exits with ``error.exit_code``.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+
+class ExitCode:
+    """The documented exit codes of the ``hubasync`` command."""
+
+    OK = 0
+    USAGE = 2
+    AUTH = 3
+    NOT_FOUND = 4
+    REJECTED = 5
+    UNAVAILABLE = 6
+    OUTPUT = 7
+    INTERRUPTED = 130
+
+
+class HubasyncError(Exception):
+    """Base class of every error hubasync raises on purpose."""
+
+    exit_code = 1
+
+
+class UsageError(HubasyncError):
+    """A bad option, URL or configuration, found before any request is made."""
+
+    exit_code = ExitCode.USAGE
+
+
+class AuthError(HubasyncError):
+    """The hub refused the API key (401 or 403)."""
+
+    exit_code = ExitCode.AUTH
+
+
+class NotFoundError(HubasyncError):
+    """The share does not exist (404 on the query)."""
+
+    exit_code = ExitCode.NOT_FOUND
+
+
+class QueryRejected(HubasyncError):
+    """The hub rejected the query (400): invalid inputs or an invalid token.
+
+    ``reasons`` holds one ``(key, message)`` pair per input the hub named.
+    """
+
+    exit_code = ExitCode.REJECTED
+
+    def __init__(self, message: str, reasons: Sequence[tuple[str, str]] = ()) -> None:
+        super().__init__(message)
+        self.reasons = list(reasons)
+
+    @property
+    def invalid_token(self) -> bool:
+        """True when the hub said the continuation token cannot be used."""
+        return any(key == "token" for key, _ in self.reasons)
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        if self.reasons:
+            text += ": " + "; ".join(f"{key}: {msg}" if key else msg for key, msg in self.reasons)
+        return text
+
+
+class HubUnavailable(HubasyncError):
+    """The hub or the network failed, and kept failing beyond the retries."""
+
+    exit_code = ExitCode.UNAVAILABLE
+
+
+class ProtocolError(HubUnavailable):
+    """The hub answered something the protocol does not allow (e.g. a foreign Location)."""
+
+
+class OutputError(HubasyncError):
+    """The output could not be written (full disk, closed pipe, unwritable path)."""
+
+    exit_code = ExitCode.OUTPUT
+
+
+class Interrupted(HubasyncError):
+    """The run was stopped by SIGINT or SIGTERM."""
+
+    exit_code = ExitCode.INTERRUPTED
