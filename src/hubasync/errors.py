@@ -76,6 +76,13 @@ class HubUnavailable(HubasyncError):
     exit_code = ExitCode.UNAVAILABLE
 
 
+class BadBody(HubUnavailable):
+    """A response body was cut short, was not valid gzip, or was not the JSON expected.
+
+    Transient: the query is posted again, since results can be fetched only once.
+    """
+
+
 class ProtocolError(HubUnavailable):
     """The hub answered something the protocol does not allow (e.g. a foreign Location)."""
 
