@@ -76,6 +76,10 @@ class HubUnavailable(HubasyncError):
     exit_code = ExitCode.UNAVAILABLE
 
 
+class NetworkError(HubUnavailable):
+    """A connection was refused, reset, dropped or timed out. Transient."""
+
+
 class BadBody(HubUnavailable):
     """A response body was cut short, was not valid gzip, or was not the JSON expected.
 

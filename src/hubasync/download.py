@@ -1,0 +1,310 @@
+"""One run of the command: count, or pages into the output, with state, progress and follow.
+
+The output only ever grows by whole pages: each page is committed to the sink and then, in
+the same critical section, recorded in the state file. Whatever ends the run (the end of the
+events, the limit, an error, a signal), the output is closed so it holds whole events only,
+and the token that continues right after the last committed page is the last line of stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+from .cli import PROG, Settings
+from .errors import (
+    ExitCode,
+    HubasyncError,
+    Interrupted,
+    OutputError,
+    ProtocolError,
+    QueryRejected,
+    UsageError,
+)
+from .output import open_output
+from .pages import Pager
+from .progress import Progress
+from .retry import RetryPolicy
+from .session import HubSession, PageHead
+from .signals import Stopper
+from .sinks import Sink, make_sink
+from .state import RunState, fingerprint, load_state, save_state
+from .urls import redact
+
+
+def _say(message: str) -> None:
+    print(f"{PROG}: {message}", file=sys.stderr, flush=True)
+
+
+class _SinkConsumer:
+    """Hands a page's events to the sink, and takes them back if the page fails."""
+
+    def __init__(self, sink: Sink, progress: Progress, pages: int) -> None:
+        self.sink = sink
+        self.progress = progress
+        self.pages = pages
+        self.in_page = 0  # events of the page in progress
+
+    def page_started(self, head: PageHead) -> None:
+        self.in_page = 0
+
+    def page_events(self, events: list[bytes]) -> None:
+        self.sink.write_events(events)
+        self.in_page += len(events)
+        self.progress.update(self.sink.events_written + self.in_page, self.pages)
+
+    def page_failed(self) -> None:
+        self.sink.rollback_page()
+        self.in_page = 0
+
+
+@dataclass
+class _Position:
+    """Where the committed output ends, in the hub's terms."""
+
+    token: Optional[str]
+    last_inserted_token: Optional[str]
+    events: int = 0  # events of this run (the limit counts these)
+    pages: int = 0
+    more: bool = False  # the limit stopped the run with events left
+
+
+def run(settings: Settings) -> int:
+    """Carry out a checked command line; returns the exit code."""
+    stopper = Stopper()
+    stopper.install()
+    progress = Progress(sys.stderr, enabled=_progress_wanted(settings))
+    trace = (lambda message: _say(message)) if settings.debug else None
+
+    def on_retry(reason: str, wait: float, failures: int) -> None:
+        note = f"retry {failures}/{settings.retries} in {wait:.1f} s: {reason}"
+        if settings.debug:
+            _say(redact(note, settings.apikey))
+        progress.update(progress_events[0], progress_pages[0], force=True, note=note)
+
+    progress_events = [0]
+    progress_pages = [0]
+    session = HubSession(settings.share, settings.apikey, timeout=settings.timeout,
+                         policy=RetryPolicy(retries=settings.retries), cacert=settings.cacert,
+                         trace=trace, on_retry=on_retry)
+    try:
+        if settings.share.count:
+            return _count(settings, session)
+        return _Download(settings, session, progress, stopper).run()
+    finally:
+        session.close()
+        stopper.uninstall()
+
+
+def _progress_wanted(settings: Settings) -> bool:
+    if settings.quiet:
+        return False
+    if settings.progress is not None:
+        return settings.progress
+    return sys.stderr.isatty()
+
+
+def _count(settings: Settings, session: HubSession) -> int:
+    output = open_output(settings.output, atomic=True)
+    url = settings.share.post_url
+    query = settings.query.pairs()
+    if query:
+        from .params import encode_query
+
+        url += "?" + encode_query(query)
+    try:
+        count = session.count(url)
+        output.write(json.dumps({"count": count}).encode() + b"\n")
+        output.commit()
+    except BaseException:
+        output.close(complete=False)
+        raise
+    output.close(complete=True)
+    return ExitCode.OK
+
+
+class _Download:
+    """Pages into a sink, with the state file kept in step."""
+
+    def __init__(self, settings: Settings, session: HubSession, progress: Progress,
+                 stopper: Stopper) -> None:
+        self.settings = settings
+        self.session = session
+        self.progress = progress
+        self.stopper = stopper
+        self.query = settings.query
+        self.fingerprint = fingerprint(
+            settings.share.display(), settings.query.pairs(), settings.format,
+            os.path.abspath(settings.output) if settings.output else None,
+            settings.limit, settings.token,
+        )
+
+    def run(self) -> int:
+        settings = self.settings
+        state = load_state(settings.state) if settings.state else None
+        position = _Position(settings.token, None)
+        resume_offset: Optional[int] = None
+        resume_sink: Optional[dict[str, object]] = None
+        if state is not None:
+            if state.fingerprint != self.fingerprint:
+                raise UsageError(
+                    f"state file {settings.state} belongs to another command (URL, query, "
+                    "format, output, --limit or --token differ): remove it or use another one"
+                )
+            resume_offset, resume_sink = state.output_offset, state.sink
+            if state.complete and not self._continues_sync():
+                self._finish_completed(state)
+                return ExitCode.OK
+            if state.complete:
+                position = _Position(state.last_inserted_token or state.token,
+                                     state.last_inserted_token)
+            else:
+                position = _Position(state.token, state.last_inserted_token, state.events,
+                                     state.pages)
+        append = settings.format == "jsonl" and settings.state is not None
+        output = open_output(settings.output, append=append, atomic=not append,
+                             resume_offset=resume_offset, durable=settings.state is not None)
+        sink = make_sink(settings.format, output, projection=self.query.projection,
+                         resume=resume_sink)
+        return self._pages(sink, position)
+
+    def _continues_sync(self) -> bool:
+        """A finished run continues later from the newest event: follow, or jsonl by _id."""
+        return self.settings.follow or (
+            self.settings.format == "jsonl" and self.query.sort == "_id"
+        )
+
+    def _finish_completed(self, state: RunState) -> None:
+        settings = self.settings
+        assert settings.output is not None
+        part = settings.output + ".part"
+        if settings.format != "jsonl" and os.path.exists(part):
+            output = open_output(settings.output, resume_offset=state.output_offset)
+            make_sink(settings.format, output, projection=self.query.projection,
+                      resume=state.sink).finish()
+        if not settings.quiet:
+            _say(f"already complete ({state.events} events; state {settings.state}): "
+                 "nothing to do")
+
+    def _pages(self, sink: Sink, position: _Position) -> int:
+        settings = self.settings
+        consumer = _SinkConsumer(sink, self.progress, position.pages)
+        pager = self._pager(position)
+        try:
+            while True:
+                result = pager.next_page(consumer)
+                if result is not None:
+                    self._commit(sink, pager, position, consumer)
+                if not pager.done:
+                    continue
+                if not settings.follow:
+                    break
+                self._caught_up(sink, pager, position, result is not None and result.events > 0)
+                self.progress.update(sink.events_written, position.pages, force=True,
+                                     note="up to date")
+                time.sleep(settings.interval)
+                pager = self._pager(position)
+            with self.stopper.critical():
+                sink.finish()
+                self._save(sink, position, complete=True)
+        except Interrupted as stop:
+            return self._stopped(sink, pager, position, stop)
+        except HubasyncError as error:
+            return self._failed(sink, pager, position, error)
+        finally:
+            pager.close()
+        self.progress.update(sink.events_written, position.pages, force=True)
+        self.progress.clear()
+        if position.more and position.token:
+            print(position.token, file=sys.stderr, flush=True)
+        return ExitCode.OK
+
+    def _pager(self, position: _Position) -> Pager:
+        limit = self.settings.limit
+        remaining = None if limit is None else max(0, limit - position.events)
+        pager = Pager(self.session, self.query, limit=remaining, token=position.token)
+        if remaining == 0:
+            pager.done = True
+        return pager
+
+    def _commit(self, sink: Sink, pager: Pager, position: _Position,
+                consumer: _SinkConsumer) -> None:
+        with self.stopper.critical():
+            offset = sink.commit_page()
+            position.events += consumer.in_page
+            position.pages += 1
+            if pager.last_inserted_token:
+                position.last_inserted_token = pager.last_inserted_token
+            if not pager.done:
+                position.token = pager.token
+            elif pager.more_token:
+                position.token, position.more = pager.more_token, True
+            self._save(sink, position, complete=False, offset=offset)
+        consumer.pages = position.pages
+        consumer.in_page = 0
+        self.progress.update(sink.events_written, position.pages)
+
+    def _caught_up(self, sink: Sink, pager: Pager, position: _Position,
+                   got_events: bool) -> None:
+        """In follow mode, continue from the newest inserted event."""
+        if pager.last_inserted_token:
+            position.token = pager.last_inserted_token
+        elif got_events:
+            raise ProtocolError("the hub sent no X-Last-Inserted-Token: cannot follow")
+        position.events = 0
+        with self.stopper.critical():
+            self._save(sink, position, complete=False)
+
+    def _save(self, sink: Sink, position: _Position, *, complete: bool,
+              offset: Optional[int] = None) -> None:
+        if not self.settings.state:
+            return
+        save_state(self.settings.state, RunState(
+            fingerprint=self.fingerprint,
+            token=position.token,
+            output_offset=sink.output.offset if offset is None else offset,
+            events=position.events,
+            pages=position.pages,
+            complete=complete,
+            last_inserted_token=position.last_inserted_token,
+            sink=sink.resume_info(),
+        ))
+
+    def _close_early(self, sink: Sink) -> None:
+        try:
+            sink.rollback_page()
+            sink.abort()
+        except OutputError as error:
+            _say(str(error))
+
+    def _stopped(self, sink: Sink, pager: Pager, position: _Position, stop: Interrupted) -> int:
+        self._close_early(sink)
+        self.progress.clear()
+        if self.settings.follow:
+            if not self.settings.quiet:
+                _say(f"{stop}: {sink.events_written} events written")
+            return ExitCode.OK
+        _say(str(stop))
+        if position.token:
+            print(position.token, file=sys.stderr, flush=True)
+        return ExitCode.INTERRUPTED
+
+    def _failed(self, sink: Sink, pager: Pager, position: _Position,
+                error: HubasyncError) -> int:
+        self._close_early(sink)
+        self.progress.clear()
+        message = str(error)
+        if (isinstance(error, QueryRejected) and error.invalid_token and position.token
+                and self.settings.state):
+            message += (f" (the token in {self.settings.state} can no longer be continued: "
+                        "run again with --recover to start from the time of the last event "
+                        "written, or remove the state file to start over)")
+        _say(redact(message, self.settings.apikey))
+        if position.token and not isinstance(error, (OutputError, QueryRejected)):
+            print(position.token, file=sys.stderr, flush=True)
+        return error.exit_code
+

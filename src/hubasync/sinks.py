@@ -1,0 +1,319 @@
+"""Output formats: turn raw event bytes into a JSON array, JSON lines or CSV, page by page.
+
+A :class:`Sink` writes events into an :class:`~hubasync.output.Output` and follows its page
+transactions: ``commit_page`` makes the page part of the output, ``rollback_page`` forgets it,
+including any format state the page changed (the opening bracket, the CSV header). Nothing a
+format needs at the very end (the closing bracket) is ever part of a committed page, so the
+committed offset is always a point where a later run can continue the same output.
+
+Formats:
+
+``json``
+    One array: ``[``, newline, the events separated by ``,\\n``, then ``\\n]\\n``; no events at all
+    give ``[]\\n``. Events pass through byte for byte. ``abort`` closes the array too, so a stopped
+    run leaves valid JSON holding the committed pages.
+``jsonl``
+    One event per line, each ending in ``\\n``. Events pass through byte for byte unless they hold
+    a raw line break (pretty-printed JSON); those are re-encoded compactly on one line.
+``csv``
+    The ``csv`` module's default dialect (``\\r\\n`` line ends), UTF-8. A header row, then one row
+    per event. The columns are fixed once and never change, so a header always describes every
+    row:
+
+    - with a projection, the projection's keys in its order; other keys are left out;
+    - otherwise, the keys of the *first non-empty batch* of events the output receives (the first
+      ``write_events`` call of the run that has events), in first-seen order, then one last column
+      named ``extra`` (``_extra``, ``__extra``... if an event key already has that name). ``extra``
+      holds, for each event, a compact JSON object of its keys that are not columns, in the
+      event's order, or nothing when there are none: a key first seen later is never lost.
+
+    A string value is written as it is; any other value (a list, a number, ``null``...) as compact
+    JSON text (``["a","b"]``); a missing key as an empty cell. The header belongs to the page of
+    the batch that fixed the columns: a rollback of that page forgets both. A run without events
+    writes only the header with a projection, and an empty output without one (there are no
+    columns to name).
+
+A run continues an output left by an earlier one when given the earlier sink's ``resume_info()``
+and an output opened at the committed offset the earlier ``commit_page`` returned.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any, Iterable
+
+from hubasync.errors import UsageError
+from hubasync.output import Output
+
+FORMATS = ("json", "jsonl", "csv")
+
+_UNSET = object()
+
+
+def _compact(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+class Sink:
+    """Writes events in one format, page by page, into an :class:`Output`.
+
+    ``events_written`` counts the committed events of the output, those of the run it continues
+    included. ``offset`` is the committed offset the last ``commit_page`` returned (the place a
+    later run continues from; a trailer written by ``abort`` lies past it).
+    """
+
+    format = ""
+
+    def __init__(self, output: Output, events: int) -> None:
+        self.output = output
+        self.events_written = events
+        self.offset = output.offset
+        self._pending = 0
+        self._closed = False
+
+    def write_events(self, events: list[bytes]) -> None:
+        """Write ``events`` (raw JSON objects) as part of the current page."""
+        raise NotImplementedError
+
+    def commit_page(self) -> int:
+        """Make the current page part of the output; return the committed offset."""
+        self.offset = self.output.commit()
+        self.events_written += self._pending
+        self._pending = 0
+        self._committed()
+        return self.offset
+
+    def rollback_page(self) -> None:
+        """Forget everything written since the last commit."""
+        self.output.rollback()
+        self._pending = 0
+        self._rolled_back()
+
+    def finish(self) -> None:
+        """End the output: commit what is pending, close the format, finalize the output."""
+        if self._closed:
+            return
+        if self._pending:
+            self.commit_page()
+        self._closed = True
+        self.output.write(self._ending())
+        self.output.close(complete=True)
+
+    def abort(self) -> None:
+        """Stop early: drop the uncommitted page and leave the committed ones, readable.
+
+        The output keeps only committed pages, followed by what makes them a valid document
+        (the closing bracket of a JSON array); a later run continues at ``offset``.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self._pending = 0
+        self._rolled_back()
+        self.output.close(complete=False, trailer=self._ending())
+
+    def resume_info(self) -> dict[str, object]:
+        """What a later run needs, with the committed offset, to continue this output."""
+        return {"format": self.format, "events": self.events_written}
+
+    def _ending(self) -> bytes:
+        return b""
+
+    def _committed(self) -> None:
+        pass
+
+    def _rolled_back(self) -> None:
+        pass
+
+
+class JsonArraySink(Sink):
+    """A JSON array; the brackets are written only around committed events."""
+
+    format = "json"
+
+    def write_events(self, events: list[bytes]) -> None:
+        if not events:
+            return
+        self.output.write(b",\n" if self.events_written or self._pending else b"[\n")
+        self.output.write(b",\n".join(events))
+        self._pending += len(events)
+
+    def _ending(self) -> bytes:
+        return b"\n]\n" if self.events_written else b"[]\n"
+
+
+def _one_line(event: bytes) -> bytes:
+    if b"\n" not in event and b"\r" not in event:
+        return event
+    return _compact(json.loads(event, strict=False)).encode("utf-8")
+
+
+class JsonLinesSink(Sink):
+    """One event per line."""
+
+    format = "jsonl"
+
+    def write_events(self, events: list[bytes]) -> None:
+        if not events:
+            return
+        block = b"\n".join(events)
+        if block.count(b"\n") != len(events) - 1 or b"\r" in block:
+            block = b"\n".join([_one_line(event) for event in events])
+        self.output.write(block)
+        self.output.write(b"\n")
+        self._pending += len(events)
+
+
+class CsvSink(Sink):
+    """CSV with columns fixed by the projection or the first batch (see the module docstring)."""
+
+    format = "csv"
+
+    def __init__(
+        self,
+        output: Output,
+        events: int,
+        projection: tuple[str, ...],
+        columns: list[str] | None,
+        extra: str | None,
+    ) -> None:
+        super().__init__(output, events)
+        self._projection = projection
+        self._columns = columns
+        self._extra = extra
+        self._header_pending = False
+
+    def write_events(self, events: list[bytes]) -> None:
+        if not events:
+            return
+        records: list[dict[str, Any]] = [json.loads(event) for event in events]
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\r\n")
+        if self._columns is None:
+            self._columns, self._extra = self._choose_columns(records)
+            self._header_pending = True
+            writer.writerow(self._header())
+        writer.writerows(self._rows(records, self._columns, self._extra))
+        self.output.write(text.getvalue().encode("utf-8", "backslashreplace"))
+        self._pending += len(events)
+
+    def _choose_columns(self, records: list[dict[str, Any]]) -> tuple[list[str], str | None]:
+        if self._projection:
+            return list(self._projection), None
+        seen: dict[str, None] = {}
+        for record in records:
+            seen.update(dict.fromkeys(record))
+        extra = "extra"
+        while extra in seen:
+            extra = "_" + extra
+        return list(seen), extra
+
+    def _header(self) -> list[str]:
+        assert self._columns is not None
+        return self._columns + ([self._extra] if self._extra is not None else [])
+
+    @staticmethod
+    def _rows(
+        records: list[dict[str, Any]], columns: list[str], extra: str | None
+    ) -> Iterable[list[str]]:
+        names = set(columns)
+        for record in records:
+            row = []
+            for name in columns:
+                value = record.get(name, _UNSET)
+                if value is _UNSET:
+                    row.append("")
+                elif isinstance(value, str):
+                    row.append(value)
+                else:
+                    row.append(_compact(value))
+            if extra is not None:
+                rest = {key: value for key, value in record.items() if key not in names}
+                row.append(_compact(rest) if rest else "")
+            yield row
+
+    def finish(self) -> None:
+        if not self._closed and self._columns is None and self._projection:
+            self._columns, self._extra = list(self._projection), None
+            self._header_pending = True
+            text = io.StringIO()
+            csv.writer(text, lineterminator="\r\n").writerow(self._header())
+            self.output.write(text.getvalue().encode("utf-8", "backslashreplace"))
+        super().finish()
+
+    def resume_info(self) -> dict[str, object]:
+        info = super().resume_info()
+        committed = not self._header_pending
+        info["columns"] = list(self._columns) if committed and self._columns is not None else None
+        info["extra"] = self._extra if committed else None
+        return info
+
+    def _committed(self) -> None:
+        self._header_pending = False
+
+    def _rolled_back(self) -> None:
+        if self._header_pending:
+            self._columns = None
+            self._extra = None
+            self._header_pending = False
+
+
+def _resume_field(resume: dict[str, object], key: str, kind: type) -> Any:
+    value = resume.get(key)
+    if value is not None and not isinstance(value, kind):
+        raise UsageError(f"the resume state is corrupt: {key!r} should be a {kind.__name__}")
+    return value
+
+
+def make_sink(
+    fmt: str,
+    output: Output,
+    *,
+    projection: tuple[str, ...] = (),
+    resume: dict[str, object] | None = None,
+) -> Sink:
+    """Create the sink for format ``fmt`` (one of :data:`FORMATS`) writing into ``output``.
+
+    ``resume`` is the ``resume_info()`` of the earlier run whose output this one continues. It is
+    ignored when the output does not hold the earlier bytes (``output.continued`` is false: a pipe
+    starts a new document). A JSON array or CSV cannot be continued without it: writing either
+    after existing bytes is refused.
+    """
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    if resume is not None and not output.continued:
+        resume = None
+    if resume is not None:
+        if resume.get("format") != fmt:
+            raise UsageError(
+                f"cannot continue a {resume.get('format')} output as {fmt}: "
+                "use the same format as the run being resumed"
+            )
+        events = _resume_field(resume, "events", int) or 0
+        if events < 0 or (events and output.offset == 0):
+            raise UsageError(
+                f"the resume state is corrupt: {events} events but {output.offset} bytes committed"
+            )
+    else:
+        events = 0
+        if fmt != "jsonl" and output.offset > 0:
+            raise UsageError(
+                f"cannot add a {fmt} document to {output.name}, which is not empty: "
+                "only jsonl output can be appended to"
+            )
+    if fmt == "json":
+        return JsonArraySink(output, events)
+    if fmt == "jsonl":
+        return JsonLinesSink(output, events)
+    columns: list[str] | None = None
+    extra: str | None = None
+    if resume is not None:
+        columns = _resume_field(resume, "columns", list)
+        extra = _resume_field(resume, "extra", str)
+        if columns is not None and not all(isinstance(name, str) for name in columns):
+            raise UsageError("the resume state is corrupt: 'columns' should hold strings")
+    if columns is None and events:
+        raise UsageError("the resume state is corrupt: csv events were written without columns")
+    return CsvSink(output, events, tuple(projection), columns, extra)

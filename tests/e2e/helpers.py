@@ -1,0 +1,63 @@
+"""Running the command line as a process against the simulator, and reading what it wrote."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ASYNC_PY = os.path.join(ROOT, "async.py")
+HUBASYNC = os.path.join(os.path.dirname(sys.executable), "hubasync")
+
+
+@dataclass
+class Run:
+    code: int
+    stdout: bytes
+    stderr: str
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        document = json.loads(self.stdout)
+        assert isinstance(document, list)
+        return document
+
+    @property
+    def last_stderr_line(self) -> str:
+        lines = self.stderr.rstrip("\n").split("\n")
+        return lines[-1] if lines else ""
+
+
+def command(entry: str = "async") -> list[str]:
+    """The command line of one of the entry points."""
+    if entry == "async":
+        return [sys.executable, ASYNC_PY]
+    if entry == "module":
+        return [sys.executable, "-m", "hubasync"]
+    return [HUBASYNC]
+
+
+def run(args: Sequence[str], *, apikey: Optional[str] = "demo-key", entry: str = "async",
+        env: Optional[dict[str, str]] = None, timeout: float = 120,
+        cwd: Optional[str] = None) -> Run:
+    """Run the CLI to completion; the key goes in APIKEY unless None."""
+    environment = {k: v for k, v in os.environ.items() if k != "APIKEY"}
+    if apikey is not None:
+        environment["APIKEY"] = apikey
+    environment.update(env or {})
+    done = subprocess.run(command(entry) + list(args), capture_output=True, env=environment,
+                          timeout=timeout, cwd=cwd)
+    return Run(done.returncode, done.stdout, done.stderr.decode("utf-8", "replace"))
+
+
+def share(sim: Any, name: str = "demo", tail: str = "") -> str:
+    return f"{sim.url}/shares/v2/async/{name}{tail}"
+
+
+def read_jsonl(path: str) -> list[dict[str, Any]]:
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle]

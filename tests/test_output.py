@@ -1,0 +1,519 @@
+"""Page transactions of hubasync.output on real files, pipes and devices."""
+
+from __future__ import annotations
+
+import io
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any, BinaryIO, Callable, Iterator
+
+import pytest
+
+from hubasync.errors import OutputError
+from hubasync.output import Output, open_output
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+BIG = 3 << 20  # larger than the write buffer, so an uncommitted page reaches the file
+
+
+def page(tag: str, size: int = 100) -> bytes:
+    unit = f"<{tag}>".encode()
+    return (unit * (size // len(unit) + 1))[:size]
+
+
+# -- atomic files -------------------------------------------------------------------------------
+
+
+def test_atomic_file_appears_only_when_complete(tmp_path: Path) -> None:
+    path = tmp_path / "out.json"
+    out = open_output(str(path))
+    part = tmp_path / "out.json.part"
+    assert part.exists() and not path.exists()
+    out.write(b"one")
+    assert out.commit() == 3
+    out.write(b"two")
+    assert out.commit() == 6
+    assert not path.exists()
+    out.close(complete=True)
+    assert path.read_bytes() == b"onetwo"
+    assert not part.exists()
+    assert out.offset == 6
+
+
+def test_atomic_rollback_truncates_a_page_already_on_disk(tmp_path: Path) -> None:
+    path = tmp_path / "out.json"
+    part = tmp_path / "out.json.part"
+    out = open_output(str(path))
+    out.write(b"kept")
+    out.commit()
+    out.write(page("x", BIG))
+    assert part.stat().st_size > 4, "a big page is written through"
+    out.rollback()
+    assert part.read_bytes() == b"kept"
+    out.write(b"+next")
+    out.commit()
+    out.close(complete=True)
+    assert path.read_bytes() == b"kept+next"
+
+
+def test_abort_leaves_part_with_committed_pages_then_trailer(tmp_path: Path) -> None:
+    path = tmp_path / "out.json"
+    out = open_output(str(path))
+    out.write(b"[1")
+    out.commit()
+    out.write(page("y", BIG))
+    out.close(complete=False, trailer=b"]")
+    assert not path.exists()
+    assert (tmp_path / "out.json.part").read_bytes() == b"[1]"
+    assert out.offset == 2
+
+
+def test_abort_with_nothing_committed_removes_the_part(tmp_path: Path) -> None:
+    path = tmp_path / "out.json"
+    out = open_output(str(path))
+    out.write(b"uncommitted")
+    out.close(complete=False, trailer=b"[]")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_close_is_idempotent_and_write_after_close_fails(tmp_path: Path) -> None:
+    out = open_output(str(tmp_path / "o"))
+    out.write(b"a")
+    out.close(complete=True)
+    out.close(complete=True)
+    out.close(complete=False)
+    with pytest.raises(OutputError):
+        out.write(b"b")
+    assert (tmp_path / "o").read_bytes() == b"a"
+
+
+def test_fresh_atomic_run_discards_a_stale_part(tmp_path: Path) -> None:
+    (tmp_path / "o.part").write_bytes(b"stale")
+    out = open_output(str(tmp_path / "o"), durable=True)
+    out.write(b"new")
+    out.commit()
+    out.close(complete=True)
+    assert (tmp_path / "o").read_bytes() == b"new"
+
+
+def test_complete_close_replaces_an_existing_file(tmp_path: Path) -> None:
+    path = tmp_path / "o"
+    path.write_bytes(b"old content")
+    out = open_output(str(path))
+    assert path.read_bytes() == b"old content"
+    out.write(b"new")
+    out.close(complete=True)
+    assert path.read_bytes() == b"new"
+
+
+# -- resume -------------------------------------------------------------------------------------
+
+
+def test_resume_cuts_a_torn_tail(tmp_path: Path) -> None:
+    path = tmp_path / "o"
+    (tmp_path / "o.part").write_bytes(b"committed" + b"TORN PAGE")
+    out = open_output(str(path), resume_offset=9)
+    assert out.offset == 9 and out.continued
+    assert (tmp_path / "o.part").read_bytes() == b"committed"
+    out.write(b"+more")
+    out.commit()
+    out.close(complete=True)
+    assert path.read_bytes() == b"committed+more"
+
+
+def test_resume_of_a_file_shorter_than_the_state_says_fails(tmp_path: Path) -> None:
+    (tmp_path / "o.part").write_bytes(b"short")
+    with pytest.raises(OutputError, match=r"holds 5 bytes.*100"):
+        open_output(str(tmp_path / "o"), resume_offset=100)
+
+
+def test_resume_without_the_part_fails_unless_nothing_was_committed(tmp_path: Path) -> None:
+    with pytest.raises(OutputError, match="missing"):
+        open_output(str(tmp_path / "o"), resume_offset=10)
+    out = open_output(str(tmp_path / "o"), resume_offset=0)
+    out.write(b"x")
+    out.close(complete=True)
+    assert (tmp_path / "o").read_bytes() == b"x"
+
+
+def test_resume_in_append_mode_works_on_path_itself(tmp_path: Path) -> None:
+    path = tmp_path / "o.jsonl"
+    path.write_bytes(b"line1\nline2\npartial li")
+    out = open_output(str(path), append=True, resume_offset=12)
+    out.write(b"line3\n")
+    out.commit()
+    out.close(complete=True)
+    assert path.read_bytes() == b"line1\nline2\nline3\n"
+
+
+# -- append and in-place files ------------------------------------------------------------------
+
+
+def test_append_keeps_existing_content_and_rolls_back_to_it(tmp_path: Path) -> None:
+    path = tmp_path / "o.jsonl"
+    path.write_bytes(b"before\n")
+    out = open_output(str(path), append=True)
+    assert out.offset == 7 and not out.continued
+    out.write(b"a\n")
+    out.commit()
+    out.write(page("z", BIG))
+    out.rollback()
+    assert path.read_bytes() == b"before\na\n"
+    out.write(b"uncommitted")
+    out.close(complete=False)
+    assert path.read_bytes() == b"before\na\n"
+    assert not (tmp_path / "o.jsonl.part").exists()
+
+
+def test_in_place_file_without_atomic(tmp_path: Path) -> None:
+    path = tmp_path / "o"
+    path.write_bytes(b"old stuff")
+    out = open_output(str(path), atomic=False)
+    assert path.read_bytes() == b""
+    out.write(b"p1")
+    out.commit()
+    out.write(page("q", BIG))
+    out.close(complete=False, trailer=b"!")
+    assert path.read_bytes() == b"p1!"
+
+
+# -- checks up front ----------------------------------------------------------------------------
+
+
+def test_missing_directory_fails_up_front(tmp_path: Path) -> None:
+    path = tmp_path / "nope" / "o.json"
+    with pytest.raises(OutputError, match=rf"cannot write {path}: No such file or directory"):
+        open_output(str(path))
+    with pytest.raises(OutputError, match="No such file"):
+        open_output(str(path), append=True)
+
+
+def test_directory_as_path_fails_up_front(tmp_path: Path) -> None:
+    with pytest.raises(OutputError, match=rf"cannot write {tmp_path}: Is a directory"):
+        open_output(str(tmp_path))
+    with pytest.raises(OutputError, match="Is a directory"):
+        open_output(str(tmp_path), append=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+def _as_unprivileged(action: Callable[[], object]) -> str:
+    """Run ``action`` in a child that dropped root; return the message of its OutputError."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 0
+        try:
+            os.close(read_end)
+            os.setgid(65534)
+            os.setuid(65534)
+            action()
+            os.write(write_end, b"no error")
+        except OutputError as exc:
+            os.write(write_end, str(exc).encode())
+        except BaseException as exc:
+            os.write(write_end, repr(exc).encode())
+            code = 1
+        os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as reader:
+        message = reader.read().decode()
+    os.waitpid(pid, 0)
+    return message
+
+
+def _without_permission(tmp_path: Path, action: Callable[[], object]) -> str:
+    tmp_path.chmod(0o555)
+    try:
+        if os.geteuid() == 0:
+            return _as_unprivileged(action)
+        with pytest.raises(OutputError) as caught:
+            action()
+        return str(caught.value)
+    finally:
+        tmp_path.chmod(0o755)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_unwritable_directory_fails_up_front(tmp_path: Path) -> None:
+    path = tmp_path / "o.json"
+    message = _without_permission(tmp_path, lambda: open_output(str(path)))
+    assert message == f"cannot write {path}: Permission denied"
+    message = _without_permission(tmp_path, lambda: open_output(str(path), append=True))
+    assert message == f"cannot write {path}: Permission denied"
+
+
+def test_read_only_existing_file_fails_up_front(tmp_path: Path) -> None:
+    path = tmp_path / "o.jsonl"
+    path.write_bytes(b"x")
+    path.chmod(0o444)
+    if os.geteuid() == 0:
+        message = _as_unprivileged(lambda: open_output(str(path)))
+    else:
+        with pytest.raises(OutputError) as caught:
+            open_output(str(path))
+        message = str(caught.value)
+    assert message == f"cannot write {path}: Permission denied"
+
+
+# -- errors while writing -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def tiny_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    mount_point = tmp_path / "tiny"
+    mount_point.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount_point)],
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", str(mount_point)], check=False)
+
+
+def test_full_disk_is_an_output_error_and_committed_pages_survive(tiny_tmpfs: Path) -> None:
+    path = tiny_tmpfs / "o.jsonl"
+    out = open_output(str(path), atomic=False)
+    out.write(b"page one\n")
+    out.commit()
+    with pytest.raises(OutputError, match=rf"cannot write {path}.*No space left on device"):
+        for _ in range(200):
+            out.write(page("f", 64 << 10))
+        out.commit()
+    out.rollback()
+    out.close(complete=False)
+    assert path.read_bytes() == b"page one\n"
+
+
+def test_enospc_on_commit_becomes_output_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = open_output(str(tmp_path / "o"), durable=True)
+    out.write(b"ok")
+    out.commit()
+
+    def no_space(fd: int, data: Any) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "write", no_space)
+    out.write(b"more")
+    with pytest.raises(OutputError, match="No space left on device"):
+        out.commit()
+    monkeypatch.undo()
+    assert out.offset == 2
+    out.close(complete=False)
+    assert (tmp_path / "o.part").read_bytes() == b"ok"
+
+
+def test_file_size_limit_is_an_output_error(tmp_path: Path) -> None:
+    script = f"""
+import resource, signal, sys
+sys.path.insert(0, {SRC!r})
+from hubasync.errors import OutputError
+from hubasync.output import open_output
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (5000, 5000))
+out = open_output({str(tmp_path / "o")!r}, atomic=False)
+out.write(b"a" * 1000)
+out.commit()
+try:
+    out.write(b"b" * (2 << 20))
+    out.commit()
+except OutputError as exc:
+    print(exc)
+    out.close(complete=False, trailer=b"END")
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert "File too large" in done.stdout
+    assert (tmp_path / "o").read_bytes() == b"a" * 1000 + b"END"
+
+
+def test_dev_full_as_stdout_is_an_output_error() -> None:
+    with open("/dev/full", "wb") as full:
+        out = open_output(None, stdout=full)
+        out.write(b"event")
+        with pytest.raises(OutputError, match=r"<stdout>: No space left on device"):
+            out.commit()
+        out.close(complete=False, trailer=b"]")
+
+
+# -- stdout as a regular file -------------------------------------------------------------------
+
+
+def test_stdout_regular_file_writes_through_and_truncates_on_rollback(tmp_path: Path) -> None:
+    path = tmp_path / "redirected"
+    with open(path, "wb") as stream:
+        out = open_output(None, stdout=stream)
+        out.write(b"page1")
+        out.commit()
+        out.write(page("r", BIG))
+        assert path.stat().st_size > 5
+        out.rollback()
+        assert path.read_bytes() == b"page1"
+        out.write(b"page2")
+        out.commit()
+        out.write(page("s", BIG))
+        out.close(complete=False, trailer=b"]")
+        assert path.read_bytes() == b"page1page2]"
+        assert not (tmp_path / "redirected.part").exists()
+
+
+def test_stdout_appending_regular_file_starts_at_its_end(tmp_path: Path) -> None:
+    path = tmp_path / "log"
+    path.write_bytes(b"earlier\n")
+    with open(path, "ab") as stream:
+        out = open_output(None, stdout=stream)
+        assert out.offset == 8
+        out.write(b"new\n")
+        out.commit()
+        out.write(page("t", BIG))
+        out.rollback()
+        out.write(b"again\n")
+        out.close(complete=True)
+    assert path.read_bytes() == b"earlier\nnew\nagain\n"
+
+
+def test_stdout_regular_file_resume(tmp_path: Path) -> None:
+    path = tmp_path / "log"
+    path.write_bytes(b"0123456789torn")
+    with open(path, "ab") as stream:
+        out = open_output(None, stdout=stream, resume_offset=10)
+        assert out.continued
+        out.write(b"X")
+        out.close(complete=True)
+    assert path.read_bytes() == b"0123456789X"
+    with open(path, "wb") as stream, pytest.raises(OutputError, match="holds 0 bytes"):
+        open_output(None, stdout=stream, resume_offset=10)
+
+
+# -- stdout as a pipe or another stream ---------------------------------------------------------
+
+
+def _readable(fd: int) -> bool:
+    return bool(select.select([fd], [], [], 0.05)[0])
+
+
+def test_pipe_sees_nothing_of_an_uncommitted_page() -> None:
+    read_end, write_end = os.pipe()
+    with os.fdopen(write_end, "wb") as stream:
+        out = open_output(None, stdout=stream, resume_offset=123)
+        assert out.offset == 0 and not out.continued
+        out.write(b"first ")
+        out.write(b"page")
+        assert not _readable(read_end)
+        assert out.commit() == 10
+        assert os.read(read_end, 100) == b"first page"
+        out.write(b"rolled back")
+        out.rollback()
+        out.write(b"dropped")
+        assert not _readable(read_end)
+        out.close(complete=False, trailer=b"!")
+    with os.fdopen(read_end, "rb") as reader:
+        assert reader.read() == b"!"
+
+
+def test_pipe_receives_a_big_page_only_at_commit() -> None:
+    read_end, write_end = os.pipe()
+    received: list[bytes] = []
+    reader = threading.Thread(
+        target=lambda: received.append(os.fdopen(read_end, "rb").read()), daemon=True
+    )
+    reader.start()
+    big = page("big", 20 << 20)  # beyond the in-memory spool: goes through a temporary file
+    with os.fdopen(write_end, "wb") as stream:
+        out = open_output(None, stdout=stream)
+        for start in range(0, len(big), 1 << 20):
+            out.write(big[start : start + (1 << 20)])
+        out.commit()
+        out.write(b"x" * 100)
+        out.close(complete=True)
+    reader.join(10)
+    assert received == [big + b"x" * 100]
+
+
+def test_stream_without_file_descriptor_is_spooled() -> None:
+    stream = io.BytesIO()
+    out = open_output(None, stdout=stream)
+    out.write(b"abc")
+    assert stream.getvalue() == b""
+    out.commit()
+    out.write(b"def")
+    out.rollback()
+    out.close(complete=False, trailer=b"]")
+    assert stream.getvalue() == b"abc]"
+
+
+def test_killed_writer_leaves_only_committed_pages_in_the_pipe() -> None:
+    script = f"""
+import os, signal, sys
+sys.path.insert(0, {SRC!r})
+from hubasync.output import open_output
+out = open_output(None)
+for number in range(3):
+    out.write(b"page%d;" % number)
+    out.commit()
+out.write(b"U" * (12 << 20))
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, check=False)
+    assert done.returncode == -signal.SIGKILL
+    assert done.stdout == b"page0;page1;page2;"
+
+
+def test_broken_pipe_is_an_output_error_and_nothing_more_is_written() -> None:
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    stream: BinaryIO = os.fdopen(write_end, "wb")
+    try:
+        out = open_output(None, stdout=stream)
+        out.write(b"event")
+        with pytest.raises(OutputError, match=r"cannot write <stdout>: Broken pipe"):
+            out.commit()
+        out.close(complete=False, trailer=b"]")  # the reader is gone: the trailer is not tried
+    finally:
+        stream.close()
+
+
+def test_head_closing_the_pipe_early_ends_quietly() -> None:
+    script = f"""
+import sys
+sys.path.insert(0, {SRC!r})
+from hubasync.errors import OutputError
+from hubasync.output import open_output
+out = open_output(None)
+try:
+    for number in range(100000):
+        out.write(b"line %d\\n" % number)
+        out.commit()
+except OutputError as exc:
+    print(exc, file=sys.stderr)
+    out.close(complete=False, trailer=b"]")
+    sys.exit(7)
+"""
+    head = subprocess.Popen(["head", "-n", "2"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert head.stdin is not None and head.stdout is not None
+    writer = subprocess.run(
+        [sys.executable, "-c", script], stdout=head.stdin, stderr=subprocess.PIPE, check=False
+    )
+    head.stdin.close()
+    assert head.stdout.read() == b"line 0\nline 1\n"
+    head.wait()
+    assert writer.returncode == 7
+    assert writer.stderr.decode().strip() == "cannot write <stdout>: Broken pipe"
+
+
+def test_output_is_an_abstract_interface() -> None:
+    plain = Output()
+    with pytest.raises(NotImplementedError):
+        plain.write(b"")

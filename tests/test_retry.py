@@ -1,0 +1,83 @@
+"""The retry policy: delays, Retry-After, and giving up."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from hubasync.errors import HubUnavailable
+from hubasync.polling import JobTiming, PollClock
+from hubasync.retry import Attempts, RetryPolicy, parse_retry_after
+
+
+@pytest.mark.parametrize("value, expected", [
+    (None, None), ("", None), ("  ", None), ("3", 3.0), (" 10 ", 10.0), ("1.5", 1.5),
+    ("-1", None), ("nan", None), ("inf", None), ("soon", None),
+    ("Thu, 01 Jan 1970 00:01:40 GMT", 60.0),  # 100 s after epoch, "now" is 40
+    ("Thu, 01 Jan 1970 00:00:10 GMT", 0.0),  # in the past: no wait
+])
+def test_parse_retry_after(value: object, expected: object) -> None:
+    assert parse_retry_after(value, now=40.0) == expected  # type: ignore[arg-type]
+
+
+def test_delay_honours_and_caps_retry_after() -> None:
+    policy = RetryPolicy(retry_after_max=120)
+    assert policy.delay(1, 5.0) == 5.0
+    assert policy.delay(1, 10_000.0) == 120
+
+
+def test_delay_backs_off_exponentially_with_jitter() -> None:
+    policy = RetryPolicy(backoff_base=1.0, backoff_max=8.0, rng=random.Random(1))
+    for failures, step in [(1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (5, 8.0), (50, 8.0)]:
+        delays = {policy.delay(failures) for _ in range(20)}
+        assert all(step / 2 <= d <= step for d in delays)
+        assert len(delays) > 1  # jittered
+    assert policy.worst_case_wait() == 1 + 2 + 4 + 8 + 8 + 8
+
+
+def test_attempts_give_up_after_retries_saying_what_failed() -> None:
+    slept: list[float] = []
+    attempts = Attempts(RetryPolicy(retries=3), sleep=slept.append)
+    attempts.failed("results: HTTP 503", 1.0)
+    attempts.failed("results: HTTP 503", 1.0)
+    attempts.failed("connection reset")
+    assert len(slept) == 3 and slept[:2] == [1.0, 1.0]
+    with pytest.raises(HubUnavailable) as caught:
+        attempts.failed("connection reset")
+    message = str(caught.value)
+    assert "4 failed attempts" in message
+    assert "results: HTTP 503 x2" in message and "connection reset x2" in message
+    assert caught.value.exit_code == 6
+
+
+def test_success_resets_the_budget() -> None:
+    attempts = Attempts(RetryPolicy(retries=1), sleep=lambda s: None)
+    for _ in range(5):
+        attempts.failed("timed out")
+        attempts.succeeded()
+    with pytest.raises(HubUnavailable):
+        attempts.failed("a")
+        attempts.failed("b")
+
+
+def test_zero_retries_fails_at_once() -> None:
+    attempts = Attempts(RetryPolicy(retries=0), sleep=lambda s: None)
+    with pytest.raises(HubUnavailable):
+        attempts.failed("connection refused")
+
+
+def test_poll_clock_learns_then_stops_shrinking_after_an_early_poll() -> None:
+    clock = PollClock(first_guess=0.05)
+    assert clock.first_delay() == 0.05
+    clock.record(JobTiming(lower=0.05, upper=1.05))  # first job: polled early, then waited
+    assert clock.first_delay() == pytest.approx(0.84)
+    clock.record(JobTiming(lower=0.0, upper=0.84))
+    assert clock.first_delay() == pytest.approx(0.672)
+    clock.record(JobTiming(lower=0.5, upper=1.5))  # a later early poll: stop shrinking
+    assert clock.first_delay() == pytest.approx(0.84)  # the smallest upper bound seen
+
+
+def test_poll_clock_waits_without_retry_after() -> None:
+    waits = [PollClock.wait_without_retry_after(n) for n in range(1, 8)]
+    assert waits == sorted(waits) and waits[-1] == 1.0 and waits[0] < 0.5

@@ -1,0 +1,554 @@
+"""Formats of hubasync.sinks: parsed back, they hold exactly the committed events."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hubasync.errors import UsageError
+from hubasync.output import Output, open_output
+from hubasync.sinks import FORMATS, Sink, make_sink
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+Event = dict[str, Any]
+
+
+def raw(event: Event) -> bytes:
+    return json.dumps(event, ensure_ascii=False).encode()
+
+
+def sample(number: int, **more: Any) -> Event:
+    return {
+        "feed": f"feed {number % 3}",
+        "ip": [f"192.0.2.{number % 250}"],
+        "observation time": "2020-10-01 00:00:00Z",
+        **more,
+    }
+
+
+def batch(first: int, count: int) -> list[Event]:
+    return [sample(number) for number in range(first, first + count)]
+
+
+def cell(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def parse(fmt: str, data: bytes) -> list[Event]:
+    """Read an output back as events (CSV rows come back as cell strings)."""
+    if fmt == "json":
+        result: list[Event] = json.loads(data)
+        return result
+    text = data.decode("utf-8")
+    if fmt == "jsonl":
+        assert text == "" or text.endswith("\n")
+        return [json.loads(line) for line in text.split("\n")[:-1]]
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    if not rows:
+        return []
+    header, body = rows[0], rows[1:]
+    assert data.count(b"\r\n") >= len(rows)
+    events = []
+    for row in body:
+        assert len(row) == len(header)
+        event: Event = {}
+        for name, value in zip(header, row):
+            if name.endswith("extra") and name.strip("_") == "extra" and name not in event:
+                if value:
+                    event.update((key, cell(item)) for key, item in json.loads(value).items())
+            elif value != "":
+                event[name] = value
+        events.append(event)
+    return events
+
+
+def as_parsed(fmt: str, events: list[Event]) -> list[Event]:
+    """What ``parse`` gives back for ``events`` written in ``fmt``."""
+    if fmt != "csv":
+        return events
+    return [{key: cell(value) for key, value in event.items() if value != ""} for event in events]
+
+
+def write_page(sink: Sink, events: list[Event], batch_size: int = 7) -> None:
+    for start in range(0, len(events), batch_size):
+        sink.write_events([raw(event) for event in events[start : start + batch_size]])
+
+
+# -- each format, parsed back -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_pages_parse_back_to_the_events(tmp_path: Path, fmt: str) -> None:
+    path = tmp_path / f"out.{fmt}"
+    sink = make_sink(fmt, open_output(str(path)))
+    expected: list[Event] = []
+    for number in range(4):
+        events = batch(number * 30, 30)
+        write_page(sink, events)
+        offset = sink.commit_page()
+        expected += events
+        assert offset == (tmp_path / f"out.{fmt}.part").stat().st_size
+    assert sink.events_written == 120
+    sink.finish()
+    assert parse(fmt, path.read_bytes()) == as_parsed(fmt, expected)
+
+
+def test_json_array_layout() -> None:
+    stream = io.BytesIO()
+    sink = make_sink("json", open_output(None, stdout=stream))
+    sink.write_events([b'{"a":1}', b'{"b":2}'])
+    sink.commit_page()
+    sink.write_events([])
+    sink.write_events([b'{"c":3}'])
+    sink.commit_page()
+    sink.finish()
+    assert stream.getvalue() == b'[\n{"a":1},\n{"b":2},\n{"c":3}\n]\n'
+
+
+@pytest.mark.parametrize(("fmt", "empty"), [("json", b"[]\n"), ("jsonl", b""), ("csv", b"")])
+def test_no_events_at_all(tmp_path: Path, fmt: str, empty: bytes) -> None:
+    path = tmp_path / "out"
+    sink = make_sink(fmt, open_output(str(path)))
+    sink.commit_page()
+    sink.finish()
+    assert path.read_bytes() == empty
+
+
+def test_json_passes_events_through_byte_for_byte() -> None:
+    events = [b'{"a" : 1.50, "z":"\\u00e9"}', b'{\n  "pretty": [1,\n 2]\n}']
+    stream = io.BytesIO()
+    sink = make_sink("json", open_output(None, stdout=stream))
+    sink.write_events(events)
+    sink.finish()
+    assert stream.getvalue() == b"[\n" + b",\n".join(events) + b"\n]\n"
+
+
+def test_jsonl_puts_pretty_events_on_one_line() -> None:
+    events = [
+        b'{"a" : 1.50}',
+        b'{\n  "multi": ["line",\r\n "event"],\n  "text": "caf\xc3\xa9"\n}',
+        b'{"b":"\\n stays escaped"}',
+    ]
+    stream = io.BytesIO()
+    sink = make_sink("jsonl", open_output(None, stdout=stream))
+    sink.write_events(events)
+    sink.finish()
+    lines = stream.getvalue().split(b"\n")
+    assert lines == [
+        b'{"a" : 1.50}',
+        '{"multi":["line","event"],"text":"café"}'.encode(),
+        b'{"b":"\\n stays escaped"}',
+        b"",
+    ]
+
+
+# -- csv ----------------------------------------------------------------------------------------
+
+
+def csv_rows(data: bytes) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(data.decode(), newline="")))
+
+
+def test_csv_columns_come_from_the_first_batch_and_the_rest_goes_to_extra() -> None:
+    stream = io.BytesIO()
+    sink = make_sink("csv", open_output(None, stdout=stream))
+    sink.write_events([b'{"feed":"a","ip":["1.2.3.4","5.6.7.8"]}', b'{"port":"80","feed":"b"}'])
+    sink.write_events([b'{"feed":"c","asn":65000,"late":null,"ok":true}'])
+    sink.commit_page()
+    sink.write_events([b'{"ip":[],"new key":"x","nested":{"k":"v"}}'])
+    sink.finish()
+    data = stream.getvalue()
+    assert data.endswith(b"\r\n")
+    assert csv_rows(data) == [
+        ["feed", "ip", "port", "extra"],
+        ["a", '["1.2.3.4","5.6.7.8"]', "", ""],
+        ["b", "", "80", ""],
+        ["c", "", "", '{"asn":65000,"late":null,"ok":true}'],
+        ["", "[]", "", '{"new key":"x","nested":{"k":"v"}}'],
+    ]
+
+
+def test_csv_extra_column_is_renamed_when_an_event_has_that_key() -> None:
+    stream = io.BytesIO()
+    sink = make_sink("csv", open_output(None, stdout=stream))
+    sink.write_events([b'{"extra":"e","_extra":"f"}', b'{"other":"o","x":"y"}'])
+    sink.finish()
+    assert csv_rows(stream.getvalue()) == [
+        ["extra", "_extra", "other", "x", "__extra"],
+        ["e", "f", "", "", ""],
+        ["", "", "o", "y", ""],
+    ]
+
+
+def test_csv_with_projection() -> None:
+    stream = io.BytesIO()
+    sink = make_sink("csv", open_output(None, stdout=stream), projection=("ip", "feed"))
+    sink.write_events([b'{"feed":"a","ip":["1"],"unasked":"x"}', b'{"feed":"b, \\"q\\"\\nz"}'])
+    sink.finish()
+    assert csv_rows(stream.getvalue()) == [["ip", "feed"], ['["1"]', "a"], ["", 'b, "q"\nz']]
+
+
+def test_csv_without_events_is_empty_or_just_the_projection_header() -> None:
+    stream = io.BytesIO()
+    make_sink("csv", open_output(None, stdout=stream)).finish()
+    assert stream.getvalue() == b""
+    stream = io.BytesIO()
+    make_sink("csv", open_output(None, stdout=stream), projection=("feed", "ip")).finish()
+    assert stream.getvalue() == b"feed,ip\r\n"
+
+
+def test_csv_rollback_of_the_first_page_forgets_its_columns() -> None:
+    stream = io.BytesIO()
+    sink = make_sink("csv", open_output(None, stdout=stream))
+    sink.write_events([b'{"gone":"1"}'])
+    assert sink.resume_info()["columns"] is None
+    sink.rollback_page()
+    sink.write_events([b'{"feed":"a"}'])
+    sink.commit_page()
+    assert sink.resume_info() == {
+        "format": "csv",
+        "events": 1,
+        "columns": ["feed"],
+        "extra": "extra",
+    }
+    sink.finish()
+    assert csv_rows(stream.getvalue()) == [["feed", "extra"], ["a", ""]]
+
+
+def test_csv_lone_surrogate_does_not_break_the_output() -> None:
+    stream = io.BytesIO()
+    sink = make_sink("csv", open_output(None, stdout=stream))
+    sink.write_events([b'{"k":"\\ud800x"}'])
+    sink.finish()
+    assert csv_rows(stream.getvalue()) == [["k", "extra"], ["\\ud800x", ""]]
+
+
+# -- rollback and abort -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_rollback_leaves_no_trace(tmp_path: Path, fmt: str) -> None:
+    path = tmp_path / "out"
+    sink = make_sink(fmt, open_output(str(path)))
+    write_page(sink, batch(0, 5))
+    sink.rollback_page()
+    write_page(sink, batch(100, 3))
+    sink.commit_page()
+    write_page(sink, batch(200, 20000))  # several MiB: reaches the disk before the rollback
+    sink.rollback_page()
+    write_page(sink, batch(300, 2))
+    sink.commit_page()
+    assert sink.events_written == 5
+    sink.finish()
+    assert parse(fmt, path.read_bytes()) == as_parsed(fmt, batch(100, 3) + batch(300, 2))
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_abort_on_stdout_file_leaves_valid_output_of_committed_pages(
+    tmp_path: Path, fmt: str
+) -> None:
+    path = tmp_path / "redirected"
+    with open(path, "wb") as stream:
+        sink = make_sink(fmt, open_output(None, stdout=stream))
+        write_page(sink, batch(0, 10))
+        sink.commit_page()
+        write_page(sink, batch(10, 20000))
+        sink.abort()
+        sink.abort()
+    assert parse(fmt, path.read_bytes()) == as_parsed(fmt, batch(0, 10))
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_abort_on_a_pipe_leaves_valid_output(fmt: str) -> None:
+    read_end, write_end = os.pipe()
+    with os.fdopen(write_end, "wb") as stream:
+        sink = make_sink(fmt, open_output(None, stdout=stream))
+        write_page(sink, batch(0, 4))
+        sink.commit_page()
+        write_page(sink, batch(4, 4))
+        sink.abort()
+    with os.fdopen(read_end, "rb") as reader:
+        assert parse(fmt, reader.read()) == as_parsed(fmt, batch(0, 4))
+
+
+def test_json_abort_without_events_is_an_empty_array() -> None:
+    stream = io.BytesIO()
+    sink = make_sink("json", open_output(None, stdout=stream))
+    sink.write_events([b"{}"])
+    sink.abort()
+    assert stream.getvalue() == b"[]\n"
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_abort_keeps_a_resumable_part_and_never_touches_path(tmp_path: Path, fmt: str) -> None:
+    path = tmp_path / "out"
+    part = tmp_path / "out.part"
+    sink = make_sink(fmt, open_output(str(path)))
+    write_page(sink, batch(0, 6))
+    offset = sink.commit_page()
+    committed = part.read_bytes()
+    assert len(committed) == offset
+    info = sink.resume_info()
+    write_page(sink, batch(6, 6))
+    sink.abort()
+    assert not path.exists()
+    assert part.read_bytes().startswith(committed)
+    assert parse(fmt, part.read_bytes()) == as_parsed(fmt, batch(0, 6))
+
+    sink = make_sink(fmt, open_output(str(path), resume_offset=offset), resume=info)
+    write_page(sink, batch(6, 6))
+    sink.commit_page()
+    sink.finish()
+    assert parse(fmt, path.read_bytes()) == as_parsed(fmt, batch(0, 12))
+    assert not part.exists()
+
+
+# -- resume after a kill -9 ---------------------------------------------------------------------
+
+
+KILLED_WRITER = """
+import json, os, signal, sys
+sys.path.insert(0, {src!r})
+from hubasync.output import open_output
+from hubasync.sinks import make_sink
+from hubasync.state import RunState, save_state
+
+fmt, path, state_path = sys.argv[1:4]
+out = open_output(path, append=fmt == "jsonl")
+sink = make_sink(fmt, out)
+for number in range(3):
+    events = [{{"n": number * 10 + k, "feed": "f", "k%d" % number: [str(k)]}} for k in range(10)]
+    sink.write_events([json.dumps(e).encode() for e in events])
+    offset = sink.commit_page()
+    save_state(state_path, RunState(
+        fingerprint="fp", token="t%d" % (number + 1), output_offset=offset,
+        events=sink.events_written, pages=number + 1, sink=sink.resume_info()))
+sink.write_events([b'{{"n": "%s"}}' % (b"uncommitted" * 10)] * 50000)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def numbered(first: int, count: int) -> list[Event]:
+    return [
+        {"n": number, "feed": "f", f"k{number // 10}": [str(number % 10)]}
+        for number in range(first, first + count)
+    ]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_resume_after_kill_continues_exactly_once(tmp_path: Path, fmt: str) -> None:
+    from hubasync.state import load_state
+
+    path = tmp_path / f"out.{fmt}"
+    state_path = tmp_path / "state.json"
+    script = KILLED_WRITER.format(src=SRC)
+    done = subprocess.run(
+        [sys.executable, "-c", script, fmt, str(path), str(state_path)], check=False
+    )
+    assert done.returncode == -signal.SIGKILL
+    state = load_state(str(state_path))
+    assert state is not None and state.pages == 3 and state.events == 30
+    written = path if fmt == "jsonl" else tmp_path / f"out.{fmt}.part"
+    assert written.stat().st_size > state.output_offset, "the kill left a torn page"
+    with open(written, "ab") as torn:
+        torn.write(b'garbage, {"half an event')
+
+    output = open_output(str(path), append=fmt == "jsonl", resume_offset=state.output_offset)
+    sink = make_sink(fmt, output, resume=state.sink)
+    assert sink.events_written == 30
+    write_page(sink, numbered(30, 10))
+    sink.commit_page()
+    sink.finish()
+
+    expected = numbered(0, 40)
+    if fmt == "csv":
+        rows = csv_rows(path.read_bytes())
+        assert rows[0] == ["n", "feed", "k0", "extra"]
+        assert [int(row[0]) for row in rows[1:]] == list(range(40))
+        assert [row[3] for row in rows[1:12]] == [""] * 10 + ['{"k1":["0"]}']
+    assert parse(fmt, path.read_bytes()) == as_parsed(fmt, expected)
+
+
+# -- make_sink checks ---------------------------------------------------------------------------
+
+
+def test_unknown_format_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="unknown format 'xml'"):
+        make_sink("xml", open_output(None, stdout=io.BytesIO()))
+
+
+def test_resume_with_another_format_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "o.part").write_bytes(b"[\n{}")
+    output = open_output(str(tmp_path / "o"), resume_offset=4)
+    with pytest.raises(UsageError, match="cannot continue a json output as csv"):
+        make_sink("csv", output, resume={"format": "json", "events": 1})
+
+
+def test_corrupt_resume_info_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "o.part").write_bytes(b"a,b\r\n1,2\r\n")
+    output = open_output(str(tmp_path / "o"), resume_offset=10)
+    with pytest.raises(UsageError, match="corrupt"):
+        make_sink("csv", output, resume={"format": "csv", "events": 1, "columns": None})
+    with pytest.raises(UsageError, match="corrupt"):
+        make_sink("csv", output, resume={"format": "csv", "events": "1"})
+
+
+def test_resume_info_is_ignored_on_a_pipe() -> None:
+    stream = io.BytesIO()
+    output = open_output(None, stdout=stream, resume_offset=50)
+    sink = make_sink("json", output, resume={"format": "json", "events": 9})
+    assert sink.events_written == 0
+    sink.finish()
+    assert stream.getvalue() == b"[]\n"
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_documents_cannot_be_appended_to_a_non_empty_file(tmp_path: Path, fmt: str) -> None:
+    path = tmp_path / "o"
+    path.write_bytes(b"[]\n")
+    with pytest.raises(UsageError, match="not empty"):
+        make_sink(fmt, open_output(str(path), append=True))
+
+
+def test_jsonl_appends_to_a_non_empty_file(tmp_path: Path) -> None:
+    path = tmp_path / "o.jsonl"
+    path.write_bytes(b'{"old":1}\n')
+    sink = make_sink("jsonl", open_output(str(path), append=True))
+    sink.write_events([b'{"new":2}'])
+    sink.finish()
+    assert path.read_bytes() == b'{"old":1}\n{"new":2}\n'
+
+
+# -- property: random page sequences ------------------------------------------------------------
+
+keys = st.sampled_from(["feed", "ip", "type", "extra", "a b", "é", "port"])
+values = st.one_of(
+    st.text(max_size=8),
+    st.lists(st.text(max_size=4), max_size=3),
+    st.integers(-5, 5),
+    st.none(),
+)
+events_strategy = st.dictionaries(keys, values, max_size=5)
+step = st.one_of(
+    st.tuples(st.just("write"), st.lists(events_strategy, max_size=6)),
+    st.tuples(st.just("commit"), st.none()),
+    st.tuples(st.just("rollback"), st.none()),
+    st.tuples(st.just("crash"), st.none()),
+)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("where", ["file", "stdout-file", "stream"])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    steps=st.lists(step, max_size=12),
+    end=st.sampled_from(["finish", "abort"]),
+    pretty=st.booleans(),
+)
+def test_random_page_sequences_keep_exactly_the_committed_events(
+    tmp_path: Path,
+    fmt: str,
+    where: str,
+    steps: list[tuple[str, Any]],
+    end: str,
+    pretty: bool,
+) -> None:
+    path = tmp_path / f"{fmt}-{where}"
+    for leftover in (path, Path(f"{path}.part")):
+        if leftover.exists():
+            leftover.unlink()
+    stream = io.BytesIO()
+    handle = open(path, "wb") if where == "stdout-file" else None  # noqa: SIM115
+
+    def reopen(offset: int | None) -> Output:
+        if where == "file":
+            return open_output(str(path), resume_offset=offset)
+        return open_output(None, stdout=handle or stream, resume_offset=offset)
+
+    indent = 2 if pretty else None
+    output = reopen(None)
+    sink = make_sink(fmt, output)
+    committed: list[Event] = []
+    pending: list[Event] = []
+    first_batch: list[Event] | None = None
+    pending_first: list[Event] | None = None
+    try:
+        for action, payload in steps:
+            if action == "write":
+                sink.write_events([json.dumps(e, indent=indent).encode() for e in payload])
+                pending += payload
+                if first_batch is None and pending_first is None and payload:
+                    pending_first = payload
+            elif action == "commit":
+                sink.commit_page()
+                committed += pending
+                pending = []
+                first_batch = first_batch or pending_first
+                pending_first = None
+            elif action == "rollback":
+                sink.rollback_page()
+                pending, pending_first = [], None
+            elif where != "stream":  # a crash: resume from the last commit, torn tail and all
+                offset, info = sink.offset, sink.resume_info()
+                sink.output.close(complete=False, trailer=b'\n{"torn": ')
+                output = reopen(offset)
+                sink = make_sink(fmt, output, resume=info)
+                pending, pending_first = [], None
+        if end == "finish":
+            sink.finish()
+            if pending:
+                committed += pending
+                first_batch = first_batch or pending_first
+        else:
+            sink.abort()
+    finally:
+        if handle is not None:
+            handle.close()
+
+    if where == "stream":
+        data = stream.getvalue()
+    elif where == "file" and end == "abort":
+        part = Path(f"{path}.part")
+        data = part.read_bytes() if part.exists() else b""
+        assert not path.exists()
+        if fmt == "json" and not part.exists():
+            data = b"[]"
+    else:
+        data = path.read_bytes()
+    assert sink.events_written == len(committed)
+
+    if fmt != "csv":
+        assert parse(fmt, data) == committed
+        return
+    rows = csv_rows(data)
+    if not committed:
+        assert rows == []
+        return
+    columns = list(dict.fromkeys(key for event in first_batch or [] for key in event))
+    extra = "extra"
+    while extra in columns:
+        extra = "_" + extra
+    assert rows[0] == columns + [extra]
+    expected_rows = []
+    for event in committed:
+        row = [cell(event[name]) if name in event else "" for name in columns]
+        rest = {key: value for key, value in event.items() if key not in columns}
+        row.append(json.dumps(rest, ensure_ascii=False, separators=(",", ":")) if rest else "")
+        expected_rows.append(row)
+    assert rows[1:] == expected_rows

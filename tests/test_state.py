@@ -1,0 +1,202 @@
+"""Resume state of hubasync.state: round trip, clear errors, atomic replacement."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hubasync.errors import OutputError, UsageError
+from hubasync.state import (
+    STATE_VERSION,
+    RunState,
+    check_state_path,
+    fingerprint,
+    load_state,
+    save_state,
+)
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+def full_state() -> RunState:
+    return RunState(
+        fingerprint=fingerprint("https://hub.example/shares/v2/async/abc", [("filter", "x")]),
+        token="tok-2",
+        output_offset=12345,
+        events=200000,
+        pages=2,
+        complete=False,
+        last_inserted_token="last-1",
+        sink={"format": "csv", "events": 200000, "columns": ["feed", "ip"], "extra": "extra"},
+    )
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    path = str(tmp_path / "state.json")
+    state = full_state()
+    save_state(path, state)
+    assert state.updated.endswith("+00:00")
+    loaded = load_state(path)
+    assert loaded == state
+    document = json.loads(Path(path).read_text())
+    assert document["version"] == STATE_VERSION
+    assert not Path(path + ".tmp").exists()
+
+
+def test_defaults_round_trip(tmp_path: Path) -> None:
+    path = str(tmp_path / "state.json")
+    save_state(path, RunState(fingerprint="f"))
+    loaded = load_state(path)
+    assert loaded is not None
+    assert loaded == RunState(fingerprint="f", updated=loaded.updated)
+    assert loaded.token is None and loaded.sink == {} and not loaded.complete
+
+
+def test_absent_state_is_none(tmp_path: Path) -> None:
+    assert load_state(str(tmp_path / "none.json")) is None
+
+
+def test_save_replaces_the_previous_state(tmp_path: Path) -> None:
+    path = str(tmp_path / "state.json")
+    save_state(path, RunState(fingerprint="f", token="one"))
+    save_state(path, RunState(fingerprint="f", token="two", pages=2))
+    loaded = load_state(path)
+    assert loaded is not None and loaded.token == "two" and loaded.pages == 2
+
+
+@pytest.mark.parametrize(
+    ("content", "detail"),
+    [
+        (b"{not json", "not JSON"),
+        (b"", "not JSON"),
+        (b"[1, 2]", "not a JSON object"),
+        (b'{"version": 99}', "version 99"),
+        (b'{"fingerprint": "f"}', "version None"),
+    ],
+)
+def test_corrupt_state_is_a_clear_usage_error(tmp_path: Path, content: bytes, detail: str) -> None:
+    path = tmp_path / "state.json"
+    path.write_bytes(content)
+    with pytest.raises(UsageError) as caught:
+        load_state(str(path))
+    message = str(caught.value)
+    assert str(path) in message and detail in message and "remove it" in message
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("output_offset", "12"),
+        ("output_offset", -1),
+        ("events", True),
+        ("complete", 1),
+        ("token", 5),
+        ("sink", []),
+        ("fingerprint", None),
+    ],
+)
+def test_state_with_a_bad_field_is_refused(tmp_path: Path, field: str, value: object) -> None:
+    path = tmp_path / "state.json"
+    save_state(str(path), full_state())
+    document = json.loads(path.read_text())
+    document[field] = value
+    path.write_text(json.dumps(document))
+    with pytest.raises(UsageError, match=repr(field)):
+        load_state(str(path))
+
+
+def test_state_with_a_missing_field_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    save_state(str(path), full_state())
+    document = json.loads(path.read_text())
+    del document["token"]
+    path.write_text(json.dumps(document))
+    with pytest.raises(UsageError, match="'token' is missing"):
+        load_state(str(path))
+
+
+def test_unreadable_state_is_an_output_error(tmp_path: Path) -> None:
+    with pytest.raises(OutputError, match="cannot read state file"):
+        load_state(str(tmp_path))
+
+
+def test_leftover_tmp_does_not_matter(tmp_path: Path) -> None:
+    path = str(tmp_path / "state.json")
+    save_state(path, RunState(fingerprint="f", token="good"))
+    Path(path + ".tmp").write_bytes(b"half a state {")
+    loaded = load_state(path)
+    assert loaded is not None and loaded.token == "good"
+    save_state(path, RunState(fingerprint="f", token="better"))
+    loaded = load_state(path)
+    assert loaded is not None and loaded.token == "better"
+    assert not Path(path + ".tmp").exists()
+
+
+def test_failed_save_keeps_the_old_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = str(tmp_path / "state.json")
+    save_state(path, RunState(fingerprint="f", token="old"))
+
+    def failing_replace(source: str, target: str) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OutputError, match=r"cannot write state file .*No space left on device"):
+        save_state(path, RunState(fingerprint="f", token="new"))
+    monkeypatch.undo()
+    loaded = load_state(path)
+    assert loaded is not None and loaded.token == "old"
+    assert not Path(path + ".tmp").exists()
+
+
+def test_kill_during_saves_leaves_a_whole_state(tmp_path: Path) -> None:
+    path = str(tmp_path / "state.json")
+    script = f"""
+import sys
+sys.path.insert(0, {SRC!r})
+from hubasync.state import RunState, save_state
+number = 0
+while True:
+    number += 1
+    save_state({path!r}, RunState(fingerprint="f", token="t" * (number % 5000), pages=number))
+"""
+    child = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.monotonic() + 10
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.3)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    loaded = load_state(path)
+    assert loaded is not None and loaded.pages > 0
+    assert loaded.token == "t" * (loaded.pages % 5000)
+
+
+def test_check_state_path(tmp_path: Path) -> None:
+    check_state_path(str(tmp_path / "state.json"))
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(OutputError, match="No such file or directory"):
+        check_state_path(str(tmp_path / "missing" / "state.json"))
+    with pytest.raises(OutputError, match="Is a directory"):
+        check_state_path(str(tmp_path))
+    (tmp_path / "state.json").write_text("{}")
+    check_state_path(str(tmp_path / "state.json"))
+
+
+def test_fingerprint_is_stable_and_discriminating() -> None:
+    url = "https://hub.example/shares/v2/async/abc"
+    base = fingerprint(url, [("start", "2020-10-01")], "json", "/out.json")
+    assert base == fingerprint(url, [("start", "2020-10-01")], "json", "/out.json")
+    assert base == fingerprint(url, (("start", "2020-10-01"),), "json", "/out.json")
+    assert len(base) == 64
+    assert base != fingerprint(url, [("start", "2020-10-02")], "json", "/out.json")
+    assert base != fingerprint(url, [("start", "2020-10-01")], "csv", "/out.json")
+    assert base != fingerprint(url, [("start", "2020-10-01")], "json", None)
+    assert fingerprint({"a": 1, "b": 2}) == fingerprint({"b": 2, "a": 1})
+    assert fingerprint("a", "b") != fingerprint("b", "a")
