@@ -8,6 +8,7 @@ import select
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator
@@ -517,3 +518,74 @@ def test_output_is_an_abstract_interface() -> None:
     plain = Output()
     with pytest.raises(NotImplementedError):
         plain.write(b"")
+
+
+class _CutShort(io.BytesIO):
+    """A stream interrupted (Ctrl-C) after taking the first chunk of a page."""
+
+    def write(self, data: Any) -> int:
+        if self.getvalue():
+            raise KeyboardInterrupt
+        return super().write(bytes(data[:3]))
+
+
+def test_stream_cut_inside_a_page_gets_nothing_more() -> None:
+    stream = _CutShort()
+    out = open_output(None, stdout=stream)
+    out.write(b"[\n{}")
+    with pytest.raises(KeyboardInterrupt):
+        out.commit()
+        out.commit()
+    with pytest.raises(OutputError, match="ends inside a page"):
+        out.commit()
+    out.close(complete=False, trailer=b"\n]\n")
+    assert stream.getvalue() == b"[\n{"
+
+
+@pytest.mark.parametrize("durable", [False, True])
+def test_durable_commits_are_synced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, durable: bool
+) -> None:
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def counting_fsync(fd: int) -> None:
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+    out = open_output(str(tmp_path / "o"), durable=durable)
+    for _ in range(3):
+        out.write(b"page")
+        out.commit()
+    assert len(synced) == (3 if durable else 0)
+    out.close(complete=True)
+    assert len(synced) >= (4 if durable else 1), "the file is synced before its rename"
+
+
+@pytest.mark.parametrize("where", ["file", "stream"])
+def test_a_page_that_failed_to_write_cannot_be_committed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    stream = io.BytesIO()
+    out = open_output(str(tmp_path / "o")) if where == "file" else open_output(None, stdout=stream)
+    out.write(b"good")
+    out.commit()
+
+    def no_space(*args: Any) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "write", no_space)
+    monkeypatch.setattr(tempfile.SpooledTemporaryFile, "write", no_space)
+    with pytest.raises(OutputError, match="No space left"):
+        out.write(page("n", BIG))
+        out.commit()
+    monkeypatch.undo()
+    with pytest.raises(OutputError, match="part of the page was lost"):
+        out.commit()
+    out.rollback()
+    out.write(b"+after")
+    assert out.commit() == 10
+    out.close(complete=True)
+    written = (tmp_path / "o").read_bytes() if where == "file" else stream.getvalue()
+    assert written == b"good+after"

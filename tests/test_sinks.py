@@ -146,12 +146,14 @@ def test_jsonl_puts_pretty_events_on_one_line() -> None:
     stream = io.BytesIO()
     sink = make_sink("jsonl", open_output(None, stdout=stream))
     sink.write_events(events)
+    sink.write_events([b'{"c":1,\r"d":2}'])
     sink.finish()
     lines = stream.getvalue().split(b"\n")
     assert lines == [
         b'{"a" : 1.50}',
         '{"multi":["line","event"],"text":"café"}'.encode(),
         b'{"b":"\\n stays escaped"}',
+        b'{"c":1,"d":2}',
         b"",
     ]
 

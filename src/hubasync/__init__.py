@@ -11,3 +11,38 @@ The library beneath the ``hubasync`` command::
 from __future__ import annotations
 
 __version__ = "0.1.0"
+
+from .client import Client, Event, Page
+from .errors import (
+    AuthError,
+    BadBody,
+    ExitCode,
+    HubasyncError,
+    HubUnavailable,
+    Interrupted,
+    NetworkError,
+    NotFoundError,
+    OutputError,
+    ProtocolError,
+    QueryRejected,
+    UsageError,
+)
+
+__all__ = [
+    "AuthError",
+    "BadBody",
+    "Client",
+    "Event",
+    "ExitCode",
+    "HubUnavailable",
+    "HubasyncError",
+    "Interrupted",
+    "NetworkError",
+    "NotFoundError",
+    "OutputError",
+    "Page",
+    "ProtocolError",
+    "QueryRejected",
+    "UsageError",
+    "__version__",
+]

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from typing import IO, Any, Dict, Iterable, Iterator, Optional, Union
 
 from .errors import UsageError
-from .params import Query, encode_query
 from .pages import Pager
+from .params import Query, encode_query
 from .retry import DEFAULT_RETRIES, DEFAULT_TIMEOUT, RetryPolicy
 from .session import HubSession, PageHead
-from .stream import compact_line
+from .stream import Batch
 from .urls import is_loopback, parse_share_url
 
 Event = Dict[str, Any]
@@ -65,14 +65,15 @@ class _Spooler:
 
     @staticmethod
     def _new() -> IO[bytes]:
-        return tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)  # type: ignore[return-value]
+        return tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)
 
     def page_started(self, head: PageHead) -> None:
         self.count = 0
 
-    def page_events(self, events: list[bytes]) -> None:
-        self.spool.write(b"\n".join(compact_line(raw) for raw in events) + b"\n")
-        self.count += len(events)
+    def page_events(self, batch: Batch) -> None:
+        self.spool.write(batch.lines())
+        self.spool.write(b"\n")
+        self.count += batch.count
 
     def page_failed(self) -> None:
         self.spool.close()

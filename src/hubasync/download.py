@@ -33,6 +33,7 @@ from .session import HubSession, PageHead
 from .signals import Stopper
 from .sinks import Sink, make_sink
 from .state import RunState, fingerprint, load_state, save_state
+from .stream import Batch
 from .urls import redact
 
 
@@ -52,9 +53,9 @@ class _SinkConsumer:
     def page_started(self, head: PageHead) -> None:
         self.in_page = 0
 
-    def page_events(self, events: list[bytes]) -> None:
-        self.sink.write_events(events)
-        self.in_page += len(events)
+    def page_events(self, batch: Batch) -> None:
+        self.sink.write_batch(batch)
+        self.in_page += batch.count
         self.progress.update(self.sink.events_written + self.in_page, self.pages)
 
     def page_failed(self) -> None:

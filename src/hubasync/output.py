@@ -52,6 +52,11 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
+def _refuse_lost_page(lost: bool, name: str) -> None:
+    if lost:
+        raise OutputError(f"cannot commit to {name}: part of the page was lost; roll it back")
+
+
 def fsync_directory(path: str) -> None:
     """Make a rename inside the directory of ``path`` durable (where the platform allows it)."""
     try:
@@ -126,6 +131,7 @@ class _FileOutput(Output):
         self._buffer: list[bytes] = []
         self._buffered = 0
         self._pending = 0
+        self._page_lost = False
         self._closed = False
 
     def write(self, data: bytes) -> None:
@@ -145,6 +151,7 @@ class _FileOutput(Output):
         try:
             _write_all(self._fd, data)
         except OSError as exc:
+            self._page_lost = True
             raise _failure("write", self.name, exc) from exc
 
     def _drain(self) -> None:
@@ -156,6 +163,7 @@ class _FileOutput(Output):
         self._write(data)
 
     def commit(self) -> int:
+        _refuse_lost_page(self._page_lost, self.name)
         self._drain()
         if self._durable:
             self._sync()
@@ -174,6 +182,7 @@ class _FileOutput(Output):
         self._buffer.clear()
         self._buffered = 0
         self._pending = 0
+        self._page_lost = False
         try:
             os.ftruncate(self._fd, self.offset)
             os.lseek(self._fd, self.offset, os.SEEK_SET)
@@ -191,7 +200,7 @@ class _FileOutput(Output):
         try:
             if complete:
                 self.commit()
-                if self._final_path is not None or self._durable:
+                if self._final_path is not None and not self._durable:
                     self._sync()
                 if self._final_path is not None:
                     os.close(self._fd)
@@ -236,7 +245,8 @@ class _FileOutput(Output):
 class _SpooledOutput(Output):
     """Holds each page in a spool and copies it to a stream that cannot be taken back on commit.
 
-    Once a copy fails, the stream may end inside a page: nothing more is written to it.
+    Once a copy is cut short (an error, an interrupt), the stream may end inside a page: nothing
+    more is written to it.
     """
 
     def __init__(self, stream: BinaryIO, fd: int | None, name: str) -> None:
@@ -247,7 +257,8 @@ class _SpooledOutput(Output):
         self._fd = fd
         self._spool: tempfile.SpooledTemporaryFile[bytes] | None = None
         self._pending = 0
-        self._broken = False
+        self._page_lost = False
+        self._torn = False
         self._closed = False
 
     def _page(self) -> tempfile.SpooledTemporaryFile[bytes]:
@@ -261,23 +272,27 @@ class _SpooledOutput(Output):
         try:
             self._page().write(data)
         except OSError as exc:
+            self._page_lost = True
             raise _failure("spool a page for", self.name, exc) from exc
         self._pending += len(data)
 
     def _deliver(self, data: bytes) -> None:
-        if self._broken:
-            raise OutputError(f"cannot write {self.name}: an earlier write failed")
         try:
             if self._fd is not None:
                 _write_all(self._fd, data)
             else:
-                self._stream.write(data)
+                view = memoryview(data)
+                while view:
+                    view = view[self._stream.write(view) :]
         except OSError as exc:
-            self._broken = True
             raise _failure("write", self.name, exc) from exc
 
     def commit(self) -> int:
+        _refuse_lost_page(self._page_lost, self.name)
+        if self._torn:
+            raise OutputError(f"cannot write {self.name}: it ends inside a page an error cut short")
         size = self._pending
+        self._torn = True
         if size:
             spool = self._page()
             try:
@@ -292,17 +307,19 @@ class _SpooledOutput(Output):
                 if not chunk:
                     break
                 self._deliver(chunk)
-            self._empty_spool()
         if self._fd is None:
             try:
                 self._stream.flush()
             except OSError as exc:
                 raise _failure("write", self.name, exc) from exc
+        self._torn = False
+        self._empty_spool()
         self.offset += size
         return self.offset
 
     def _empty_spool(self) -> None:
         self._pending = 0
+        self._page_lost = False
         if self._spool is not None:
             try:
                 self._spool.seek(0)
@@ -321,7 +338,7 @@ class _SpooledOutput(Output):
                 self.commit()
             else:
                 self._empty_spool()
-                if trailer and not self._broken:
+                if trailer and not self._torn:
                     self._deliver(trailer)
                     if self._fd is None:
                         self._stream.flush()

@@ -30,8 +30,8 @@ from .protocol import (
     parse_count,
 )
 from .retry import Attempts, RetryPolicy
-from .stream import EventSplitter, make_decoder
-from .transport import Exchange, Response, Trace, Transport, make_ssl_context
+from .stream import Batch, EventSplitter, make_decoder
+from .transport import Exchange, Response, Trace, Transport, make_ssl_context, read_ahead
 from .urls import ShareUrl
 
 USER_AGENT = f"hubasync/{__version__} (Python {platform.python_version()})"
@@ -58,7 +58,7 @@ class PageConsumer(Protocol):
 
     def page_started(self, head: PageHead) -> None: ...
 
-    def page_events(self, events: list[bytes]) -> None: ...
+    def page_events(self, batch: Batch) -> None: ...
 
     def page_failed(self) -> None:
         """Forget every event of the page in progress: it will be fetched again."""
@@ -75,6 +75,12 @@ class Prefetched:
 
 class _Gone(Exception):
     """The job went away; the query must be posted again."""
+
+
+def _decoded(response: Response) -> bytes:
+    """The whole small body of an answer, with its content encoding undone."""
+    decoder = make_decoder(response.header("Content-Encoding"))
+    return decoder.decompress(response.read_small()) + decoder.finish()
 
 
 class HubSession:
@@ -120,7 +126,7 @@ class HubSession:
         while True:
             try:
                 response, _ = self._results_of(url, None, attempts)
-                count = parse_count(response.read_small())
+                count = parse_count(_decoded(response))
             except (_Gone, BadBody, NetworkError) as error:
                 attempts.failed(str(error))
                 continue
@@ -170,7 +176,7 @@ class HubSession:
 
     def _answer(self, response: Response) -> Answer:
         """The answer with its small body read, unless the body is the results themselves."""
-        return Answer(response.url, response.status, response.header, response.read_small())
+        return Answer(response.url, response.status, response.header, _decoded(response))
 
     def _post(self, url: str, exchange: Optional[Exchange],
               attempts: Attempts) -> tuple[str, float]:
@@ -243,29 +249,19 @@ class HubSession:
 
     def _stream(self, response: Response, consumer: PageConsumer,
                 max_events: Optional[int]) -> int:
+        """Split the body into events as it arrives; gunzip runs ahead on another thread."""
         decoder = make_decoder(response.header("Content-Encoding"))
         splitter = EventSplitter()
-        for chunk in response.chunks():
-            data = decoder.decompress(chunk)
-            if data:
-                events = splitter.feed(data)
-                if events:
-                    self._check_count(splitter.count, max_events, response)
-                    consumer.page_events(events)
-        data = decoder.finish()
-        if data:
-            events = splitter.feed(data)
-            if events:
-                self._check_count(splitter.count, max_events, response)
-                consumer.page_events(events)
+        for data in read_ahead(response, decoder.decompress, decoder.finish):
+            batch = splitter.feed_batch(data)
+            if batch:
+                if max_events is not None and splitter.count > max_events:
+                    response.abandon()
+                    raise ProtocolError(f"the hub sent more than the {max_events} events "
+                                        "asked for")
+                consumer.page_events(batch)
         splitter.finish()
         return splitter.count
-
-    @staticmethod
-    def _check_count(count: int, max_events: Optional[int], response: Response) -> None:
-        if max_events is not None and count > max_events:
-            response.abandon()
-            raise ProtocolError(f"the hub sent more than the {max_events} events asked for")
 
     def _sleep_until(self, when: float) -> None:
         delay = when - time.monotonic()

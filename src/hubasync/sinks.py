@@ -9,29 +9,32 @@ committed offset is always a point where a later run can continue the same outpu
 Formats:
 
 ``json``
-    One array: ``[``, newline, the events separated by ``,\\n``, then ``\\n]\\n``; no events at all
-    give ``[]\\n``. Events pass through byte for byte. ``abort`` closes the array too, so a stopped
+    One array: ``[``, newline, the events, then ``\\n]\\n``; no events at all give ``[]\\n``.
+    Events pass through byte for byte, with the hub's own separators between the events of a
+    batch and ``,\\n`` between batches. ``abort`` closes the array too, so a stopped
     run leaves valid JSON holding the committed pages.
 ``jsonl``
     One event per line, each ending in ``\\n``. Events pass through byte for byte unless they hold
-    a raw line break (pretty-printed JSON); those are re-encoded compactly on one line.
+    a raw line break (pretty-printed JSON); those lose the whitespace between their tokens.
 ``csv``
     The ``csv`` module's default dialect (``\\r\\n`` line ends), UTF-8. A header row, then one row
     per event. The columns are fixed once and never change, so a header always describes every
     row:
 
     - with a projection, the projection's keys in its order; other keys are left out;
-    - otherwise, the keys of the *first non-empty batch* of events the output receives (the first
-      ``write_events`` call of the run that has events), in first-seen order, then one last column
+    - otherwise, the keys of the *first batch*: the first ``write_events`` call with events that
+      is not rolled back, in first-seen order across that batch's events, then one last column
       named ``extra`` (``_extra``, ``__extra``... if an event key already has that name). ``extra``
       holds, for each event, a compact JSON object of its keys that are not columns, in the
-      event's order, or nothing when there are none: a key first seen later is never lost.
+      event's order, or nothing when there are none: a key first seen later is never lost;
+    - a resumed output keeps the columns of the run it continues (``resume_info`` holds them).
 
     A string value is written as it is; any other value (a list, a number, ``null``...) as compact
-    JSON text (``["a","b"]``); a missing key as an empty cell. The header belongs to the page of
-    the batch that fixed the columns: a rollback of that page forgets both. A run without events
-    writes only the header with a projection, and an empty output without one (there are no
-    columns to name).
+    JSON text (``["a","b"]``); a missing key as an empty cell, like an empty string. A lone UTF-16
+    surrogate (``"\\ud800"`` in the event) is written as the text ``\\ud800``. The header belongs
+    to the page of the batch that fixed the columns: a rollback of that page forgets both. A run
+    without events writes only the header with a projection, and an empty output without one
+    (there are no columns to name).
 
 A run continues an output left by an earlier one when given the earlier sink's ``resume_info()``
 and an output opened at the committed offset the earlier ``commit_page`` returned.
@@ -42,18 +45,28 @@ from __future__ import annotations
 import csv
 import io
 import json
-from typing import Any, Iterable
+import json.encoder
+from typing import Any, Callable, Iterable
 
 from hubasync.errors import UsageError
 from hubasync.output import Output
+from hubasync.stream import Batch
 
 FORMATS = ("json", "jsonl", "csv")
 
-_UNSET = object()
+_compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_quote: Callable[[str], str] = json.encoder.encode_basestring
 
 
-def _compact(value: object) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+def _cell(value: object) -> str:
+    if type(value) is str:
+        return value
+    if type(value) is list:
+        try:
+            return "[" + ",".join(map(_quote, value)) + "]"
+        except TypeError:
+            pass  # not only strings
+    return _compact(value)
 
 
 class Sink:
@@ -73,9 +86,13 @@ class Sink:
         self._pending = 0
         self._closed = False
 
-    def write_events(self, events: list[bytes]) -> None:
-        """Write ``events`` (raw JSON objects) as part of the current page."""
+    def write_batch(self, batch: Batch) -> None:
+        """Write a batch of events (the hub's bytes) as part of the current page."""
         raise NotImplementedError
+
+    def write_events(self, events: list[bytes]) -> None:
+        """Write ``events`` (raw JSON objects, one each) as part of the current page."""
+        self.write_batch(Batch.of(events))
 
     def commit_page(self) -> int:
         """Make the current page part of the output; return the committed offset."""
@@ -133,21 +150,15 @@ class JsonArraySink(Sink):
 
     format = "json"
 
-    def write_events(self, events: list[bytes]) -> None:
-        if not events:
+    def write_batch(self, batch: Batch) -> None:
+        if not batch.count:
             return
         self.output.write(b",\n" if self.events_written or self._pending else b"[\n")
-        self.output.write(b",\n".join(events))
-        self._pending += len(events)
+        self.output.write(b",\n".join(batch.regions))
+        self._pending += batch.count
 
     def _ending(self) -> bytes:
         return b"\n]\n" if self.events_written else b"[]\n"
-
-
-def _one_line(event: bytes) -> bytes:
-    if b"\n" not in event and b"\r" not in event:
-        return event
-    return _compact(json.loads(event, strict=False)).encode("utf-8")
 
 
 class JsonLinesSink(Sink):
@@ -155,15 +166,12 @@ class JsonLinesSink(Sink):
 
     format = "jsonl"
 
-    def write_events(self, events: list[bytes]) -> None:
-        if not events:
+    def write_batch(self, batch: Batch) -> None:
+        if not batch.count:
             return
-        block = b"\n".join(events)
-        if block.count(b"\n") != len(events) - 1 or b"\r" in block:
-            block = b"\n".join([_one_line(event) for event in events])
-        self.output.write(block)
+        self.output.write(batch.lines())
         self.output.write(b"\n")
-        self._pending += len(events)
+        self._pending += batch.count
 
 
 class CsvSink(Sink):
@@ -185,9 +193,10 @@ class CsvSink(Sink):
         self._extra = extra
         self._header_pending = False
 
-    def write_events(self, events: list[bytes]) -> None:
-        if not events:
+    def write_batch(self, batch: Batch) -> None:
+        if not batch.count:
             return
+        events = batch.events()
         records: list[dict[str, Any]] = [json.loads(event) for event in events]
         text = io.StringIO()
         writer = csv.writer(text, lineterminator="\r\n")
@@ -218,20 +227,15 @@ class CsvSink(Sink):
     def _rows(
         records: list[dict[str, Any]], columns: list[str], extra: str | None
     ) -> Iterable[list[str]]:
-        names = set(columns)
+        names = frozenset(columns)
         for record in records:
-            row = []
-            for name in columns:
-                value = record.get(name, _UNSET)
-                if value is _UNSET:
-                    row.append("")
-                elif isinstance(value, str):
-                    row.append(value)
-                else:
-                    row.append(_compact(value))
+            get = record.get
+            row = [_cell(get(name, "")) for name in columns]
             if extra is not None:
-                rest = {key: value for key, value in record.items() if key not in names}
-                row.append(_compact(rest) if rest else "")
+                if names.issuperset(record):
+                    row.append("")
+                else:
+                    row.append(_compact({k: v for k, v in record.items() if k not in names}))
             yield row
 
     def finish(self) -> None:

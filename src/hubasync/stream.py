@@ -9,24 +9,24 @@ How events are found. The fast path works on a batch of complete events at a tim
 C-level passes and no Python work per event:
 
 1. ``\\\\`` and ``\\"`` escapes are masked, so every remaining ``"`` delimits a string;
-2. every byte except ``{ } [ ] " : ,`` is deleted (``bytes.translate``), leaving a skeleton
-   like ``{"":"","":["",""]},{"":""}``; a regex checks that the skeleton is a sequence of flat
-   objects: braces balanced and never nested, quotes paired, so no brace or bracket lies
-   inside a string, brackets balanced (one level, strings only), colons and commas between
-   members and elements, one comma between events;
+2. every byte except braces, brackets and quotes is deleted (``bytes.translate``); then each
+   pair of adjacent quotes (an empty or masked string) and then each ``[]`` is removed, and
+   what is left must read ``{}{}...{}``. So every brace and bracket is outside strings,
+   objects alternate open and close without nesting, and brackets inside them pair up on one
+   level;
 3. the batch is split at ``},`` + whitespace + ``{`` (one ``re.split``), and the number of
-   pieces must equal the number of objects in the skeleton, so the text between two events is
-   exactly a comma and whitespace;
+   pieces must equal the number of objects, so the text between two events is exactly one
+   comma and whitespace;
 4. the batch must be valid UTF-8.
 
 The fast path does not look at what the skeleton drops: the characters inside strings (an
-invalid escape such as ``\\x`` or a raw control character passes), literals (numbers,
-``true``, ``false``, ``null``: a bare word in value position passes, and so does a member with
-its value missing), and stray bytes between tokens (``{"a":"b" x}`` passes). ``strict=True``
-closes that gap by parsing every batch with the ``json`` module. Batches the fast path
-rejects (nested objects, braces or brackets inside strings, unusual spacing, or an actual
-error) go through an exact byte scanner one event at a time, and each such event is
-validated with ``json.loads``, so an error is always reported, in either mode.
+invalid escape such as ``\\x`` or a raw control character passes), literals (a bare word or a
+missing value passes), colons and commas inside an event (``{"a" "b"}`` and ``{"a":"b",}``
+pass), and stray bytes between tokens (``{"a":"b" x}`` passes). ``strict=True`` closes that gap
+by parsing every batch with the ``json`` module. Batches the fast path rejects (nested
+objects, braces or brackets inside strings, unusual spacing, or an actual error) go through an
+exact byte scanner one event at a time, and each such event is validated with ``json.loads``,
+so an error is always reported, in either mode.
 """
 
 from __future__ import annotations
@@ -126,47 +126,193 @@ _OPEN_BRACE, _CLOSE_BRACE = 0x7B, 0x7D
 _OPEN_BRACKET, _CLOSE_BRACKET = 0x5B, 0x5D
 _QUOTE, _BACKSLASH = 0x22, 0x5C
 
-_SKELETON_KEEP = b'{}[]":,'
-_SKELETON_DELETE = bytes(b for b in range(256) if b not in _SKELETON_KEEP)
-# An empty value is a literal (number, true, false, null) that the skeleton dropped.
-_SKEL_VALUE = rb'(?:""|\[(?:(?:""|)(?:,(?:""|))*)?\]|)'
-_SKEL_MEMBER = rb'"":' + _SKEL_VALUE
-_SKEL_OBJECT = rb"\{(?:" + _SKEL_MEMBER + rb"(?:," + _SKEL_MEMBER + rb")*)?\}"
-_SKELETON = re.compile(_SKEL_OBJECT + rb"(?:," + _SKEL_OBJECT + rb")*")
-_SEPARATOR = re.compile(rb",(?<=\},)[ \t\n\r]*(?=\{)")
+_SKELETON_DELETE = bytes(b for b in range(256) if b not in b'{}[]",')
+# What may follow a backslash in a JSON string, kept until the escapes are taken out.
+_ESCAPE_LETTERS = b"/bfnrtu"
+_SKELETON_DELETE_BUT_ESCAPES = bytes(
+    b for b in range(256) if b not in b'{}[]",\\' + _ESCAPE_LETTERS
+)
+_ESCAPE = re.compile(rb"\\.", re.DOTALL)
+_STRING_IN_SKELETON = re.compile(rb'"[^"]*"')
+_LIST_IN_SKELETON = re.compile(rb"\[,*\]")
+_SEPARATORS = (b"},{", b"}, {", b"},\n{", b"},\r\n{", b"}\n,{")
 
 _STRUCTURE = re.compile(rb'["{}\[\]]')
 _STRING_END = re.compile(rb'["\\]')
 
-_MIN_BATCH = 4 << 10
-_MAX_BATCH = 1 << 20
 # A partial event longer than this stops being re-copied on each feed and is scanned instead.
 _LONG_EVENT = 256 << 10
+# The fast path checks runs of events of about this many bytes, more after each success.
+_MIN_WINDOW = 4 << 10
+_MAX_WINDOW = 4 << 20
 
 
-def _fast_split(region: bytes) -> Optional[List[bytes]]:
-    """The events of ``region`` (from a "{" to a "}"), or None if the fast path cannot vouch."""
-    masked = region
-    if b"\\" in masked:
-        masked = masked.replace(b"\\\\", b"__").replace(b'\\"', b"__")
-    skeleton = masked.translate(None, _SKELETON_DELETE)
-    if _SKELETON.fullmatch(skeleton) is None:
+def _last_event_end(buf: bytes, pos: int) -> int:
+    """The index of the "}" that ends the array's last event, if ``buf`` ends the array."""
+    end = len(buf) - 1
+    while end > pos and buf[end] in _WHITESPACE:
+        end -= 1
+    if end <= pos or buf[end] != _CLOSE_BRACKET:
+        return -1
+    end -= 1
+    while end > pos and buf[end] in _WHITESPACE:
+        end -= 1
+    return end if buf[end] == _CLOSE_BRACE else -1
+
+
+def _mask_escapes(region: bytes) -> bytes:
+    """``region`` with ``\\\\`` and ``\\"`` blanked, so that every ``"`` left delimits a string.
+
+    Lengths are kept, so positions in the result are positions in ``region``.
+    """
+    if b"\\" not in region:
+        return region
+    if b"\\\\" in region:
+        region = region.replace(b"\\\\", b"__")
+    return region.replace(b'\\"', b"__")
+
+
+def _count_flat_events(region: bytes) -> Optional[int]:
+    """How many events ``region`` holds, or None if the fast check cannot vouch for it.
+
+    ``region`` runs from an event's ``{`` to a later event's ``}``. The check, in a few C-level
+    passes: everything but braces, brackets, quotes and commas is deleted (escapes are taken
+    out first, with the letters that may follow a backslash kept until then); strings are
+    removed (adjacent quote pairs first, then the few strings that hold structural
+    characters, by a regex on what is left), then flat lists; what remains must be ``{...}``
+    groups holding only commas, with one comma between two groups.
+    """
+    if b"\\" in region:
+        skeleton = region.translate(None, _SKELETON_DELETE_BUT_ESCAPES)
+        skeleton = _ESCAPE.sub(b"", skeleton).translate(None, _ESCAPE_LETTERS)
+    else:
+        skeleton = region.translate(None, _SKELETON_DELETE)
+    skeleton = skeleton.replace(b'""', b"")
+    if b'"' in skeleton:
+        skeleton = _STRING_IN_SKELETON.sub(b"", skeleton)
+    if b"[" in skeleton:
+        skeleton = _LIST_IN_SKELETON.sub(b"", skeleton)
+    events = skeleton.count(b"{")
+    if skeleton.count(b"},{") != events - 1:
         return None
-    pieces = _SEPARATOR.split(region)
-    if len(pieces) != skeleton.count(b"{"):
+    if skeleton.replace(b",", b"") != b"{}" * events:
         return None
-    if not region.isascii():
-        try:
-            region.decode("utf-8")
-        except UnicodeDecodeError:
-            return None
-    return pieces
+    return events
+
+
+def _split_on(region: bytes, separator: bytes) -> List[bytes]:
+    """The events of a checked ``region``, cut at its separators that lie outside strings.
+
+    A separator inside a string leaves an odd number of quotes before it within its piece:
+    such a piece is joined with the next. Separators start with ``}`` and end with ``{``.
+    """
+    events: List[bytes] = []
+    start = cursor = quotes = 0
+    step = len(separator)
+    for piece in _mask_escapes(region).split(separator):
+        cursor += len(piece)
+        quotes += piece.count(b'"')
+        if quotes & 1:
+            cursor += step
+            continue
+        events.append(region[start : cursor + 1])
+        cursor += step
+        start = cursor - 1
+        quotes = 0
+    if quotes & 1:  # cannot happen for a checked region; keep the rest whole
+        events.append(region[start:])
+    return events
+
+
+def _separator_after(buf: bytes, end: int) -> Optional[bytes]:
+    """The bytes from the "}" before ``end`` to the next "{", if they are a short separator."""
+    start = buf.find(b"{", end, end + 16)
+    if start < 0:
+        return None
+    separator = buf[end - 1 : start + 1]
+    inner = separator[1:-1]
+    if inner.count(b",") == 1 and not inner.replace(b",", b"").strip(_WHITESPACE):
+        return separator
+    return None
+
+
+class Batch:
+    """The complete events a chunk of the body brought, kept as the hub's own bytes.
+
+    ``regions`` are runs of events as sent (each from a ``{`` to a ``}``, the hub's separators
+    between the events of a run); ``count`` is the number of events in all of them. A JSON
+    array is written from the regions as they are; :meth:`lines` and :meth:`events` cut them
+    into single events only when asked.
+    """
+
+    __slots__ = ("regions", "counts", "count", "_exact", "_separator")
+
+    def __init__(self, separator: Optional[bytes] = None) -> None:
+        self.regions: List[bytes] = []
+        self.counts: List[int] = []
+        self.count = 0
+        self._exact: List[bool] = []  # the region's separators are exactly the hub's, no more
+        self._separator = separator
+
+    @classmethod
+    def of(cls, events: List[bytes]) -> Batch:
+        """A batch of single events (each one JSON object's bytes)."""
+        batch = cls()
+        for event in events:
+            batch.add(event, 1)
+        return batch
+
+    def add(self, region: bytes, count: int, exact: bool = False) -> None:
+        self.regions.append(region)
+        self.counts.append(count)
+        self._exact.append(exact)
+        self.count += count
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+    def lines(self) -> bytes:
+        """The events one a line, joined by ``\\n`` (no trailing newline)."""
+        parts: List[bytes] = []
+        separator = self._separator
+        for region, count, exact in zip(self.regions, self.counts, self._exact):
+            if count == 1:
+                parts.append(compact_line(region))
+                continue
+            if (exact and separator is not None and b"\r" not in region
+                    and region.count(b"\n") == separator.count(b"\n") * (count - 1)):
+                parts.append(region.replace(separator, b"}\n{"))
+                continue
+            parts.append(b"\n".join(compact_line(raw) for raw in self._cut(region, count)))
+        return b"\n".join(parts)
+
+    def events(self) -> List[bytes]:
+        """The raw bytes of each event, exactly as sent."""
+        events: List[bytes] = []
+        for region, count in zip(self.regions, self.counts):
+            if count == 1:
+                events.append(region)
+            else:
+                events.extend(self._cut(region, count))
+        return events
+
+    def _cut(self, region: bytes, count: int) -> List[bytes]:
+        if self._separator is not None:
+            events = _split_on(region, self._separator)
+            if len(events) == count:
+                return events
+        splitter = EventSplitter()
+        splitter._fast = False  # noqa: SLF001 - the exact scanner, event by event
+        events = splitter.feed(b"[" + region + b"]")
+        splitter.finish()
+        return events
 
 
 class EventSplitter:
-    """Incremental splitter of a JSON array of objects into the raw bytes of each object.
+    """Incremental splitter of a JSON array of objects into its events.
 
-    ``feed`` the body in chunks of any size; it returns the events each chunk completes.
+    ``feed_batch`` the body in chunks of any size; it returns the events each chunk
+    completes, as a :class:`Batch` of the hub's own bytes (``feed`` returns them one by one).
     ``finish`` at the end of the body checks that the array was complete. Both raise
     ``BadBody`` when the body is not a JSON array of objects; after that the splitter stays
     failed. ``strict=True`` parses every event with the ``json`` module (see the module
@@ -179,22 +325,30 @@ class EventSplitter:
         self._state = _BEFORE
         self._tail = b""
         self._offset = 0  # position in the body of self._tail[0]
-        self._batch = _MIN_BATCH
+        self._separator: Optional[bytes] = None
+        self._window = _MIN_WINDOW * 16
+        self._fast = True
+        self._searched = 0  # bytes of the pending partial event already searched
         self._parts: List[bytes] = []
         self._stack = bytearray()
         self._in_string = False
         self._escaped = False
 
     def feed(self, data: bytes) -> List[bytes]:
-        """Take the next chunk of the body; return the events it completes, in order."""
-        events: List[bytes] = []
+        """Take the next chunk of the body; return the raw events it completes, in order."""
+        return self.feed_batch(data).events()
+
+    def feed_batch(self, data: bytes) -> Batch:
+        """Take the next chunk of the body; return the events it completes as a batch."""
+        batch = Batch(self._separator)
         try:
-            self._feed(bytes(data), events)
+            self._feed(bytes(data), batch)
         except BadBody:
             self._state = _FAILED
             raise
-        self.count += len(events)
-        return events
+        batch._separator = self._separator  # noqa: SLF001 - learnt while feeding
+        self.count += batch.count
+        return batch
 
     def finish(self) -> None:
         """Declare the end of the body; raise ``BadBody`` unless it held a whole array."""
@@ -215,7 +369,7 @@ class EventSplitter:
             f"{self._offset + pos}, found {found!r}"
         )
 
-    def _feed(self, data: bytes, events: List[bytes]) -> None:
+    def _feed(self, data: bytes, batch: Batch) -> None:
         state = self._state
         if state == _FAILED:
             raise BadBody("response body is not a JSON array of objects")
@@ -226,7 +380,7 @@ class EventSplitter:
                 self._offset += len(data)
                 return
             self._parts.append(data[:end])
-            self._emit_slow(b"".join(self._parts), events)
+            self._emit_slow(b"".join(self._parts), batch)
             self._parts = []
             buf, pos, state = data, end, _AFTER
         else:
@@ -235,7 +389,7 @@ class EventSplitter:
         n = len(buf)
         while True:
             if state == _EVENT:
-                pos, state = self._event(buf, pos, events)
+                pos, state = self._event(buf, pos, batch)
                 if state != _AFTER:
                     break
                 continue
@@ -279,39 +433,74 @@ class EventSplitter:
             self._tail = buf[pos:]
             self._offset += pos
 
-    def _event(self, buf: bytes, pos: int, events: List[bytes]) -> tuple[int, int]:
-        """Consume events from ``buf[pos]`` (a "{"); return the new position and state."""
-        if buf.find(b"}", pos) < 0:
-            if len(buf) - pos < _LONG_EVENT:
-                return pos, _EVENT  # wait for the rest of the event
-            return self._slow(buf, pos, events)
-        batch = self._batch
-        while True:
-            end = buf.rfind(b"}", pos, pos + batch)
-            if end < 0:
-                break
-            region = buf[pos : end + 1]
-            pieces = _fast_split(region)
-            if pieces is not None:
-                if self.strict:
-                    _check_batch(region)
-                events.extend(pieces)
-                self._batch = min(batch * 2, _MAX_BATCH)
-                return end + 1, _AFTER
-            batch = min(batch, end + 1 - pos) // 4
-            if batch < _MIN_BATCH:
-                break
-        self._batch = _MIN_BATCH
-        return self._slow(buf, pos, events)
+    def _learn_separator(self, buf: bytes, start: int) -> Optional[bytes]:
+        found = [(buf.find(separator, start), separator) for separator in _SEPARATORS]
+        found = [item for item in found if item[0] >= 0]
+        return min(found)[1] if found else None
 
-    def _slow(self, buf: bytes, pos: int, events: List[bytes]) -> tuple[int, int]:
+    def _event(self, buf: bytes, pos: int, batch: Batch) -> tuple[int, int]:
+        """Consume events from ``buf[pos]`` (a "{"); return the new position and state."""
+        if not self._fast:
+            return self._slow(buf, pos, batch)
+        # What an earlier feed searched of this partial event need not be searched again.
+        start = max(pos, pos + self._searched - 8)
+        self._searched = 0
+        separator = self._separator or self._learn_separator(buf, start)
+        if separator is not None:
+            end = buf.rfind(separator, start, pos + self._window)
+            if end < 0:
+                end = buf.find(separator, start)
+            if end >= 0:
+                if self._take(buf[pos : end + 1], batch, separator):
+                    self._separator = separator
+                    self._window = min(self._window * 2, _MAX_WINDOW)
+                    return end + 1, _AFTER
+                self._window = max(self._window // 4, _MIN_WINDOW)
+                return self._slow(buf, pos, batch)
+        last = _last_event_end(buf, pos)
+        if last >= 0:
+            if self._take(buf[pos : last + 1], batch):
+                return last + 1, _AFTER
+            return self._slow(buf, pos, batch)
+        if len(buf) - pos < _LONG_EVENT:
+            self._searched = len(buf) - pos
+            return pos, _EVENT  # wait for the rest of the event
+        return self._slow(buf, pos, batch)
+
+    def _take(self, region: bytes, batch: Batch, separator: Optional[bytes] = None) -> bool:
+        """Add ``region`` to the batch if the fast check vouches for it.
+
+        Beyond :func:`_count_flat_events`, the text between two events must be exactly the
+        hub's separator: counted, or, when a string holds the separator too, cut out.
+        """
+        count = _count_flat_events(region)
+        if count is None:
+            return False
+        exact = count == 1
+        if not exact:
+            separator = separator or self._separator
+            if separator is None:
+                return False
+            found = region.count(separator)
+            exact = found == count - 1
+            if not exact and (found < count - 1 or
+                              len(_split_on(region, separator)) != count):
+                return False
+        if self.strict:
+            _check_batch(region)
+        batch.add(region, count, exact)
+        return True
+
+    def _slow(self, buf: bytes, pos: int, batch: Batch) -> tuple[int, int]:
         self._stack.clear()
         self._in_string = self._escaped = False
         end = self._scan(buf, pos)
         if end < 0:
             self._parts = [buf[pos:]]
             return len(buf), _SLOW
-        self._emit_slow(buf[pos:end], events)
+        self._emit_slow(buf[pos:end], batch)
+        if self._separator is None:
+            self._separator = _separator_after(buf, end)
         return end, _AFTER
 
     def _scan(self, buf: bytes, pos: int) -> int:
@@ -353,9 +542,9 @@ class EventSplitter:
                         return pos
         return -1
 
-    def _emit_slow(self, raw: bytes, events: List[bytes]) -> None:
+    def _emit_slow(self, raw: bytes, batch: Batch) -> None:
         decode_event(raw)
-        events.append(raw)
+        batch.add(raw, 1)
 
 
 def _check_batch(region: bytes) -> None:

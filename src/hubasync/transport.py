@@ -10,16 +10,18 @@ every socket-level failure into :class:`hubasync.errors.NetworkError`.
 from __future__ import annotations
 
 import http.client
+import queue
 import socket
 import ssl
+import threading
 import time
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterator, Optional, Union
 from urllib.parse import urlsplit
 
 from .errors import BadBody, NetworkError, ProtocolError
 from .urls import origin_of, redact
 
-CHUNK_SIZE = 256 * 1024
+CHUNK_SIZE = 128 * 1024
 SMALL_BODY_LIMIT = 1024 * 1024
 
 Trace = Callable[[str], None]
@@ -254,3 +256,57 @@ def make_ssl_context(cacert: Optional[str] = None) -> ssl.SSLContext:
     if cacert:
         context.load_verify_locations(cafile=cacert)
     return context
+
+
+_END = object()
+READ_AHEAD_CHUNKS = 4
+
+
+def read_ahead(response: Response, transform: Callable[[bytes], bytes],
+               final: Callable[[], bytes]) -> Iterator[bytes]:
+    """The body's chunks passed through ``transform`` (e.g. gunzip), then ``final()``.
+
+    A thread reads and transforms up to :data:`READ_AHEAD_CHUNKS` chunks ahead of the
+    consumer: socket reads and zlib release the interpreter lock, so on two cores the body
+    is fetched and decompressed while the consumer splits and writes the previous chunk.
+    Errors are raised in the consumer; leaving the loop early drops the connection.
+    """
+    chunks: queue.Queue[Union[bytes, BaseException, object]] = queue.Queue(READ_AHEAD_CHUNKS)
+    stop = threading.Event()
+
+    def deliver(item: Union[bytes, BaseException, object]) -> bool:
+        while not stop.is_set():
+            try:
+                chunks.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def pump() -> None:
+        try:
+            for chunk in response.chunks():
+                if not deliver(transform(chunk)):
+                    return
+            deliver(final())
+            deliver(_END)
+        except BaseException as error:  # handed over to the consumer
+            deliver(error)
+
+    reader = threading.Thread(target=pump, name="hubasync-read-ahead", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = chunks.get()
+            if item is _END:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            assert isinstance(item, bytes)
+            if item:
+                yield item
+    finally:
+        if reader.is_alive():
+            stop.set()
+            response.abandon()
+            reader.join(timeout=5)

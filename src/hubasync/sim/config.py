@@ -26,6 +26,7 @@ class SimConfig:
     fault_rate: float = 0.0
     fault_delay: float = 2.0
     event_size: Optional[int] = None
+    log: bool = False
 
     def validate(self) -> None:
         """Raise ValueError for option values the simulator cannot honour."""

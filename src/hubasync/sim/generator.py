@@ -1,4 +1,4 @@
-"""Deterministic, realistic-looking hub events, built straight as JSON bytes (a million in seconds)."""
+"""Deterministic, realistic-looking hub events, built straight as JSON bytes (fast)."""
 
 from __future__ import annotations
 

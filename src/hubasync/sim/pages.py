@@ -28,7 +28,9 @@ class InvalidToken(Exception):
         """The JSON body the hub answers with (400)."""
         return {
             "title": "400 Bad Request",
-            "errors": [{"type": "storage", "key": "token", "message": f"Invalid token: {self.token}"}],
+            "errors": [
+                {"type": "storage", "key": "token", "message": f"Invalid token: {self.token}"}
+            ],
         }
 
 
@@ -88,6 +90,13 @@ def _candidates(share: Share, query: Query, end: Optional[int]) -> Tuple[Iterabl
     return (k & ID_MASK for k in window), False, hi - lo
 
 
+def _count(share: Share, query: Query, end: Optional[int]) -> int:
+    ids, check_time, bound = _candidates(share, query, end)
+    if query.filter is None and not check_time:
+        return bound
+    return len(_matches(share, query, end, None)[0])
+
+
 def _matches(share: Share, query: Query, end: Optional[int], limit: Optional[int]
              ) -> Tuple[List[int], bool]:
     """Ids of up to ``limit`` matching events in order, and whether more match after them."""
@@ -96,7 +105,7 @@ def _matches(share: Share, query: Query, end: Optional[int], limit: Optional[int
     if flt is None and not check_time:
         if limit is None or bound <= limit:
             return list(ids), False
-        picked = []
+        picked: List[int] = []
         for event_id in ids:
             if len(picked) == limit:
                 return picked, True
@@ -143,7 +152,7 @@ class PageCache:
 
     def __init__(self, max_bytes: int = 1 << 30) -> None:
         self.max_bytes = max_bytes
-        self._entries: "OrderedDict[Hashable, Result]" = OrderedDict()
+        self._entries: OrderedDict[Hashable, Result] = OrderedDict()
         self._size = 0
         self._lock = threading.Lock()
         self.hits = 0
@@ -188,8 +197,7 @@ def answer(share: Share, query: Query, *, page_max: int, now: float, gzip: bool,
             if hit is not None:
                 return hit
         if query.count:
-            ids, more = _matches(share, query, end, None)
-            result = Result(json.dumps({"count": len(ids)}).encode())
+            result = Result(json.dumps({"count": _count(share, query, end)}).encode())
         else:
             ids, more = _matches(share, query, end, limit)
             result = _encode_page(share, query, ids, more)

@@ -1,4 +1,4 @@
-"""Time values of the hub: event time strings (``YYYY-MM-DD HH:MM:SSZ``) and query time parameters."""
+"""Times of the hub: event time strings (``YYYY-MM-DD HH:MM:SSZ``) and query time parameters."""
 
 from __future__ import annotations
 

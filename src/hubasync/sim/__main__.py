@@ -1,0 +1,114 @@
+"""``hubasync-sim`` / ``python -m hubasync.sim``: run the simulator from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from typing import List, Optional
+
+from .config import SimConfig
+from .dataset import DataError
+from .faults import FAULTS, parse_spec
+from .simulator import Simulator
+
+
+def _fault(text: str) -> str:
+    try:
+        parse_spec(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line (every option is documented in docs/simulator.md)."""
+    d = SimConfig()
+    p = argparse.ArgumentParser(
+        prog="hubasync-sim",
+        description="A local Arctic Hub speaking the async share API, with faults on demand.",
+        epilog="Faults: " + ", ".join(FAULTS) + ". See docs/simulator.md.",
+    )
+    p.add_argument("--host", default=d.host, help="address to bind (default %(default)s)")
+    p.add_argument("--port", type=int, default=d.port,
+                   help="port (default %(default)s; 0 picks a free one)")
+    p.add_argument("--apikey", default=d.apikey, help="the API key (default %(default)s)")
+    p.add_argument("--events", type=int, default=d.events, metavar="N",
+                   help="generated events in the API share (default %(default)s)")
+    p.add_argument("--seed", type=int, default=d.seed, help="seed of events and random faults")
+    p.add_argument("--page-max", type=int, default=d.page_max, metavar="N",
+                   help="most events in one page (default %(default)s)")
+    p.add_argument("--job-latency", type=float, default=d.job_latency, metavar="SECONDS",
+                   help="time a job takes to finish (default %(default)s)")
+    p.add_argument("--retry-after", type=float, default=d.retry_after, metavar="SECONDS",
+                   help="Retry-After on 202 status answers and 429/503 (default %(default)s)")
+    p.add_argument("--result-ttl", type=float, default=d.result_ttl, metavar="SECONDS",
+                   help="results expire this long after the job is done (default %(default)s)")
+    p.add_argument("--data", metavar="FILE", help="serve the events of a JSON-lines file")
+    p.add_argument("--grow", type=float, default=d.grow, metavar="N",
+                   help="append N new events a second to the API share")
+    p.add_argument("--relative-locations", action="store_true",
+                   help="answer with path-relative Location headers")
+    p.add_argument("--fault", action="append", default=[], type=_fault, metavar="NAME[:COUNT]",
+                   help="misbehave on the first COUNT chances (default 1); repeatable")
+    p.add_argument("--fault-rate", type=float, default=d.fault_rate, metavar="P",
+                   help="random mode: each chance misbehaves with probability P")
+    p.add_argument("--fault-delay", type=float, default=d.fault_delay, metavar="SECONDS",
+                   help="delay of the slow, trickle and stall faults (default %(default)s)")
+    p.add_argument("--event-size", type=int, metavar="BYTES",
+                   help="pad generated events to about this many bytes of JSON")
+    p.add_argument("--log", action="store_true", help="log each request on stderr")
+    p.add_argument("--list-faults", action="store_true", help="list the faults and exit")
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run until Ctrl-C or SIGTERM. Returns the exit status."""
+    args = build_parser().parse_args(argv)
+    if args.list_faults:
+        for fault in FAULTS.values():
+            print(f"{fault.name:24} {fault.help}")
+        return 0
+    config = SimConfig(
+        host=args.host, port=args.port, apikey=args.apikey, events=args.events, seed=args.seed,
+        page_max=args.page_max, job_latency=args.job_latency, retry_after=args.retry_after,
+        result_ttl=args.result_ttl, data=args.data, grow=args.grow,
+        relative_locations=args.relative_locations, faults=tuple(args.fault),
+        fault_rate=args.fault_rate, fault_delay=args.fault_delay, event_size=args.event_size,
+        log=args.log,
+    )
+    started = time.monotonic()
+    try:
+        sim = Simulator(config)
+        sim.start()
+    except (ValueError, DataError) as exc:
+        print(f"hubasync-sim: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"hubasync-sim: cannot listen on {config.host}:{config.port}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 2
+    print(sim.url, flush=True)
+    print(f"# try: hubasync {sim.share_url()} --apikey {sim.apikey} --limit 1000", flush=True)
+    print(f"# sync URL: {sim.share_url(sync=True)}", flush=True)
+    size = len(sim.dataset.share("demo"))
+    print(f"hubasync-sim: {size} events in share demo (notify/0, notify/1 too) ready in "
+          f"{time.monotonic() - started:.1f} s; Ctrl-C stops", file=sys.stderr, flush=True)
+
+    def on_term(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        sim.serve_until_stopped()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sim.stop()
+    print("hubasync-sim: stopped", file=sys.stderr, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,440 @@
+"""Tests of hubasync.stream: gzip decoding and the incremental JSON array splitter."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from typing import Any, Dict, List, Optional
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hubasync.errors import BadBody
+from hubasync.stream import EventSplitter, compact_line, decode_event, make_decoder
+
+
+def split_all(body: bytes, sizes: Optional[List[int]] = None, strict: bool = False) -> List[bytes]:
+    """Feed ``body`` in chunks of the given sizes (cycled), then finish."""
+    splitter = EventSplitter(strict=strict)
+    events: List[bytes] = []
+    sizes = sizes or [len(body) or 1]
+    pos = i = 0
+    while pos < len(body):
+        size = max(1, sizes[i % len(sizes)])
+        events += splitter.feed(body[pos : pos + size])
+        pos += size
+        i += 1
+    splitter.finish()
+    assert splitter.count == len(events)
+    return events
+
+
+def split_every_way(body: bytes, strict: bool = False) -> List[bytes]:
+    """Split ``body`` whole, byte by byte and in a few odd chunk sizes; all must agree."""
+    whole = split_all(body, strict=strict)
+    for sizes in ([1], [2], [3, 7], [5, 1, 13], [64]):
+        assert split_all(body, sizes, strict=strict) == whole
+    return whole
+
+
+def gzip(data: bytes) -> bytes:
+    z = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    return z.compress(data) + z.flush()
+
+
+# --- valid bodies -----------------------------------------------------------------------------
+
+VALID = [
+    pytest.param(b"[]", [], id="empty"),
+    pytest.param(b" \r\n\t[ \n ] \n", [], id="empty-with-whitespace"),
+    pytest.param(b"[{}]", [b"{}"], id="empty-object"),
+    pytest.param(b'[{"a":"b"},{"c":"d"}]', [b'{"a":"b"}', b'{"c":"d"}'], id="compact"),
+    pytest.param(
+        b'[\n  {\n    "a": "b"\n  } ,\n\t{"c" : ["d", "e"]}\n]\n',
+        [b'{\n    "a": "b"\n  }', b'{"c" : ["d", "e"]}'],
+        id="pretty",
+    ),
+    pytest.param(
+        b'[{"a":"}{][,\\"\\\\"},{"b":"\\\\"}]',
+        [b'{"a":"}{][,\\"\\\\"}', b'{"b":"\\\\"}'],
+        id="structure-inside-strings",
+    ),
+    pytest.param(b'[{"a":"x}, {y"}]', [b'{"a":"x}, {y"}'], id="separator-inside-string"),
+    pytest.param(
+        '[{"ä":"\u00fc \\u00fc 日本 😀"}]'.encode(),
+        ['{"ä":"\u00fc \\u00fc 日本 😀"}'.encode()],
+        id="utf8-and-escapes",
+    ),
+    pytest.param(
+        b'[{"a":{"b":[{"c":"}"},[]]},"d":[1,2.5e3,true,false,null]}]',
+        [b'{"a":{"b":[{"c":"}"},[]]},"d":[1,2.5e3,true,false,null]}'],
+        id="nested-and-literals",
+    ),
+    pytest.param(b'[{"a":"b","a":"c"}]', [b'{"a":"b","a":"c"}'], id="duplicate-keys"),
+]
+
+
+@pytest.mark.parametrize("body, expected", VALID)
+@pytest.mark.parametrize("strict", [False, True])
+def test_valid_bodies(body: bytes, expected: List[bytes], strict: bool) -> None:
+    assert split_every_way(body, strict=strict) == expected
+
+
+def test_many_flat_events_take_the_fast_path_and_agree() -> None:
+    events = [
+        {"observation time": f"2024-01-01 00:00:{i % 60:02d}Z", "ip": f"10.0.0.{i % 256}",
+         "domain name": [f"h{i}.example", "x,y:z"], "note": 'say "hi" \\ ü'}
+        for i in range(3000)
+    ]
+    body = json.dumps(events).encode()
+    for sizes in ([len(body)], [65536], [4096, 17], [1000]):
+        raw = split_all(body, sizes)
+        assert [json.loads(r) for r in raw] == events
+    raw = split_all(body, [65536])
+    assert raw == [json.dumps(e).encode() for e in events]
+
+
+# --- malformed bodies -------------------------------------------------------------------------
+
+MALFORMED = [
+    pytest.param(b"", id="empty-body"),
+    pytest.param(b"   ", id="only-whitespace"),
+    pytest.param(b"x[]", id="garbage-before-array"),
+    pytest.param(b"\xef\xbb\xbf[]", id="bom"),
+    pytest.param(b'{"a":"b"}', id="object-not-array"),
+    pytest.param(b"[{} x {}]", id="text-between-events"),
+    pytest.param(b"[{},,{}]", id="two-commas"),
+    pytest.param(b"[{}{}]", id="missing-comma"),
+    pytest.param(b"[{},]", id="trailing-comma"),
+    pytest.param(b"[,{}]", id="leading-comma"),
+    pytest.param(b"[{}", id="cut-after-event"),
+    pytest.param(b"[{},", id="cut-after-comma"),
+    pytest.param(b'[{"a":"b"', id="cut-inside-event"),
+    pytest.param(b'[{"a":"b', id="cut-inside-string"),
+    pytest.param(b'[{"a":"b\\', id="cut-inside-escape"),
+    pytest.param(b"[", id="cut-after-bracket"),
+    pytest.param(b"[1]", id="number-element"),
+    pytest.param(b'["a"]', id="string-element"),
+    pytest.param(b"[[]]", id="array-element"),
+    pytest.param(b"[null]", id="null-element"),
+    pytest.param(b'[{"a":"b"}, "c"]', id="string-after-object"),
+    pytest.param(b'[{"a":["b"}]', id="unbalanced-bracket"),
+    pytest.param(b'[{"a":"b"]]', id="bracket-closes-object"),
+    pytest.param(b'[{"a":{"b":"c"}]', id="unclosed-inner-object"),
+    pytest.param(b'[{"a":"b}]', id="unclosed-string"),
+    pytest.param(b'[{"a":"b""}]', id="extra-quote"),
+    pytest.param(b"[{}]x", id="garbage-after-array"),
+    pytest.param(b"[{}] []", id="second-array"),
+    pytest.param(b"[{}]]", id="extra-bracket"),
+    pytest.param(b'[{"a":{"b":1}, "c":x}]', id="bare-word-nested"),
+    pytest.param(b'[{"a":{"b":"\\x"}}]', id="bad-escape-nested"),
+    pytest.param(b"[{" + b"[" * 100000 + b"]" * 100000 + b"}]", id="too-deep"),
+]
+
+# What only strict mode catches: the fast path does not look inside strings, at literals,
+# or at the bytes between tokens (see the module docstring).
+STRICT_ONLY = [
+    pytest.param(b'[{"a":"\\x"}]', id="bad-escape"),
+    pytest.param(b'[{"a":x}]', id="bare-word"),
+    pytest.param(b'[{"a" "b"}]', id="missing-colon"),
+    pytest.param(b'[{"a":"b" "c":"d"}]', id="missing-comma-in-object"),
+    pytest.param(b'[{"a":"b",}]', id="trailing-comma-in-object"),
+    pytest.param(b'[{"a":"\x01"}]', id="control-character"),
+    pytest.param(b'[{"a":}]', id="missing-value"),
+    pytest.param(b'[{"a":"\xff"}]', id="invalid-utf8"),
+    pytest.param(b'[{"a":"\xc3"}]', id="truncated-utf8"),
+    pytest.param(b'[{"a":"b"}x,{"c":"d"}]', id="stray-byte-between-events"),
+]
+
+
+def assert_bad(body: bytes, sizes: Optional[List[int]] = None, strict: bool = False) -> None:
+    with pytest.raises(BadBody):
+        split_all(body, sizes, strict=strict)
+
+
+@pytest.mark.parametrize("body", MALFORMED)
+@pytest.mark.parametrize("strict", [False, True])
+def test_malformed_bodies(body: bytes, strict: bool) -> None:
+    for sizes in (None, [1], [3, 7]):
+        assert_bad(body, sizes, strict=strict)
+
+
+@pytest.mark.parametrize("body", STRICT_ONLY)
+def test_strict_catches_what_the_fast_path_does_not(body: bytes) -> None:
+    assert_bad(body, strict=True)
+    # When the event goes through the exact path (here: any nested object nearby),
+    # it is validated even without strict.
+    nested = body[:-2] + b', "n": {"m": "o"}}]'
+    assert_bad(nested)
+
+
+def test_fast_path_limits_are_as_documented() -> None:
+    # Pinned so that a change in what the fast path checks is a deliberate one.
+    # (An invalid escape or a stray byte between events may still be caught on the way.)
+    for param in STRICT_ONLY:
+        (body,) = param.values
+        assert isinstance(body, bytes)
+        if param.id in ("bad-escape", "stray-byte-between-events"):
+            continue
+        assert len(split_all(body)) == 1
+
+
+def test_malformed_flat_batch_after_good_events() -> None:
+    good = b", ".join(json.dumps({"k": str(i), "v": ["a", "b"]}).encode() for i in range(2000))
+    for bad in (b'{"a":["b"}', b'{"a":"b}', b'{"a":"b"]', b"{} x", b'{"a":"b"} {"c":"d"}'):
+        body = b"[" + good + b", " + bad + b", " + good + b"]"
+        assert_bad(body, [65536])
+        assert_bad(body)
+
+
+def test_failed_splitter_stays_failed() -> None:
+    splitter = EventSplitter()
+    with pytest.raises(BadBody):
+        splitter.feed(b"[x")
+    with pytest.raises(BadBody):
+        splitter.feed(b"{}]")
+    with pytest.raises(BadBody):
+        splitter.finish()
+
+
+def test_events_are_returned_as_soon_as_complete() -> None:
+    splitter = EventSplitter()
+    assert splitter.feed(b'[{"a":"b"}, {"c"') == [b'{"a":"b"}']
+    assert splitter.feed(b':"d"}') == []  # complete, but is it the last? known with what follows
+    assert splitter.feed(b"]") == [b'{"c":"d"}']
+    assert splitter.count == 2
+    splitter.finish()
+
+
+def test_large_event_in_small_chunks() -> None:
+    event = {"big": "x" * 600_000, "list": ["y" * 1000] * 300, "n": {"m": "}"}}
+    body = json.dumps([event, {"a": "b"}]).encode()
+    raw = split_all(body, [4096])
+    assert [json.loads(r) for r in raw] == [event, {"a": "b"}]
+
+
+# --- properties -------------------------------------------------------------------------------
+
+NO_SURROGATES: Any = ("Cs",)
+JSON_TEXT = st.text(
+    alphabet=st.one_of(
+        st.sampled_from('{}[]",:\\/ \n\tü€😀"\u2028\x00\x1f'),
+        st.characters(exclude_categories=NO_SURROGATES),
+    ),
+    max_size=12,
+)
+JSON_VALUE = st.recursive(
+    st.one_of(
+        st.none(), st.booleans(), st.integers(), JSON_TEXT,
+        st.floats(allow_nan=False, allow_infinity=False),
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(JSON_TEXT, inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+FLAT_VALUE = st.one_of(JSON_TEXT, st.lists(JSON_TEXT, max_size=4))
+EVENT = st.one_of(
+    st.dictionaries(JSON_TEXT, FLAT_VALUE, max_size=6),
+    st.dictionaries(JSON_TEXT, JSON_VALUE, max_size=6),
+)
+WHITESPACE = st.text(alphabet=" \t\n\r", max_size=3)
+
+
+@st.composite
+def serialized_bodies(draw: st.DrawFn) -> tuple[bytes, List[Dict[str, Any]], List[bytes]]:
+    events = draw(st.lists(EVENT, max_size=8))
+    texts: List[bytes] = []
+    for event in events:
+        indent = draw(st.sampled_from([None, 0, 2]))
+        separators = draw(st.sampled_from([(",", ":"), (", ", ": "), (" ,", " : ")]))
+        ensure_ascii = draw(st.booleans())
+        text = json.dumps(event, indent=indent, separators=separators, ensure_ascii=ensure_ascii)
+        texts.append(text.encode())
+    parts = [draw(WHITESPACE), "["]
+    for i, encoded in enumerate(texts):
+        parts.append(draw(WHITESPACE))
+        parts.append(encoded.decode())
+        parts.append(draw(WHITESPACE))
+        if i < len(texts) - 1:
+            parts.append(",")
+    parts += [draw(WHITESPACE), "]", draw(WHITESPACE)]
+    return "".join(parts).encode(), events, texts
+
+
+@st.composite
+def chunk_sizes(draw: st.DrawFn) -> List[int]:
+    return draw(st.lists(st.integers(min_value=1, max_value=64), min_size=1, max_size=20))
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(serialized_bodies(), chunk_sizes(), st.booleans())
+def test_property_splits_exactly(
+    case: tuple[bytes, List[Dict[str, Any]], List[bytes]], sizes: List[int], strict: bool
+) -> None:
+    body, events, texts = case
+    raw = split_all(body, sizes, strict=strict)
+    assert raw == texts
+    assert [json.loads(r) for r in raw] == events
+    assert [decode_event(r) for r in raw] == events
+    for r in raw:
+        line = compact_line(r)
+        assert b"\n" not in line and b"\r" not in line
+        assert json.loads(line) == json.loads(r)
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(serialized_bodies(), chunk_sizes(), st.data())
+def test_property_any_strict_prefix_fails(
+    case: tuple[bytes, List[Dict[str, Any]], List[bytes]], sizes: List[int], data: st.DataObject
+) -> None:
+    body, events, _ = case
+    end = body.rindex(b"]")
+    cut = data.draw(st.integers(min_value=0, max_value=end))
+    assert_bad(body[:cut], sizes)
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=200), chunk_sizes(), st.booleans())
+def test_property_garbage_raises_only_badbody(
+    garbage: bytes, sizes: List[int], strict: bool
+) -> None:
+    try:
+        split_all(garbage, sizes, strict=strict)
+    except BadBody:
+        pass
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(st.sampled_from([b"[", b"]", b"{", b"}", b'"', b"\\", b",", b":", b" ", b"a",
+                              b'"a"', b"1", b"\xc3", b"\xa4", b"\n"]), max_size=40),
+    chunk_sizes(),
+)
+def test_property_json_like_garbage_raises_only_badbody(
+    tokens: List[bytes], sizes: List[int]
+) -> None:
+    body = b"".join(tokens)
+    try:
+        events = split_all(body, sizes)
+    except BadBody:
+        return
+    # Accepted bodies are arrays whose events are at least UTF-8 JSON-ish objects.
+    for event in events:
+        assert event.startswith(b"{") and event.endswith(b"}")
+        event.decode("utf-8")
+
+
+# --- decode_event and compact_line --------------------------------------------------------------
+
+
+def test_decode_event() -> None:
+    assert decode_event(b'{"a": ["b"]}') == {"a": ["b"]}
+    for bad in (b"[]", b'"a"', b"1", b"{", b'{"a":"\xff"}', b"", b"[" * 100000):
+        with pytest.raises(BadBody):
+            decode_event(bad)
+
+
+def test_compact_line() -> None:
+    one_line = b'{"a": "b  c"}'
+    assert compact_line(one_line) is one_line
+    pretty = b'{\r\n  "a" : "b  c",\n  "d": [1, 2.50]\n}'
+    assert compact_line(pretty) == b'{"a":"b  c","d":[1,2.50]}'
+    assert compact_line(b'{\n"a\\"":"\\\\" ,"b":"\\n"}') == b'{"a\\"":"\\\\","b":"\\n"}'
+    with pytest.raises(BadBody):
+        compact_line(b'{"a":"b\nc"}')
+
+
+# --- gzip ---------------------------------------------------------------------------------------
+
+
+def decode(decoder_name: Optional[str], data: bytes, size: int) -> bytes:
+    decoder = make_decoder(decoder_name)
+    out = [decoder.decompress(data[i : i + size]) for i in range(0, len(data), size)]
+    out.append(decoder.finish())
+    return b"".join(out)
+
+
+@pytest.mark.parametrize("name", ["gzip", "x-gzip", "GZIP", " gzip "])
+def test_gzip_names(name: str) -> None:
+    assert decode(name, gzip(b"[]"), 3) == b"[]"
+
+
+@pytest.mark.parametrize("name", [None, "", "identity"])
+def test_identity(name: Optional[str]) -> None:
+    assert decode(name, b"[{}]", 2) == b"[{}]"
+
+
+@pytest.mark.parametrize("name", ["br", "deflate", "gzip, br", "zstd"])
+def test_unknown_encoding(name: str) -> None:
+    with pytest.raises(BadBody):
+        make_decoder(name)
+
+
+@settings(max_examples=100)
+@given(st.binary(max_size=5000), st.integers(min_value=1, max_value=300))
+def test_property_gzip_round_trip(data: bytes, size: int) -> None:
+    assert decode("gzip", gzip(data), size) == data
+
+
+@settings(max_examples=100)
+@given(st.binary(min_size=0, max_size=2000), st.data())
+def test_property_truncated_gzip(data: bytes, draw: st.DataObject) -> None:
+    compressed = gzip(data)
+    cut = draw.draw(st.integers(min_value=0, max_value=len(compressed) - 1))
+    with pytest.raises(BadBody):
+        decode("gzip", compressed[:cut], 7)
+
+
+@settings(max_examples=100)
+@given(st.binary(min_size=1, max_size=2000), st.data())
+def test_property_corrupted_gzip(data: bytes, draw: st.DataObject) -> None:
+    compressed = bytearray(gzip(data))
+    at = draw.draw(st.integers(min_value=10, max_value=len(compressed) - 1))
+    compressed[at] ^= draw.draw(st.integers(min_value=1, max_value=255))
+    # A flipped byte in the deflate data or the CRC-32/size trailer is caught, unless it only
+    # touched bits the format ignores (padding after the last block): then the data is intact.
+    try:
+        assert decode("gzip", bytes(compressed), 13) == data
+    except BadBody:
+        pass
+
+
+def test_corrupted_gzip_examples() -> None:
+    compressed = bytearray(gzip(b"[{}]" * 100))
+    for at in (12, len(compressed) // 2, len(compressed) - 8, len(compressed) - 1):
+        damaged = bytearray(compressed)
+        damaged[at] ^= 0x55
+        with pytest.raises(BadBody):
+            decode("gzip", bytes(damaged), 13)
+
+
+@pytest.mark.parametrize("trailer", [b"x", b"\x00", b"\x00" * 8, b"garbage after", b"\x1f"])
+def test_gzip_trailing_garbage(trailer: bytes) -> None:
+    with pytest.raises(BadBody):
+        decode("gzip", gzip(b"[{}]") + trailer, 5)
+
+
+def test_gzip_not_gzip() -> None:
+    with pytest.raises(BadBody):
+        decode("gzip", b"[{}]", 4)
+    with pytest.raises(BadBody):
+        decode("gzip", b"", 4)
+
+
+def test_gzip_concatenated_members() -> None:
+    assert decode("gzip", gzip(b"[{},") + gzip(b"{}]"), 3) == b"[{},{}]"
+
+
+def test_gzip_then_split() -> None:
+    events = [{"i": str(i), "s": "ä" * (i % 7)} for i in range(5000)]
+    compressed = gzip(json.dumps(events).encode())
+    decoder = make_decoder("gzip")
+    splitter = EventSplitter()
+    raw: List[bytes] = []
+    for i in range(0, len(compressed), 1000):
+        raw += splitter.feed(decoder.decompress(compressed[i : i + 1000]))
+    raw += splitter.feed(decoder.finish())
+    splitter.finish()
+    assert [json.loads(r) for r in raw] == events
