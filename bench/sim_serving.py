@@ -4,26 +4,34 @@ three-phase protocol, against a minimal server returning the same precomputed by
     python bench/sim_serving.py [--events 300000] [--runs 7] [--event-size BYTES]
 
 Prints the median wall time of each and their ratio (the simulator must stay <= 1.5x).
-Both are read by the same http.client loop on one kept-alive connection, asking for gzip and
-reading the bodies without decoding them. The first simulator run fills its page cache and is
-not counted, as a benchmark's warm-up would.
+Each server runs in its own process (``python -m hubasync.sim`` and this script with
+``--serve-minimal``); this process is the client: the same http.client loop on one kept-alive
+connection, asking for gzip and reading the bodies without decoding them. The first simulator
+run fills its page cache and is not counted, as a benchmark's warm-up would.
 """
 
 from __future__ import annotations
 
 import argparse
 import http.client
+import os
+import signal
 import statistics
-import threading
+import subprocess
+import sys
+import tempfile
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import List, Optional, Tuple
+from urllib.parse import urlsplit
 
-from hubasync.sim import SimConfig, Simulator
 
+def fetch_sim(port: int, apikey: str, keep: bool = True) -> Tuple[float, List[bytes]]:
+    """Download every page through POST, status and results; (seconds, raw bodies).
 
-def fetch_sim(port: int, apikey: str) -> Tuple[float, List[bytes]]:
-    """Download every page through POST, status and results; (seconds, raw bodies)."""
+    With ``keep=False`` only each body's length is kept, as for the minimal server: keeping
+    them all would make the client allocate fresh memory for each page and skew the timing.
+    """
     headers = {"Authorization": f"token {apikey}", "Accept-Encoding": "gzip",
                "Accept": "application/json"}
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
@@ -44,7 +52,8 @@ def fetch_sim(port: int, apikey: str) -> Tuple[float, List[bytes]]:
                 break
         conn.request("GET", resp.getheader("Location") or "", headers=headers)
         resp = conn.getresponse()
-        bodies.append(resp.read())
+        body = resp.read()
+        bodies.append(body if keep else str(len(body)).encode())
         token = resp.getheader("X-Next-Token")
         if token is None:
             break
@@ -53,8 +62,15 @@ def fetch_sim(port: int, apikey: str) -> Tuple[float, List[bytes]]:
     return elapsed, bodies
 
 
-def minimal_server(bodies: List[bytes]) -> ThreadingHTTPServer:
-    """A bare HTTP/1.1 server: GET /N returns body N, gzip-labelled, nothing else."""
+def serve_minimal(folder: str) -> None:
+    """A bare HTTP/1.1 server: GET /N returns the bytes of folder/N, gzip-labelled; nothing else.
+
+    Prints its port on stdout, then serves until killed.
+    """
+    bodies: List[bytes] = []
+    while os.path.exists(os.path.join(folder, str(len(bodies)))):
+        with open(os.path.join(folder, str(len(bodies))), "rb") as handle:
+            bodies.append(handle.read())
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -73,45 +89,74 @@ def minimal_server(bodies: List[bytes]) -> ThreadingHTTPServer:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+    print(server.server_address[1], flush=True)
+    server.serve_forever()
 
 
-def fetch_minimal(port: int, pages: int) -> float:
+def fetch_minimal(port: int, pages: int) -> Tuple[float, List[bytes]]:
+    """Download the same pages from the minimal server; (seconds, body lengths)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    sizes: List[bytes] = []
     start = time.perf_counter()
     for i in range(pages):
         conn.request("GET", f"/{i}", headers={"Accept-Encoding": "gzip"})
-        conn.getresponse().read()
+        sizes.append(str(len(conn.getresponse().read())).encode())
     elapsed = time.perf_counter() - start
     conn.close()
-    return elapsed
+    return elapsed, sizes
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--events", type=int, default=300_000)
-    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--runs", type=int, default=11)
     parser.add_argument("--event-size", type=int, default=None)
+    parser.add_argument("--serve-minimal", metavar="DIR", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_minimal:
+        serve_minimal(args.serve_minimal)
+        return
 
+    command = [sys.executable, "-m", "hubasync.sim", "--port", "0", "--events", str(args.events),
+               "--page-max", "100000"]
+    if args.event_size:
+        command += ["--event-size", str(args.event_size)]
     t0 = time.perf_counter()
-    config = SimConfig(port=0, events=args.events, page_max=100_000, event_size=args.event_size)
-    with Simulator(config) as sim:
-        print(f"generated {args.events} events in {time.perf_counter() - t0:.1f} s")
-        first, bodies = fetch_sim(sim.port, sim.apikey)
+    sim = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    minimal: Optional[subprocess.Popen[str]] = None
+    try:
+        assert sim.stdout is not None
+        sim_port = urlsplit(sim.stdout.readline().strip()).port or 0
+        print(f"simulator with {args.events} events up in {time.perf_counter() - t0:.1f} s")
+        first, bodies = fetch_sim(sim_port, "demo-key")
         print(f"first (uncached) download: {first:.3f} s, {sum(map(len, bodies)) / 1e6:.1f} MB"
               f" in {len(bodies)} pages")
-        server = minimal_server(bodies)
+        assert fetch_sim(sim_port, "demo-key")[1] == bodies, "the simulator served other bytes"
+        sizes = [str(len(body)).encode() for body in bodies]
+        with tempfile.TemporaryDirectory() as folder:
+            for i, body in enumerate(bodies):
+                with open(os.path.join(folder, str(i)), "wb") as handle:
+                    handle.write(body)
+            minimal = subprocess.Popen(
+                [sys.executable, __file__, "--serve-minimal", folder],
+                stdout=subprocess.PIPE, text=True)
+            assert minimal.stdout is not None
+            floor_port = int(minimal.stdout.readline())
         sim_times: List[float] = []
         floor_times: List[float] = []
         for _ in range(args.runs):
-            elapsed, again = fetch_sim(sim.port, sim.apikey)
-            assert again == bodies, "the simulator served different bytes"
+            elapsed, got = fetch_sim(sim_port, "demo-key", keep=False)
+            assert got == sizes
             sim_times.append(elapsed)
-            floor_times.append(fetch_minimal(server.server_address[1], len(bodies)))
-        server.shutdown()
-        server.server_close()
+            elapsed, got = fetch_minimal(floor_port, len(bodies))
+            assert got == sizes
+            floor_times.append(elapsed)
+    finally:
+        sim.send_signal(signal.SIGINT)
+        sim.wait(10)
+        if minimal is not None:
+            minimal.terminate()
+            minimal.wait(10)
     sim_median = statistics.median(sim_times)
     floor_median = statistics.median(floor_times)
     print(f"simulator:      median {sim_median:.4f} s over {args.runs} runs")

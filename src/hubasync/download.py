@@ -8,10 +8,12 @@ and the token that continues right after the last committed page is the last lin
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
 import time
+from calendar import timegm
 from dataclasses import dataclass
 from typing import Optional
 
@@ -27,14 +29,17 @@ from .errors import (
 )
 from .output import open_output
 from .pages import Pager
+from .params import Query, encode_query
 from .progress import Progress
 from .retry import RetryPolicy
 from .session import HubSession, PageHead
 from .signals import Stopper
 from .sinks import Sink, make_sink
-from .state import RunState, fingerprint, load_state, save_state
+from .state import RunState, check_state_path, fingerprint, load_state, save_state
 from .stream import Batch
 from .urls import redact
+
+TIME_KEYS = ("observation time", "source time")
 
 
 def _say(message: str) -> None:
@@ -44,10 +49,10 @@ def _say(message: str) -> None:
 class _SinkConsumer:
     """Hands a page's events to the sink, and takes them back if the page fails."""
 
-    def __init__(self, sink: Sink, progress: Progress, pages: int) -> None:
+    def __init__(self, sink: Sink, progress: Progress) -> None:
         self.sink = sink
         self.progress = progress
-        self.pages = pages
+        self.pages = 0
         self.in_page = 0  # events of the page in progress
 
     def page_started(self, head: PageHead) -> None:
@@ -67,7 +72,7 @@ class _SinkConsumer:
 class _Position:
     """Where the committed output ends, in the hub's terms."""
 
-    token: Optional[str]
+    token: Optional[str]  # continues right after the last committed page; None: nothing left
     last_inserted_token: Optional[str]
     events: int = 0  # events of this run (the limit counts these)
     pages: int = 0
@@ -79,19 +84,16 @@ def run(settings: Settings) -> int:
     stopper = Stopper()
     stopper.install()
     progress = Progress(sys.stderr, enabled=_progress_wanted(settings))
-    trace = (lambda message: _say(message)) if settings.debug else None
 
     def on_retry(reason: str, wait: float, failures: int) -> None:
         note = f"retry {failures}/{settings.retries} in {wait:.1f} s: {reason}"
         if settings.debug:
             _say(redact(note, settings.apikey))
-        progress.update(progress_events[0], progress_pages[0], force=True, note=note)
+        progress.note(note)
 
-    progress_events = [0]
-    progress_pages = [0]
     session = HubSession(settings.share, settings.apikey, timeout=settings.timeout,
                          policy=RetryPolicy(retries=settings.retries), cacert=settings.cacert,
-                         trace=trace, on_retry=on_retry)
+                         trace=_say if settings.debug else None, on_retry=on_retry)
     try:
         if settings.share.count:
             return _count(settings, session)
@@ -109,16 +111,15 @@ def _progress_wanted(settings: Settings) -> bool:
     return sys.stderr.isatty()
 
 
+def _url(session: HubSession, query: Query) -> str:
+    pairs = query.pairs()
+    return session.share.post_url + ("?" + encode_query(pairs) if pairs else "")
+
+
 def _count(settings: Settings, session: HubSession) -> int:
     output = open_output(settings.output, atomic=True)
-    url = settings.share.post_url
-    query = settings.query.pairs()
-    if query:
-        from .params import encode_query
-
-        url += "?" + encode_query(query)
     try:
-        count = session.count(url)
+        count = session.count(_url(session, settings.query))
         output.write(json.dumps({"count": count}).encode() + b"\n")
         output.commit()
     except BaseException:
@@ -126,6 +127,15 @@ def _count(settings: Settings, session: HubSession) -> int:
         raise
     output.close(complete=True)
     return ExitCode.OK
+
+
+def _epoch(text: str) -> Optional[int]:
+    """Epoch seconds of a hub time (``YYYY-MM-DD HH:MM:SSZ``), or None."""
+    try:
+        parsed = time.strptime(text.strip().rstrip("Z").replace("T", " "), "%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return None
+    return timegm(parsed)
 
 
 class _Download:
@@ -146,7 +156,10 @@ class _Download:
 
     def run(self) -> int:
         settings = self.settings
-        state = load_state(settings.state) if settings.state else None
+        state: Optional[RunState] = None
+        if settings.state:
+            check_state_path(settings.state)
+            state = load_state(settings.state)
         position = _Position(settings.token, None)
         resume_offset: Optional[int] = None
         resume_sink: Optional[dict[str, object]] = None
@@ -157,11 +170,11 @@ class _Download:
                     "format, output, --limit or --token differ): remove it or use another one"
                 )
             resume_offset, resume_sink = state.output_offset, state.sink
-            if state.complete and not self._continues_sync():
+            if state.complete and not self._continues(state):
                 self._finish_completed(state)
                 return ExitCode.OK
-            if state.complete:
-                position = _Position(state.last_inserted_token or state.token,
+            if state.complete:  # a sync goes on from the newest event, or from the limit
+                position = _Position(state.token or state.last_inserted_token,
                                      state.last_inserted_token)
             else:
                 position = _Position(state.token, state.last_inserted_token, state.events,
@@ -171,19 +184,21 @@ class _Download:
                              resume_offset=resume_offset, durable=settings.state is not None)
         sink = make_sink(settings.format, output, projection=self.query.projection,
                          resume=resume_sink)
+        if state is None and self.progress.enabled and not settings.follow:
+            self._learn_total(position)
         return self._pages(sink, position)
 
-    def _continues_sync(self) -> bool:
-        """A finished run continues later from the newest event: follow, or jsonl by _id."""
-        return self.settings.follow or (
-            self.settings.format == "jsonl" and self.query.sort == "_id"
+    def _continues(self, state: RunState) -> bool:
+        """Whether a finished run's JSON-lines file goes on: after the limit, or a sync."""
+        return self.settings.format == "jsonl" and bool(
+            state.token or self.settings.follow or self.query.sort == "_id"
         )
 
     def _finish_completed(self, state: RunState) -> None:
+        """A finished run whose output may not have been renamed into place yet."""
         settings = self.settings
         assert settings.output is not None
-        part = settings.output + ".part"
-        if settings.format != "jsonl" and os.path.exists(part):
+        if settings.format != "jsonl" and os.path.exists(settings.output + ".part"):
             output = open_output(settings.output, resume_offset=state.output_offset)
             make_sink(settings.format, output, projection=self.query.projection,
                       resume=state.sink).finish()
@@ -191,13 +206,37 @@ class _Download:
             _say(f"already complete ({state.events} events; state {settings.state}): "
                  "nothing to do")
 
+    def _learn_total(self, position: _Position) -> None:
+        """For the progress line: how many events the run will bring, if cheap to know."""
+        if position.token is not None:
+            return
+        query = Query(start=self.query.start, end=self.query.end, filter=self.query.filter,
+                      extra=self.query.extra)
+        counter = HubSession(self.session.share.with_count(True), self.settings.apikey,
+                             timeout=self.settings.timeout, policy=RetryPolicy(retries=1))
+        try:
+            total = counter.count(_url(counter, query))
+        except HubasyncError:
+            return
+        finally:
+            counter.close()
+        limit = self.settings.limit
+        self.progress.total = total if limit is None else min(total, limit)
+
     def _pages(self, sink: Sink, position: _Position) -> int:
         settings = self.settings
-        consumer = _SinkConsumer(sink, self.progress, position.pages)
+        consumer = _SinkConsumer(sink, self.progress)
+        consumer.pages = position.pages
         pager = self._pager(position)
         try:
             while True:
-                result = pager.next_page(consumer)
+                try:
+                    result = pager.next_page(consumer)
+                except QueryRejected as error:
+                    if not (error.invalid_token and settings.recover):
+                        raise
+                    pager = self._recover(sink, position)
+                    continue
                 if result is not None:
                     self._commit(sink, pager, position, consumer)
                 if not pager.done:
@@ -205,17 +244,16 @@ class _Download:
                 if not settings.follow:
                     break
                 self._caught_up(sink, pager, position, result is not None and result.events > 0)
-                self.progress.update(sink.events_written, position.pages, force=True,
-                                     note="up to date")
+                self.progress.note("up to date")
                 time.sleep(settings.interval)
                 pager = self._pager(position)
             with self.stopper.critical():
                 sink.finish()
                 self._save(sink, position, complete=True)
         except Interrupted as stop:
-            return self._stopped(sink, pager, position, stop)
+            return self._stopped(sink, position, stop)
         except HubasyncError as error:
-            return self._failed(sink, pager, position, error)
+            return self._failed(sink, position, error)
         finally:
             pager.close()
         self.progress.update(sink.events_written, position.pages, force=True)
@@ -235,23 +273,24 @@ class _Download:
     def _commit(self, sink: Sink, pager: Pager, position: _Position,
                 consumer: _SinkConsumer) -> None:
         with self.stopper.critical():
-            offset = sink.commit_page()
+            sink.commit_page()
             position.events += consumer.in_page
             position.pages += 1
             if pager.last_inserted_token:
                 position.last_inserted_token = pager.last_inserted_token
             if not pager.done:
                 position.token = pager.token
-            elif pager.more_token:
-                position.token, position.more = pager.more_token, True
-            self._save(sink, position, complete=False, offset=offset)
+            else:
+                position.token = pager.more_token
+                position.more = pager.more_token is not None
+            self._save(sink, position, complete=False)
         consumer.pages = position.pages
         consumer.in_page = 0
         self.progress.update(sink.events_written, position.pages)
 
     def _caught_up(self, sink: Sink, pager: Pager, position: _Position,
                    got_events: bool) -> None:
-        """In follow mode, continue from the newest inserted event."""
+        """In follow mode, go on from the newest inserted event."""
         if pager.last_inserted_token:
             position.token = pager.last_inserted_token
         elif got_events:
@@ -260,14 +299,50 @@ class _Download:
         with self.stopper.critical():
             self._save(sink, position, complete=False)
 
-    def _save(self, sink: Sink, position: _Position, *, complete: bool,
-              offset: Optional[int] = None) -> None:
+    def _recover(self, sink: Sink, position: _Position) -> Pager:
+        """The stored token is invalid: start again from the time of the last event written."""
+        start = self._last_event_time()
+        if start is None:
+            raise UsageError("--recover: no event with a time was written yet; remove the "
+                             "state file to start over")
+        self.query = dataclasses.replace(self.query, start=str(start))
+        _say(f"the stored token is no longer valid: starting again from "
+             f"{time.strftime('%Y-%m-%d %H:%M:%SZ', time.gmtime(start))}, the time of the last "
+             "event written (events from that time on may be written again)")
+        position.token = None
+        with self.stopper.critical():
+            self._save(sink, position, complete=False)
+        return self._pager(position)
+
+    def _last_event_time(self) -> Optional[int]:
+        """The time of the last event of the JSON-lines output, read from its end."""
+        assert self.settings.output is not None
+        try:
+            with open(self.settings.output, "rb") as handle:
+                size = handle.seek(0, os.SEEK_END)
+                handle.seek(max(0, size - 1024 * 1024))
+                lines = handle.read().splitlines()
+        except OSError as error:
+            raise OutputError(f"cannot read {self.settings.output}: {error.strerror}") from None
+        for line in reversed(lines):
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(event, dict):
+                for key in TIME_KEYS:
+                    value = event.get(key)
+                    if isinstance(value, str) and _epoch(value) is not None:
+                        return _epoch(value)
+        return None
+
+    def _save(self, sink: Sink, position: _Position, *, complete: bool) -> None:
         if not self.settings.state:
             return
         save_state(self.settings.state, RunState(
             fingerprint=self.fingerprint,
             token=position.token,
-            output_offset=sink.output.offset if offset is None else offset,
+            output_offset=sink.offset,
             events=position.events,
             pages=position.pages,
             complete=complete,
@@ -282,7 +357,7 @@ class _Download:
         except OutputError as error:
             _say(str(error))
 
-    def _stopped(self, sink: Sink, pager: Pager, position: _Position, stop: Interrupted) -> int:
+    def _stopped(self, sink: Sink, position: _Position, stop: Interrupted) -> int:
         self._close_early(sink)
         self.progress.clear()
         if self.settings.follow:
@@ -294,18 +369,17 @@ class _Download:
             print(position.token, file=sys.stderr, flush=True)
         return ExitCode.INTERRUPTED
 
-    def _failed(self, sink: Sink, pager: Pager, position: _Position,
-                error: HubasyncError) -> int:
+    def _failed(self, sink: Sink, position: _Position, error: HubasyncError) -> int:
         self._close_early(sink)
         self.progress.clear()
         message = str(error)
         if (isinstance(error, QueryRejected) and error.invalid_token and position.token
                 and self.settings.state):
+            hint = ("run again with --recover to start from the time of the last event "
+                    "written, or " if self.settings.format == "jsonl" else "")
             message += (f" (the token in {self.settings.state} can no longer be continued: "
-                        "run again with --recover to start from the time of the last event "
-                        "written, or remove the state file to start over)")
+                        f"{hint}remove the state file to start over)")
         _say(redact(message, self.settings.apikey))
         if position.token and not isinstance(error, (OutputError, QueryRejected)):
             print(position.token, file=sys.stderr, flush=True)
         return error.exit_code
-

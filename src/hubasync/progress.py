@@ -36,8 +36,19 @@ class Progress:
         self._pages = 0
         self._note = ""
 
-    def update(self, events: int, pages: int, *, force: bool = False, note: str = "") -> None:
-        self._events, self._pages, self._note = events, pages, note
+    def update(self, events: int, pages: int, *, force: bool = False) -> None:
+        """New counts; the note (a retry, "up to date") lasts until the counts move."""
+        if (events, pages) != (self._events, self._pages):
+            self._note = ""
+        self._events, self._pages = events, pages
+        self._redraw(force)
+
+    def note(self, text: str) -> None:
+        """Show ``text`` after the counts at once."""
+        self._note = text
+        self._redraw(True)
+
+    def _redraw(self, force: bool) -> None:
         if not self.enabled:
             return
         now = self._clock()

@@ -89,18 +89,18 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"hubasync-sim: cannot listen on {config.host}:{config.port}: {exc.strerror or exc}",
               file=sys.stderr)
         return 2
-    print(sim.url, flush=True)
-    print(f"# try: hubasync {sim.share_url()} --apikey {sim.apikey} --limit 1000", flush=True)
-    print(f"# sync URL: {sim.share_url(sync=True)}", flush=True)
-    size = len(sim.dataset.share("demo"))
-    print(f"hubasync-sim: {size} events in share demo (notify/0, notify/1 too) ready in "
-          f"{time.monotonic() - started:.1f} s; Ctrl-C stops", file=sys.stderr, flush=True)
-
     def on_term(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
-    try:
+    try:  # from here on, Ctrl-C at any moment stops cleanly
+        print(sim.url, flush=True)
+        print(f"# try: hubasync {sim.share_url()} --apikey {sim.apikey} --limit 1000",
+              flush=True)
+        print(f"# sync URL: {sim.share_url(sync=True)}", flush=True)
+        size = len(sim.dataset.share("demo"))
+        print(f"hubasync-sim: {size} events in share demo (notify/0, notify/1 too) ready in "
+              f"{time.monotonic() - started:.1f} s; Ctrl-C stops", file=sys.stderr, flush=True)
         sim.serve_until_stopped()
     except KeyboardInterrupt:
         pass

@@ -1,0 +1,156 @@
+"""A tiny scripted hub (and a recorder) on 127.0.0.1, for tests that need answers the
+simulator does not give: foreign ``Location`` headers, TLS, odd bodies.
+
+    hub = FakeHub(routes={("POST", "/shares/v2/async/demo"): reply(202, Location="...")})
+    with hub:
+        hub.url            # "http://127.0.0.1:PORT"
+        hub.requests       # every request seen: method, request line target, headers
+        hub.connections    # connections accepted
+
+Without ``routes`` it answers like a hub for one tiny share ``demo`` (``TINY_EVENTS``), key
+``key``: POST -> 202 jobs/1, GET jobs/1 -> 302 results/1, GET results/1 -> 200 the events.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+TINY_EVENTS = [
+    {"observation time": "2020-10-01 00:00:00Z", "feed": "alpha", "ip": "192.0.2.1"},
+    {"observation time": "2020-10-01 00:00:01Z", "feed": "beta", "ip": "192.0.2.2"},
+    {"observation time": "2020-10-01 00:00:02Z", "feed": "gamma", "ip": "192.0.2.3"},
+]
+SHARE = "/shares/v2/async/demo"
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    headers: Tuple[Tuple[str, str], ...] = ()
+    body: bytes = b""
+
+
+def reply(status: int, body: bytes = b"", **headers: str) -> Reply:
+    """An answer; header names use ``_`` for ``-`` (``Retry_After="1"``)."""
+    return Reply(status, tuple((k.replace("_", "-"), v) for k, v in headers.items()), body)
+
+
+@dataclass(frozen=True)
+class Seen:
+    method: str
+    target: str  # the request line's target: path and query
+    headers: Dict[str, str]
+
+    @property
+    def path(self) -> str:
+        return self.target.split("?", 1)[0]
+
+
+Route = Callable[["FakeHub", Seen], Reply]
+
+
+def tiny_share(apikey: str = "key", events: Optional[List[Dict[str, Any]]] = None,
+               ) -> Dict[Tuple[str, str], Any]:
+    """Routes of a well-behaved hub serving ``events`` in one page to ``apikey``."""
+    body = json.dumps(TINY_EVENTS if events is None else events).encode()
+
+    def guarded(answer: Reply) -> Route:
+        def route(hub: FakeHub, seen: Seen) -> Reply:
+            if seen.headers.get("authorization") != f"token {apikey}":
+                return reply(401, b'{"title": "401 Unauthorized"}')
+            return answer
+        return route
+
+    return {
+        ("POST", SHARE): guarded(reply(202, Location=f"{SHARE}/jobs/1")),
+        ("GET", f"{SHARE}/jobs/1"): guarded(reply(302, Location=f"{SHARE}/results/1")),
+        ("GET", f"{SHARE}/results/1"): guarded(reply(200, body,
+                                                     Content_Type="application/json")),
+    }
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    hub: FakeHub
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        with self.hub.lock:
+            self.hub.connections += 1
+        return True
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+    def _answer(self) -> None:
+        hub = self.server.hub
+        seen = Seen(self.command, self.path, {k.lower(): v for k, v in self.headers.items()})
+        with hub.lock:
+            hub.requests.append(seen)
+        route = hub.routes.get((self.command, seen.path))
+        if route is None:
+            answer = reply(404, b'{"title": "404 Not Found"}')
+        elif isinstance(route, Reply):
+            answer = route
+        else:
+            answer = route(hub, seen)
+        self.send_response(answer.status)
+        for name, value in answer.headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(answer.body)))
+        self.end_headers()
+        self.wfile.write(answer.body)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _answer
+
+
+@dataclass
+class FakeHub:
+    """A scripted HTTP(S) server in a thread; ``routes`` map (method, path) to a Reply or Route."""
+
+    routes: Dict[Tuple[str, str], Any] = field(default_factory=tiny_share)
+    ssl_context: Optional[ssl.SSLContext] = None
+    requests: List[Seen] = field(default_factory=list)
+    connections: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.hub = self
+        if self.ssl_context is not None:
+            self._server.socket = self.ssl_context.wrap_socket(self._server.socket,
+                                                               server_side=True)
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        kwargs={"poll_interval": 0.05}, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
+
+    def start(self) -> FakeHub:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> FakeHub:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
