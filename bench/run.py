@@ -32,7 +32,6 @@ import os
 import platform
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -118,7 +117,7 @@ def scenarios(quick: bool) -> List[Scenario]:
     bulk_events = 200_000 if quick else 1_000_000
     return [
         Scenario(
-            "bulk", f"bulk: {bulk_events:,} events, pages of 100,000",
+            "bulk", f"{bulk_events:,} events, pages of 100,000",
             ("--events", str(bulk_events), "--page-max", "100000", "--job-latency", "0"), 0.0,
             (floor,
              Client("hubasync json", "hubasync", "json", 1.5),
@@ -126,11 +125,11 @@ def scenarios(quick: bool) -> List[Scenario]:
              Client("hubasync csv", "hubasync", "csv", 2.0))
             + vendor_clients),
         Scenario(
-            "big", "big events: 100,000 of ~1.3 KB, one page",
+            "big", "100,000 events of about 1.3 KB, one page",
             ("--events", "100000", "--event-size", "1300", "--page-max", "100000"), 0.0,
             (floor, Client("hubasync json", "hubasync", "json")) + vendor_clients),
         Scenario(
-            "latency", "latency-bound: 20 pages of 1,000, jobs of 0.3 s, Retry-After: 1",
+            "latency", "20 pages of 1,000 events, jobs of 0.3 s, Retry-After: 1",
             ("--events", "20000", "--page-max", "1000", "--job-latency", "0.3",
              "--retry-after", "1"), 0.3,
             (floor, Client("hubasync json", "hubasync", "json", 1.15)) + vendor_clients),
@@ -153,7 +152,7 @@ class Sim:
 
     def stop(self) -> None:
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
+            self.proc.terminate()  # SIGTERM: SIGINT may be ignored in a background job
             try:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:
@@ -173,22 +172,58 @@ def share_count(sim_url: str, latency: float) -> int:
     return int(json.loads(body.getvalue())["count"])
 
 
-def timed(command: List[str], stderr_path: str) -> Run:
-    """Spawn, wait with wait4: wall seconds from spawn to exit, and the child's peak RSS."""
-    env = dict(os.environ, APIKEY=APIKEY)
-    with open(stderr_path, "wb") as err:
-        start = time.perf_counter()
-        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=err, env=env, cwd=ROOT)
-        _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    run = Run(seconds, usage.ru_maxrss / 1024.0)  # KiB on Linux
-    if proc.returncode != 0:
-        with open(stderr_path, "rb") as handle:
-            lines = handle.read().decode("utf-8", "replace").strip().splitlines()
-        run.error = f"exit {proc.returncode}: {lines[-1] if lines else 'no message'}"
-    return run
+LAUNCHER = r"""
+import json, os, sys, time
+os.chdir(sys.argv[1])
+for line in sys.stdin:
+    job = json.loads(line)
+    actions = [
+        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 2, job["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644),
+    ]
+    start = time.perf_counter()
+    pid = os.posix_spawn(job["argv"][0], job["argv"], job["env"], file_actions=actions)
+    _, status, usage = os.wait4(pid, 0)
+    seconds = time.perf_counter() - start
+    print(json.dumps({"seconds": seconds, "maxrss_kib": usage.ru_maxrss,
+                      "exit": os.waitstatus_to_exitcode(status)}), flush=True)
+"""
+
+
+class Launcher:
+    """Spawns and times the clients from a small process of its own.
+
+    On Linux a child's ``ru_maxrss`` starts at the high-water mark of the memory it was forked
+    (or vforked) from and carries it through ``exec``: spawned from this process, which grows to
+    gigabytes while it checks outputs, every client would seem that big. The launcher is a bare
+    ``python -S`` (about 10 MB, less than any client's own peak) that does nothing but
+    ``posix_spawn``, ``wait4`` and report, one client at a time.
+    """
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-S", "-c", LAUNCHER, ROOT],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def run(self, command: List[str], stderr_path: str) -> Run:
+        """Spawn, wait with wait4: wall seconds from spawn to exit, and the child's peak RSS."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        env = dict(os.environ, APIKEY=APIKEY)
+        job = {"argv": command, "env": env, "stderr": stderr_path}
+        self.proc.stdin.write(json.dumps(job) + "\n")
+        self.proc.stdin.flush()
+        answer = json.loads(self.proc.stdout.readline())
+        run = Run(answer["seconds"], answer["maxrss_kib"] / 1024.0)  # KiB on Linux
+        if answer["exit"] != 0:
+            with open(stderr_path, "rb") as handle:
+                lines = handle.read().decode("utf-8", "replace").strip().splitlines()
+            run.error = f"exit {answer['exit']}: {lines[-1] if lines else 'no message'}"
+        return run
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait(10)
 
 
 def count_events(path: str, fmt: str) -> int:
@@ -211,12 +246,12 @@ def count_events(path: str, fmt: str) -> int:
     return max(rows - 1, 0)
 
 
-def run_client(client: Client, sim: Sim, scenario: Scenario, workdir: str,
-               expected: int) -> Run:
+def run_client(launcher: Launcher, client: Client, sim: Sim, scenario: Scenario,
+               workdir: str, expected: int) -> Run:
     """One run of a client, then (untimed) the check of its output; the output is deleted."""
     output = os.path.join(workdir, f"out.{client.fmt}")
-    run = timed(client.command(sim.url, output, scenario.latency),
-                os.path.join(workdir, "client.stderr"))
+    run = launcher.run(client.command(sim.url, output, scenario.latency),
+                       os.path.join(workdir, "client.stderr"))
     if run.error is None and client.kind != "floor":
         try:
             got = count_events(output, client.fmt)
@@ -231,16 +266,16 @@ def run_client(client: Client, sim: Sim, scenario: Scenario, workdir: str,
     return run
 
 
-def run_scenario(scenario: Scenario, repeat: int, workdir: str, vendor_na: Optional[str],
-                 ) -> Tuple[Dict[str, Cell], int]:
+def run_scenario(launcher: Launcher, scenario: Scenario, repeat: int, workdir: str,
+                 vendor_na: Optional[str]) -> Tuple[Dict[str, Cell], int]:
     """Warm up, then ``repeat`` interleaved repetitions; the cells by client label."""
     cells: Dict[str, Cell] = {c.label: Cell() for c in scenario.clients}
     t0 = time.perf_counter()
     sim = Sim(scenario.sim_args, os.path.join(workdir, f"sim-{scenario.name}.log"))
     try:
         expected = share_count(sim.url, scenario.latency)
-        note(f"{scenario.title}: simulator up in {time.perf_counter() - t0:.1f} s, "
-             f"{expected:,} events")
+        note(f"{scenario.name} ({scenario.title}): simulator up in "
+             f"{time.perf_counter() - t0:.1f} s, {expected:,} events")
         active = []
         for client in scenario.clients:
             if client.kind == "vendor" and vendor_na:
@@ -248,7 +283,7 @@ def run_scenario(scenario: Scenario, repeat: int, workdir: str, vendor_na: Optio
             else:
                 active.append(client)
         for client in active:
-            run = run_client(client, sim, scenario, workdir, expected)
+            run = run_client(launcher, client, sim, scenario, workdir, expected)
             note(f"  warm-up  {client.label:30} {run.seconds:7.2f} s {run.peak_mb:7.1f} MB"
                  + (f"  {run.error}" if run.error else ""))
             if run.error and client.kind == "vendor":
@@ -258,7 +293,7 @@ def run_scenario(scenario: Scenario, repeat: int, workdir: str, vendor_na: Optio
                 cell = cells[client.label]
                 if cell.na:
                     continue
-                run = run_client(client, sim, scenario, workdir, expected)
+                run = run_client(launcher, client, sim, scenario, workdir, expected)
                 cell.runs.append(run)
                 note(f"  run {i + 1}/{repeat}  {client.label:30} {run.seconds:7.2f} s "
                      f"{run.peak_mb:7.1f} MB" + (f"  {run.error}" if run.error else ""))
@@ -383,13 +418,15 @@ def main() -> int:
     results: List[Tuple[Scenario, Dict[str, Cell], int]] = []
     workdir = tempfile.mkdtemp(prefix="hubasync-bench-", dir=args.tmpdir)
     started = time.perf_counter()
+    launcher = Launcher()
     try:
         for scenario in scenarios(args.quick):
             if args.only and scenario.name not in args.only:
                 continue
-            cells, expected = run_scenario(scenario, repeat, workdir, vendor_na)
+            cells, expected = run_scenario(launcher, scenario, repeat, workdir, vendor_na)
             results.append((scenario, cells, expected))
     finally:
+        launcher.close()
         shutil.rmtree(workdir, ignore_errors=True)
     body, missed = table(results)
     legend = "\n".join(f"- **{s.name}**: {s.title} (`hubasync-sim {' '.join(s.sim_args)}`)"

@@ -1,4 +1,4 @@
-"""A tiny scripted hub (and a recorder) on 127.0.0.1, for tests that need answers the
+"""A tiny scripted hub (and a recorder), on 127.0.0.1 by default, for tests that need answers the
 simulator does not give: foreign ``Location`` headers, TLS, odd bodies.
 
     hub = FakeHub(routes={("POST", "/shares/v2/async/demo"): reply(202, Location="...")})
@@ -118,12 +118,13 @@ class FakeHub:
 
     routes: Dict[Tuple[str, str], Any] = field(default_factory=tiny_share)
     ssl_context: Optional[ssl.SSLContext] = None
+    host: str = "127.0.0.1"
     requests: List[Seen] = field(default_factory=list)
     connections: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
-        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server = _Server((self.host, 0), _Handler)
         self._server.hub = self
         if self.ssl_context is not None:
             self._server.socket = self.ssl_context.wrap_socket(self._server.socket,
@@ -138,7 +139,7 @@ class FakeHub:
     @property
     def url(self) -> str:
         scheme = "https" if self.ssl_context is not None else "http"
-        return f"{scheme}://127.0.0.1:{self.port}"
+        return f"{scheme}://{self.host}:{self.port}"
 
     def start(self) -> FakeHub:
         self._thread.start()

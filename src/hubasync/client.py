@@ -128,8 +128,10 @@ class Client:
         return f"Client({self._share.display()!r})"
 
     def _session(self, count: bool) -> HubSession:
+        # strict: every event is parsed on arrival, so a page never fails once handed out
         return HubSession(self._share.with_count(count), self._key, timeout=self.timeout,
-                          policy=RetryPolicy(retries=self.retries), cacert=self.cacert)
+                          policy=RetryPolicy(retries=self.retries), cacert=self.cacert,
+                          strict=True)
 
     def count(self, *, start: Optional[str] = None, end: Optional[str] = None,
               filter: Optional[str] = None, params: Optional[dict[str, str]] = None) -> int:

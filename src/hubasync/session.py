@@ -31,7 +31,14 @@ from .protocol import (
 )
 from .retry import Attempts, RetryPolicy
 from .stream import Batch, EventSplitter, make_decoder
-from .transport import Exchange, Response, Trace, Transport, make_ssl_context, read_ahead
+from .transport import (
+    SMALL_BODY_LIMIT,
+    Exchange,
+    Response,
+    Trace,
+    Transport,
+    make_ssl_context,
+), read_ahead
 from .urls import ShareUrl
 
 USER_AGENT = f"hubasync/{__version__} (Python {platform.python_version()})"
@@ -77,10 +84,18 @@ class _Gone(Exception):
     """The job went away; the query must be posted again."""
 
 
-def _decoded(response: Response) -> bytes:
+def _decoded(response: Response, limit: int = SMALL_BODY_LIMIT) -> bytes:
     """The whole small body of an answer, with its content encoding undone."""
     decoder = make_decoder(response.header("Content-Encoding"))
-    return decoder.decompress(response.read_small()) + decoder.finish()
+    parts: list[bytes] = []
+    size = 0
+    for piece in decoder.pieces(response.read_small(limit)):
+        size += len(piece)
+        if size > limit:
+            raise BadBody(f"answer larger than {limit} bytes once decompressed")
+        parts.append(piece)
+    parts.append(decoder.finish())
+    return b"".join(parts)
 
 
 class HubSession:
@@ -89,9 +104,10 @@ class HubSession:
     def __init__(self, share: ShareUrl, apikey: str, *, timeout: float, policy: RetryPolicy,
                  cacert: Optional[str] = None, trace: Optional[Trace] = None,
                  on_retry: Optional[Callable[[str, float, int], None]] = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, strict: bool = False) -> None:
         self.share = share
         self.policy = policy
+        self.strict = strict
         self.clock = PollClock()
         self.polls = 0
         self._on_retry = on_retry
@@ -251,8 +267,8 @@ class HubSession:
                 max_events: Optional[int]) -> int:
         """Split the body into events as it arrives; gunzip runs ahead on another thread."""
         decoder = make_decoder(response.header("Content-Encoding"))
-        splitter = EventSplitter()
-        for data in read_ahead(response, decoder.decompress, decoder.finish):
+        splitter = EventSplitter(strict=self.strict)
+        for data in read_ahead(response, decoder.pieces, decoder.finish):
             batch = splitter.feed_batch(data)
             if batch:
                 if max_events is not None and splitter.count > max_events:

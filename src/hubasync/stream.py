@@ -34,7 +34,7 @@ from __future__ import annotations
 import json
 import re
 import zlib
-from typing import List, Optional, Protocol
+from typing import Iterator, List, Optional, Protocol
 
 from hubasync.errors import BadBody
 
@@ -54,6 +54,10 @@ class Decoder(Protocol):
         """Return the decoded bytes that ``data`` completes (possibly none)."""
         ...
 
+    def pieces(self, data: bytes) -> Iterator[bytes]:
+        """The same bytes as ``decompress``, in pieces of at most :data:`PIECE_MAX` bytes."""
+        ...
+
     def finish(self) -> bytes:
         """Return the last decoded bytes; raise ``BadBody`` if the stream is incomplete."""
         ...
@@ -63,11 +67,16 @@ class _Identity:
     def decompress(self, data: bytes) -> bytes:
         return data
 
+    def pieces(self, data: bytes) -> Iterator[bytes]:
+        if data:
+            yield data
+
     def finish(self) -> bytes:
         return b""
 
 
 _GZIP_WBITS = 16 + zlib.MAX_WBITS
+PIECE_MAX = 1 << 20
 
 
 class _Gzip:
@@ -77,19 +86,23 @@ class _Gzip:
         self._z = zlib.decompressobj(_GZIP_WBITS)
 
     def decompress(self, data: bytes) -> bytes:
-        if not data:
-            return b""
+        return b"".join(self.pieces(data))
+
+    def pieces(self, data: bytes) -> Iterator[bytes]:
+        """The decoded bytes of ``data``, in pieces of at most :data:`PIECE_MAX` bytes.
+
+        However well the body compresses, no more than a piece is expanded at a time.
+        """
         try:
-            if self._z.eof:
-                self._z = zlib.decompressobj(_GZIP_WBITS)
-            out = self._z.decompress(data)
-            while self._z.eof and self._z.unused_data:
-                rest = self._z.unused_data
-                self._z = zlib.decompressobj(_GZIP_WBITS)
-                out += self._z.decompress(rest)
+            while data:
+                if self._z.eof:
+                    self._z = zlib.decompressobj(_GZIP_WBITS)
+                out = self._z.decompress(data, PIECE_MAX)
+                data = self._z.unused_data if self._z.eof else self._z.unconsumed_tail
+                if out:
+                    yield out
         except zlib.error as exc:
             raise BadBody(f"response body is not valid gzip: {exc}") from exc
-        return out
 
     def finish(self) -> bytes:
         try:

@@ -15,7 +15,7 @@ import socket
 import ssl
 import threading
 import time
-from typing import Callable, Iterator, Optional, Union
+from typing import Callable, Iterable, Iterator, Optional, Union
 from urllib.parse import urlsplit
 
 from .errors import BadBody, NetworkError, ProtocolError
@@ -262,9 +262,10 @@ _END = object()
 READ_AHEAD_CHUNKS = 4
 
 
-def read_ahead(response: Response, transform: Callable[[bytes], bytes],
+def read_ahead(response: Response, transform: Callable[[bytes], Iterable[bytes]],
                final: Callable[[], bytes]) -> Iterator[bytes]:
-    """The body's chunks passed through ``transform`` (e.g. gunzip), then ``final()``.
+    """The body's chunks passed through ``transform`` (e.g. gunzip, in bounded pieces),
+    then ``final()``.
 
     A thread reads and transforms up to :data:`READ_AHEAD_CHUNKS` chunks ahead of the
     consumer: socket reads and zlib release the interpreter lock, so on two cores the body
@@ -286,8 +287,9 @@ def read_ahead(response: Response, transform: Callable[[bytes], bytes],
     def pump() -> None:
         try:
             for chunk in response.chunks():
-                if not deliver(transform(chunk)):
-                    return
+                for piece in transform(chunk):
+                    if not deliver(piece):
+                        return
             deliver(final())
             deliver(_END)
         except BaseException as error:  # handed over to the consumer
