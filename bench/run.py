@@ -378,6 +378,18 @@ def machine() -> str:
             f"({sys.executable}); load average {load} at the start; {date}.")
 
 
+def revision() -> str:
+    """The commit measured (read-only git commands), and whether the tree differed from it."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
+                              capture_output=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "diff-index", "--quiet", "HEAD", "--", "src"],
+                               cwd=ROOT, capture_output=True).returncode != 0
+    except (OSError, subprocess.CalledProcessError):
+        return "hubasync from an unknown revision"
+    return f"hubasync at commit {head}" + (" with uncommitted changes in src/" if dirty else "")
+
+
 def vendor_unavailable() -> Optional[str]:
     if importlib.util.find_spec("arcticsecurity") is None:
         return "arcticsecurity is not installed"
@@ -414,6 +426,7 @@ def main() -> int:
     repeat = args.repeat or (2 if args.quick else 5)
     vendor_na = "left out (--no-vendor)" if args.no_vendor else vendor_unavailable()
     described = machine()
+    measured = revision()
     note(described)
     results: List[Tuple[Scenario, Dict[str, Cell], int]] = []
     workdir = tempfile.mkdtemp(prefix="hubasync-bench-", dir=args.tmpdir)
@@ -433,8 +446,9 @@ def main() -> int:
                        for s, _, _ in results)
     section = "\n\n".join([
         f"Machine: {described}",
-        f"{repeat} counted runs of each client per scenario, after one uncounted warm-up run "
-        f"each; the whole bench took {time.perf_counter() - started:.0f} s.",
+        f"{measured} (at the start); {repeat} counted runs of each client per scenario, "
+        f"after one uncounted warm-up run each; the whole bench took "
+        f"{time.perf_counter() - started:.0f} s.",
         legend,
         body,
         "The seed's `async.py` is not on this machine (only its README is), so it has no row.",

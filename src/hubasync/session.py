@@ -38,7 +38,8 @@ from .transport import (
     Trace,
     Transport,
     make_ssl_context,
-), read_ahead
+    read_ahead,
+)
 from .urls import ShareUrl
 
 USER_AGENT = f"hubasync/{__version__} (Python {platform.python_version()})"
