@@ -67,15 +67,45 @@ def test_zero_retries_fails_at_once() -> None:
         attempts.failed("connection refused")
 
 
-def test_poll_clock_learns_then_stops_shrinking_after_an_early_poll() -> None:
+def test_poll_clock_narrows_the_gap_halving_while_it_is_wide() -> None:
     clock = PollClock(first_guess=0.05)
     assert clock.first_delay() == 0.05
-    clock.record(JobTiming(lower=0.05, upper=1.05))  # first job: polled early, then waited
-    assert clock.first_delay() == pytest.approx(0.84)
-    clock.record(JobTiming(lower=0.0, upper=0.84))
-    assert clock.first_delay() == pytest.approx(0.672)
-    clock.record(JobTiming(lower=0.5, upper=1.5))  # a later early poll: stop shrinking
-    assert clock.first_delay() == pytest.approx(0.84)  # the smallest upper bound seen
+    clock.record(JobTiming(lower=0.05, upper=1.05))  # polled early, then waited Retry-After 1
+    assert clock.first_delay() == pytest.approx(1.05 - (0.5 - 0.05))
+    clock.record(JobTiming(lower=0.0, upper=0.6))
+    assert clock.first_delay() == pytest.approx(0.6 - (0.275 - 0.05))
+    clock.record(JobTiming(lower=0.55, upper=1.55))  # too early: the span is narrow now
+    assert clock.first_delay() == pytest.approx(0.6 * 1.05)  # so poll where jobs were done
+
+
+@pytest.mark.parametrize("duration", [0.02, 0.3, 0.45, 2.0])
+def test_poll_clock_settles_near_the_job_duration_with_few_early_polls(duration: float) -> None:
+    clock = PollClock()
+    early = 0
+    for page in range(20):  # a hub answering Retry-After: 1 while the job runs
+        delay = clock.first_delay()
+        lower = 0.0
+        while delay < duration:
+            early += page > 0  # the first job is a guess: count what learning costs
+            lower, delay = delay, delay + 1.0
+        clock.record(JobTiming(lower=lower, upper=delay))
+    assert early <= 3
+    assert duration <= clock.first_delay() <= duration * 1.05 + 0.1
+
+
+def test_a_short_retry_after_makes_early_polls_cheap() -> None:
+    clock = PollClock()
+    clock.retry_after = 0.1
+    clock.record(JobTiming(lower=0.0, upper=0.4))
+    assert clock.first_delay() == pytest.approx(0.4 - (0.2 - 0.005))
+
+
+def test_poll_clock_starts_over_when_jobs_get_slower() -> None:
+    clock = PollClock()
+    clock.record(JobTiming(lower=0.0, upper=0.2))
+    assert clock.first_delay() == pytest.approx(0.15)
+    clock.record(JobTiming(lower=2.0, upper=3.0))  # does not fit below 0.2: a new regime
+    assert clock.first_delay() == pytest.approx(3.0 - (0.5 - 0.05))
 
 
 def test_poll_clock_waits_without_retry_after() -> None:

@@ -1,22 +1,27 @@
 """When to ask a job's status for the first time, learnt from the jobs seen so far.
 
 A status poll that comes too early costs the hub's ``Retry-After`` (often a whole second);
-one that comes too late wastes the time in between. The clock remembers, for recent jobs,
-the latest moment a job was still running (``lower``) and the earliest moment it was seen
-done (``upper``), measured from the moment its query was sent. It polls at the upper bound,
-shrinking it while the polls keep finding jobs done, and stops shrinking once a poll has come
-too early, so that early polls (each costing a ``Retry-After``) stay rare.
+one that comes too late wastes the time in between, page after page. The clock keeps, for the
+jobs seen so far, the latest moment a job was still running (``lower``) and the earliest moment
+one was seen done (``upper``), measured from the moment its query was sent.
+
+Polling ``x`` seconds before ``upper``, with the job's end anywhere between the bounds, is
+early with a chance of ``x / span``. Counting what a poll that comes in time saves on the next
+:data:`HORIZON` pages against the ``Retry-After`` an early one costs, the best ``x`` is
+``span / 2 - retry_after / (2 * HORIZON)``: halve the span while it is wide, and once it is
+narrower than ``retry_after / HORIZON``, poll where jobs have been seen done (plus a small margin
+for jitter).
 """
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
-from typing import Deque
+from typing import Optional
 
 FIRST_GUESS = 0.05
-SHRINK = 0.8
-WINDOW = 5
+HORIZON = 10  # pages over which a better first poll is expected to pay off
+MARGIN = 0.05  # at the upper bound, poll this share later, for the jobs' jitter
+DEFAULT_RETRY_AFTER = 1.0
 NO_RETRY_AFTER_STEPS = (0.1, 0.2, 0.4, 0.8)
 NO_RETRY_AFTER_MAX = 1.0
 
@@ -34,24 +39,30 @@ class PollClock:
 
     def __init__(self, first_guess: float = FIRST_GUESS) -> None:
         self._first_guess = first_guess
-        self._jobs: Deque[JobTiming] = deque(maxlen=WINDOW)
-        self._early = False
+        self._lower = 0.0
+        self._upper: Optional[float] = None
+        self.retry_after = DEFAULT_RETRY_AFTER  # what an early poll costs, as last seen
 
     def first_delay(self) -> float:
         """Seconds after sending the query at which to poll first."""
-        if not self._jobs:
+        upper = self._upper
+        if upper is None:
             return self._first_guess
-        upper = min(job.upper for job in self._jobs)
-        lower = max(job.lower for job in self._jobs)
-        if self._early:
-            return max(upper, lower)
-        return max(lower, upper * SHRINK)
+        below = (upper - self._lower) / 2 - self.retry_after / (2 * HORIZON)
+        if below <= 0:
+            return upper * (1 + MARGIN)
+        return upper - below
 
     def record(self, timing: JobTiming) -> None:
-        """Learn from a finished job."""
-        if timing.lower > 0 and self._jobs:
-            self._early = True
-        self._jobs.append(timing)
+        """Learn from a finished job; one that does not fit the bounds starts them anew."""
+        if self._upper is None:
+            self._lower, self._upper = timing.lower, timing.upper
+            return
+        lower = max(self._lower, timing.lower)
+        upper = min(self._upper, timing.upper)
+        if lower > upper:
+            lower, upper = timing.lower, timing.upper
+        self._lower, self._upper = lower, upper
 
     @staticmethod
     def wait_without_retry_after(polls: int) -> float:

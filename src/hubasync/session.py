@@ -9,7 +9,7 @@ consumer to forget what it was given of that page.
 
 from __future__ import annotations
 
-import platform
+import sys
 import time
 from dataclasses import dataclass
 from typing import Callable, Optional, Protocol
@@ -42,7 +42,7 @@ from .transport import (
 )
 from .urls import ShareUrl
 
-USER_AGENT = f"hubasync/{__version__} (Python {platform.python_version()})"
+USER_AGENT = f"hubasync/{__version__} (Python {sys.version_info[0]}.{sys.version_info[1]})"
 
 
 @dataclass(frozen=True)
@@ -236,6 +236,8 @@ class HubSession:
                 wait = outcome.retry_after
                 if wait is None:
                     wait = PollClock.wait_without_retry_after(pending_polls)
+                else:
+                    self.clock.retry_after = wait
                 when = time.monotonic() + min(wait, self.policy.retry_after_max)
             elif isinstance(outcome, Fetch):
                 self.clock.record(JobTiming(pending_at, polled_at - posted_at))

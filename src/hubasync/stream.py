@@ -1,32 +1,30 @@
-"""Streaming decode of a results body: gunzip it and split its JSON array into raw events.
+"""Streaming decode of a results body: gunzip it and split its JSON array into events.
 
 A results body is a JSON array of objects, usually gzip-compressed. ``make_decoder`` undoes the
-``Content-Encoding`` chunk by chunk; ``EventSplitter`` takes the decoded bytes in chunks of any
-size and hands back the bytes of each complete event exactly as sent, so a page is never held
-whole. Anything that is not a JSON array of objects ends in ``BadBody``.
+``Content-Encoding`` chunk by chunk, in pieces of at most :data:`PIECE_MAX` bytes however well
+the body compresses. ``EventSplitter`` takes the decoded bytes in chunks of any size and hands
+back the events each chunk completes as a :class:`Batch`: runs of whole events kept as the hub's
+own bytes, so a page is never held whole and a JSON array can be written without decoding and
+encoding every event. Anything that is not a JSON array of objects ends in ``BadBody``.
 
-How events are found. The fast path works on a batch of complete events at a time, with a few
-C-level passes and no Python work per event:
+How events are found. The fast path takes a run of events up to the last occurrence of the
+hub's separator (``},{``, learnt from the body) and checks it with a few C-level passes and no
+Python work per event:
 
-1. ``\\\\`` and ``\\"`` escapes are masked, so every remaining ``"`` delimits a string;
-2. every byte except braces, brackets and quotes is deleted (``bytes.translate``); then each
-   pair of adjacent quotes (an empty or masked string) and then each ``[]`` is removed, and
-   what is left must read ``{}{}...{}``. So every brace and bracket is outside strings,
-   objects alternate open and close without nesting, and brackets inside them pair up on one
-   level;
-3. the batch is split at ``},`` + whitespace + ``{`` (one ``re.split``), and the number of
-   pieces must equal the number of objects, so the text between two events is exactly one
-   comma and whitespace;
-4. the batch must be valid UTF-8.
+1. escapes are taken out and every byte but braces, brackets, quotes and commas is deleted
+   (``bytes.translate``); strings are removed (adjacent quote pairs, then the few strings that
+   hold structural characters), then flat lists; what is left must be ``{...}`` groups holding
+   only commas, one comma between two groups: every brace and bracket is outside strings,
+   objects do not nest, lists are flat, and quotes pair up;
+2. the separator must occur exactly once between two events (or, when a string holds it too,
+   cutting at the separators outside strings must give the events).
 
-The fast path does not look at what the skeleton drops: the characters inside strings (an
-invalid escape such as ``\\x`` or a raw control character passes), literals (a bare word or a
-missing value passes), colons and commas inside an event (``{"a" "b"}`` and ``{"a":"b",}``
-pass), and stray bytes between tokens (``{"a":"b" x}`` passes). ``strict=True`` closes that gap
-by parsing every batch with the ``json`` module. Batches the fast path rejects (nested
-objects, braces or brackets inside strings, unusual spacing, or an actual error) go through an
-exact byte scanner one event at a time, and each such event is validated with ``json.loads``,
-so an error is always reported, in either mode.
+The fast path does not look at what the skeleton drops: literals (a bare word or a missing
+value passes), colons and commas inside an event (``{"a" "b"}`` and ``{"a":"b",}`` pass), raw
+control characters in strings, and UTF-8 validity. ``strict=True`` closes that gap by parsing
+every run with the ``json`` module. Runs the fast path rejects (nested objects, unusual spacing,
+or an actual error) go through an exact byte scanner one event at a time, and each such event
+is validated with ``json.loads``, so an error is always reported, in either mode.
 """
 
 from __future__ import annotations
