@@ -91,24 +91,22 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see {PROG} --help)")
 
 
-def _positive_int(text: str) -> int:
+def _whole(text: str, low: int, high: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"must be between {low} and {high:,}: {text!r}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    return _whole(text, 1, 10**12)
 
 
 def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if not 0 <= value <= 1000:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1000: {text!r}")
-    return value
+    return _whole(text, 0, 1000)
 
 
 def _seconds(text: str) -> float:

@@ -8,7 +8,7 @@ known.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 from .errors import ProtocolError
 from .params import MAX_PAGE_LIMIT, Query, encode_query
@@ -71,7 +71,8 @@ class Pager:
             return None
         return prefetched
 
-    def _send_next(self, limit: Optional[int]):  # type: ignore[no-untyped-def]
+    def _send_next(self, limit: Optional[int]) -> Callable[[str], Optional[Prefetched]]:
+        """How to send the next page's query once this page's ``X-Next-Token`` is known."""
         remaining = self.remaining
 
         def send(next_token: str) -> Optional[Prefetched]:

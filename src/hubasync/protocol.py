@@ -146,6 +146,20 @@ def _common(answer: Answer, phase: str) -> Optional[Retry]:
     return None
 
 
+def _gone_or_failed(answer: Answer, phase: str, *, gone: str,
+                    missing: str) -> Union[Repost, Retry, None]:
+    """What 410, 404, 400 and the common statuses mean once a job exists."""
+    if answer.status == 410:
+        if (answer.header("X-STATUS") or "").lower() == "job expired":
+            return Repost("job expired")
+        return Repost(gone)
+    if answer.status == 404:
+        return Repost(missing)
+    if answer.status == 400:
+        raise QueryRejected("the hub rejected the query", hub_reasons(answer.body))
+    return _common(answer, phase)
+
+
 def _unexpected(answer: Answer, phase: str) -> HubasyncError:
     return ProtocolError(_with_reason(f"unexpected answer to the {phase}: HTTP {answer.status}",
                                       answer))
@@ -180,17 +194,10 @@ def after_status(answer: Answer) -> StatusOutcome:
         if location is None:
             return Retry("status: finished without a Location")
         return Fetch(location)
-    if answer.status == 410:
-        if (answer.header("X-STATUS") or "").lower() == "job expired":
-            return Repost("job expired")
-        return Repost("job no longer exists")
-    if answer.status == 404:
-        return Repost("job not found")
-    if answer.status == 400:
-        raise QueryRejected("the hub rejected the query", hub_reasons(answer.body))
-    retry = _common(answer, "status")
-    if retry is not None:
-        return retry
+    outcome = _gone_or_failed(answer, "status", gone="job no longer exists",
+                              missing="job not found")
+    if outcome is not None:
+        return outcome
     raise _unexpected(answer, "status request")
 
 
@@ -199,17 +206,10 @@ def after_results(answer: Answer) -> ResultsOutcome:
     if answer.status == 200:
         return Read(answer.header("X-Next-Token") or None,
                     answer.header("X-Last-Inserted-Token") or None)
-    if answer.status == 410:
-        if (answer.header("X-STATUS") or "").lower() == "job expired":
-            return Repost("job expired")
-        return Repost("results already fetched")
-    if answer.status == 404:
-        return Repost("results not found")
-    if answer.status == 400:
-        raise QueryRejected("the hub rejected the query", hub_reasons(answer.body))
-    retry = _common(answer, "results")
-    if retry is not None:
-        return retry
+    outcome = _gone_or_failed(answer, "results", gone="results already fetched",
+                              missing="results not found")
+    if outcome is not None:
+        return outcome
     if answer.status == 202:
         return Retry("results: job not finished")
     raise _unexpected(answer, "results request")

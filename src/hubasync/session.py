@@ -110,7 +110,6 @@ class HubSession:
         self.policy = policy
         self.strict = strict
         self.clock = PollClock()
-        self.polls = 0
         self._on_retry = on_retry
         self._sleep = sleep
         headers = {
@@ -221,7 +220,6 @@ class HubSession:
         while True:
             self._sleep_until(when)
             polled_at = time.monotonic()
-            self.polls += 1
             try:
                 answer = self._answer(self.transport.request("GET", status_url))
             except (NetworkError, BadBody) as error:
