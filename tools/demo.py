@@ -24,13 +24,14 @@ def main() -> int:
     sim = subprocess.Popen(
         [sys.executable, "-m", "hubasync.sim", "--port", "0", "--events", "5000",
          "--page-max", "1000"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True,
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     try:
         assert sim.stdout is not None
         base = sim.stdout.readline().strip()
         if not base.startswith("http"):
-            print("the simulator did not start", file=sys.stderr)
+            print("the simulator did not start (try: PYTHONPATH=src python3 -m hubasync.sim)",
+                  file=sys.stderr)
             return 1
         print(f"simulator running at {base} (API key: demo-key)\n", flush=True)
         share = f"{base}/shares/v2/async/demo"

@@ -282,8 +282,11 @@ class Batch:
     def __bool__(self) -> bool:
         return self.count > 0
 
-    def lines(self) -> bytes:
-        """The events one a line, joined by ``\\n`` (no trailing newline)."""
+    def lines(self, between: bytes = b"\n") -> bytes:
+        """The events one a line, with ``between`` (ending in a newline) between two of them.
+
+        An event is put on one line if the hub spread it over several.
+        """
         parts: List[bytes] = []
         separator = self._separator
         for region, count, exact in zip(self.regions, self.counts, self._exact):
@@ -292,10 +295,10 @@ class Batch:
                 continue
             if (exact and separator is not None and b"\r" not in region
                     and region.count(b"\n") == separator.count(b"\n") * (count - 1)):
-                parts.append(region.replace(separator, b"}\n{"))
+                parts.append(region.replace(separator, b"}" + between + b"{"))
                 continue
-            parts.append(b"\n".join(compact_line(raw) for raw in self._cut(region, count)))
-        return b"\n".join(parts)
+            parts.append(between.join(compact_line(raw) for raw in self._cut(region, count)))
+        return between.join(parts)
 
     def events(self) -> List[bytes]:
         """The raw bytes of each event, exactly as sent."""
