@@ -7,22 +7,19 @@ from typing import Any
 
 import pytest
 
+from hubasync.sim import FAULTS as SIM_FAULTS
+
 from .helpers import read_jsonl, run, share
 
-FAULTS = [
-    "post-503", "post-429", "post-500", "post-drop",
-    "status-502", "status-503", "status-504", "status-500", "status-404", "status-410",
-    "status-expired", "status-no-retry-after",
-    "results-502", "results-503", "results-504", "results-500", "results-404", "results-410",
-    "results-expired", "results-truncated", "results-reset", "results-bad-gzip",
-    "results-bad-json", "results-slow", "results-trickle", "keepalive-drop",
-]
+# Every fault the simulator knows, each at its phase; formats alternate to cover both paths.
+FAULTS = list(SIM_FAULTS)
 
 
-@pytest.mark.parametrize("fault", FAULTS)
-@pytest.mark.parametrize("fmt", ["json", "jsonl"])
-def test_fault_once_then_every_event_exactly_once(make_sim: Any, fault: str, fmt: str,
-                                                  tmp_path: Any) -> None:
+@pytest.mark.parametrize("fault, fmt", [
+    (fault, ("json", "jsonl")[number % 2]) for number, fault in enumerate(FAULTS)
+])
+def test_fault_twice_then_every_event_exactly_once(make_sim: Any, fault: str, fmt: str,
+                                                   tmp_path: Any) -> None:
     sim = make_sim(events=2500, page_max=1000, faults=[f"{fault}:2"], retry_after=0.1,
                    fault_delay=1.5)
     out = tmp_path / f"out.{fmt}"
