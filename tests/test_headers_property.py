@@ -33,12 +33,13 @@ from hubasync.protocol import (
     after_status,
     hub_reasons,
     hub_says,
+    parse_count,
 )
 from hubasync.retry import parse_retry_after
 from hubasync.stream import make_decoder
 from hubasync.urls import same_origin
 
-SETTINGS = settings(max_examples=200, deadline=None,
+SETTINGS = settings(max_examples=150, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
 
 # Characters that str.isdigit() accepts but float() does not: parse_retry_after raises on
@@ -409,3 +410,11 @@ def test_errors_are_one_line(decide: Any, status: int, chosen: Dict[str, str], b
     with pytest.raises(expected) as caught:
         decide(answer(REQUEST_URLS[0], status, chosen, body))
     assert len(str(caught.value).splitlines()) == 1, str(caught.value)
+
+
+@pytest.mark.xfail(strict=True, raises=RecursionError,
+                   reason="BUG: parse_count lets json's RecursionError out (a deeply nested "
+                          "count body ends the CLI with exit 1, not a retried BadBody)")
+def test_parse_count_on_a_deeply_nested_body() -> None:
+    with pytest.raises(BadBody):
+        parse_count(DEEP)
