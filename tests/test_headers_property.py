@@ -4,8 +4,8 @@ Whatever a hub (or a proxy, or an attacker on the path) sends, these parts must 
 a value or one of :mod:`hubasync.errors`' classes, never crash with anything else, and never
 follow a URL off the share's origin.
 
-Known bugs are pinned by the ``xfail(strict=True)`` tests at the end; the general properties
-above them avoid exactly those inputs (and say so), so they keep guarding everything else.
+The hostile inputs found by these tests (digits that ``float`` refuses, numbers too large to be
+finite, deeply nested bodies, line breaks in the hub's words) are pinned by the tests at the end.
 """
 
 from __future__ import annotations
@@ -42,17 +42,17 @@ from hubasync.urls import same_origin
 SETTINGS = settings(max_examples=150, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
 
-# Characters that str.isdigit() accepts but float() does not: parse_retry_after raises on
-# them (see the xfail tests below). http.client decodes headers as latin-1, so ¹²³ arrive.
+# Characters that str.isdigit() accepts but float() does not (pinned by tests at the end).
+# http.client decodes headers as latin-1, so ¹²³ arrive.
 NOT_FLOAT_DIGITS = "\u00b9\u00b2\u00b3"
 
 # --- strategies ------------------------------------------------------------------------------
 
 # Line breaks reach a header value only through obs-fold (a continuation line); error messages
-# that quote such a value are covered by the xfail tests below.
+# that quote such a value are covered by the tests at the end.
 latin1 = st.characters(min_codepoint=0, max_codepoint=255,
                        blacklist_characters=NOT_FLOAT_DIGITS + "\r\n")
-# At most 300 characters: a run of 309 or more digits is float("inf") (see the xfail tests).
+# At most 300 characters: a run of 309 or more digits is float("inf") (tested at the end).
 header_text = st.text(alphabet=latin1, max_size=300)
 
 DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun", "Xyz", ""]
@@ -143,7 +143,7 @@ hub_error_documents = st.fixed_dictionaries(
                                                           "message": json_values,
                                                           "type": json_values}) | json_values,
                       max_size=5))})
-# Small enough that json's recursion limit cannot be reached (see the xfail tests).
+# Small enough that json's recursion limit cannot be reached (deep bodies: tested at the end).
 bodies = st.one_of(
     st.binary(max_size=500),
     json_values.map(lambda v: json.dumps(v).encode()),
@@ -262,8 +262,7 @@ def test_decisions_are_an_outcome_or_a_hubasync_error(phase: tuple, url: str, st
     except HubasyncError as error:
         assert type(error) is not HubasyncError  # always a specific class with its exit code
         assert error.exit_code in (2, 3, 4, 5, 6)
-        if not isinstance(error, QueryRejected):  # its reasons may not be: see the xfail tests
-            assert "\n" not in str(error) and "\r" not in str(error), str(error)
+        assert "\n" not in str(error) and "\r" not in str(error), str(error)
         return
     assert isinstance(outcome, outcomes), outcome
     if isinstance(outcome, (Poll, Fetch)):
@@ -349,26 +348,19 @@ def test_unknown_content_encodings_are_bad_body(encoding: str) -> None:
         make_decoder(encoding)
 
 
-# --- known bugs ------------------------------------------------------------------------------
+# --- hostile inputs that once crashed or split a message ---------------------------------------
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="BUG: parse_retry_after raises ValueError on characters str.isdigit() "
-                          "accepts but float() does not (latin-1 ¹²³ in a header)")
 @pytest.mark.parametrize("value", list(NOT_FLOAT_DIGITS) + ["1\u00b2", "\u2460"])
 def test_parse_retry_after_on_non_decimal_digits(value: str) -> None:
     assert is_wait(parse_retry_after(value))
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="BUG: a 503 with 'Retry-After: ²' crashes after_post with ValueError "
-                          "(the CLI ends with exit 1, internal error)")
 def test_after_post_with_a_superscript_retry_after() -> None:
     outcome = after_post(answer(REQUEST_URLS[0], 503, {"Retry-After": "\u00b2"}, b""))
     assert isinstance(outcome, Retry)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: parse_retry_after returns inf for 309+ digits")
 def test_parse_retry_after_on_a_huge_number_of_seconds() -> None:
     assert is_wait(parse_retry_after("9" * 400))
 
@@ -376,25 +368,16 @@ def test_parse_retry_after_on_a_huge_number_of_seconds() -> None:
 DEEP = b"[" * 100_000
 
 
-@pytest.mark.xfail(strict=True, raises=RecursionError,
-                   reason="BUG: hub_reasons catches ValueError only; json.loads raises "
-                          "RecursionError on a deeply nested body")
 @pytest.mark.parametrize("body", [DEEP, b'{"errors": ' + DEEP, b'{"title": ' + b'{"a": ' * 50_000])
 def test_hub_reasons_on_a_deeply_nested_body(body: bytes) -> None:
     assert hub_reasons(body) == []
 
 
-@pytest.mark.xfail(strict=True, raises=RecursionError,
-                   reason="BUG: a 400 with a deeply nested body crashes after_post with "
-                          "RecursionError (the CLI ends with exit 1, not 5)")
 def test_after_post_with_a_deeply_nested_400_body() -> None:
     with pytest.raises(QueryRejected):
         after_post(answer(REQUEST_URLS[0], 400, {}, DEEP))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: error messages quote the hub's words unflattened: "
-                                       "a 400 reason or a folded Location makes a multi-line "
-                                       "error (README: every failure is one line)")
 @pytest.mark.parametrize("decide, status, chosen, body, expected", [
     (after_post, 400, {},
      json.dumps({"errors": [{"key": "start", "message": "bad\nEVIL-TOKEN"}]}).encode(),
@@ -412,9 +395,6 @@ def test_errors_are_one_line(decide: Any, status: int, chosen: Dict[str, str], b
     assert len(str(caught.value).splitlines()) == 1, str(caught.value)
 
 
-@pytest.mark.xfail(strict=True, raises=RecursionError,
-                   reason="BUG: parse_count lets json's RecursionError out (a deeply nested "
-                          "count body ends the CLI with exit 1, not a retried BadBody)")
 def test_parse_count_on_a_deeply_nested_body() -> None:
     with pytest.raises(BadBody):
         parse_count(DEEP)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import NoReturn, Optional, Sequence
 
 from . import __version__
-from .errors import ExitCode, HubasyncError, UsageError
+from .errors import ExitCode, HubasyncError, UsageError, one_line
 from .params import Query, parse_param, parse_projection
 from .retry import DEFAULT_RETRIES, DEFAULT_TIMEOUT
 from .sinks import FORMATS
@@ -317,6 +317,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except Exception as error:  # a bug: still one line, unless --debug
         if debug:
             traceback.print_exc()
-        print(f"{PROG}: internal error: {redact(repr(error), secret)} (run with --debug for "
-              f"the traceback)", file=sys.stderr)
+        print(f"{PROG}: internal error: {redact(one_line(repr(error)), secret)} (run with "
+              f"--debug for the traceback)", file=sys.stderr)
         return 1

@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import time
+import traceback
 from calendar import timegm
 from dataclasses import dataclass
 from typing import Optional
@@ -370,6 +371,8 @@ class _Download:
         return ExitCode.INTERRUPTED
 
     def _failed(self, sink: Sink, position: _Position, error: HubasyncError) -> int:
+        if self.settings.debug:
+            traceback.print_exception(type(error), error, error.__traceback__)
         self._close_early(sink)
         self.progress.clear()
         message = str(error)

@@ -22,10 +22,22 @@ class ExitCode:
     INTERRUPTED = 130
 
 
+def one_line(text: str) -> str:
+    """``text`` with line breaks and other control characters turned into single spaces.
+
+    Messages quote the hub's own words; flattened, they cannot add lines to stderr (where the
+    last line is the continuation token).
+    """
+    return " ".join("".join(" " if ord(c) < 32 or ord(c) == 127 else c for c in text).split())
+
+
 class HubasyncError(Exception):
-    """Base class of every error hubasync raises on purpose."""
+    """Base class of every error hubasync raises on purpose; its text is always one line."""
 
     exit_code = 1
+
+    def __str__(self) -> str:
+        return one_line(super().__str__())
 
 
 class UsageError(HubasyncError):
@@ -67,7 +79,7 @@ class QueryRejected(HubasyncError):
         text = super().__str__()
         if self.reasons:
             text += ": " + "; ".join(f"{key}: {msg}" if key else msg for key, msg in self.reasons)
-        return text
+        return one_line(text)
 
 
 class HubUnavailable(HubasyncError):
@@ -78,6 +90,10 @@ class HubUnavailable(HubasyncError):
 
 class NetworkError(HubUnavailable):
     """A connection was refused, reset, dropped or timed out. Transient."""
+
+
+class CertificateError(HubUnavailable):
+    """The hub's TLS certificate is not trusted: not transient, so not retried."""
 
 
 class BadBody(HubUnavailable):

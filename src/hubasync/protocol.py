@@ -85,7 +85,7 @@ def hub_reasons(body: bytes) -> list[tuple[str, str]]:
     """The ``(key, message)`` pairs of a hub error body, or [] if it has none."""
     try:
         document = json.loads(body.decode("utf-8", "replace"))
-    except ValueError:
+    except (ValueError, RecursionError):
         return []
     if not isinstance(document, dict):
         return []
@@ -128,7 +128,7 @@ def _location(answer: Answer, what: str) -> Optional[str]:
         return None
     url = resolve_location(answer.url, value)
     if not same_origin(url, answer.url):
-        raise ProtocolError(f"the hub pointed the {what} to another origin; not followed")
+        raise ProtocolError(f"the hub pointed the {what} to another origin, {url}: not followed")
     return url
 
 
@@ -219,7 +219,7 @@ def parse_count(body: bytes) -> int:
     """The N of a count result ``{"count": N}``."""
     try:
         document = json.loads(body)
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:
         raise BadBody("count result is not JSON") from error
     count = document.get("count") if isinstance(document, dict) else None
     if isinstance(count, bool) or not isinstance(count, int) or count < 0:

@@ -29,14 +29,12 @@ def parse_retry_after(value: Optional[str], now: Optional[float] = None) -> Opti
     text = value.strip()
     if not text:
         return None
-    if text.isdigit():
-        return float(text)
-    try:
-        seconds = float(text)
-    except ValueError:
-        pass
-    else:
-        return seconds if seconds >= 0 and seconds == seconds and seconds != float("inf") else None
+    if text.isascii() and text[0] in "0123456789.":
+        try:
+            seconds = float(text)
+        except ValueError:
+            return None
+        return seconds if 0 <= seconds < float("inf") else None
     try:
         when = parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError, OverflowError):

@@ -18,7 +18,7 @@ import time
 from typing import Callable, Iterable, Iterator, Optional, Union
 from urllib.parse import urlsplit
 
-from .errors import BadBody, NetworkError, ProtocolError
+from .errors import BadBody, CertificateError, NetworkError, ProtocolError
 from .urls import origin_of, redact
 
 CHUNK_SIZE = 128 * 1024
@@ -60,6 +60,14 @@ def describe_os_error(error: BaseException) -> str:
     if isinstance(error, OSError) and error.strerror:
         return error.strerror
     return str(error) or type(error).__name__
+
+
+def _failure(method: str, error: BaseException) -> Exception:
+    """The error for a request that failed below HTTP; an untrusted certificate is final."""
+    message = f"{method} failed: {describe_os_error(error)}"
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return CertificateError(message + " (--cacert FILE adds a private CA)")
+    return NetworkError(message)
 
 
 class Response:
@@ -171,7 +179,7 @@ class Exchange:
             raise NetworkError(f"{self.method} failed: {describe_os_error(error)}") from error
         except (OSError, http.client.HTTPException) as error:
             conn.close()
-            raise NetworkError(f"{self.method} failed: {describe_os_error(error)}") from error
+            raise _failure(self.method, error) from error
         self._transport.trace(f"< {raw.status} {raw.reason} ({self.method} {self.url})")
         return Response(self._transport, conn, raw, self.url)
 
@@ -222,7 +230,7 @@ class Transport:
             raise NetworkError(f"{method} failed: {describe_os_error(error)}") from error
         except (OSError, http.client.HTTPException) as error:
             conn.close()
-            raise NetworkError(f"{method} failed: {describe_os_error(error)}") from error
+            raise _failure(method, error) from error
         return Exchange(self, conn, method, url, reused)
 
     def request(self, method: str, url: str) -> Response:

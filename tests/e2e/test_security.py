@@ -275,8 +275,6 @@ def test_full_disk_does_not_show_the_key(make_sim: Any) -> None:
     assert KEY not in done.stderr.decode("utf-8", "replace")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the hub's 400 reasons are printed unflattened: a "
-                                       "newline in them spoofs the last stderr line (the token)")
 def test_a_hubs_error_message_cannot_forge_the_token_line() -> None:
     body = json.dumps({"title": "400 Invalid input(s)", "errors": [
         {"key": "start", "message": "Invalid start\nFORGED-TOKEN"}]}).encode()
@@ -287,9 +285,6 @@ def test_a_hubs_error_message_cannot_forge_the_token_line() -> None:
     one_line(done)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a hostile answer crashes the run (exit 1, internal "
-                                       "error): Retry-After '²' -> ValueError; a deeply nested "
-                                       "400 body -> RecursionError")
 @pytest.mark.parametrize("answer, code", [
     (reply(503, Retry_After="\u00b2"), 6),
     (reply(400, b"[" * 100_000), 5),
