@@ -82,6 +82,7 @@ class Settings:
     cacert: Optional[str]
     debug: bool
     recover: bool
+    strict: bool = False
 
 
 class _Parser(argparse.ArgumentParser):
@@ -166,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="show a progress line on stderr (default: on a terminal)")
     progress.add_argument("--no-progress", dest="progress", action="store_false",
                           help="never show the progress line")
+    out.add_argument("--strict", action="store_true",
+                     help="parse every event with the json module before writing it (slower; "
+                          "by default events are checked by their structure only)")
     out.add_argument("--quiet", action="store_true",
                      help="no progress line and no notices: only errors and the token line")
 
@@ -292,7 +296,7 @@ def settings_from(argv: Optional[Sequence[str]]) -> Settings:
         format=args.format, output=args.output, state=args.state, follow=args.follow,
         interval=args.interval, progress=None if args.quiet else args.progress,
         quiet=args.quiet, timeout=args.timeout, retries=args.retries, cacert=args.cacert,
-        debug=args.debug, recover=args.recover,
+        debug=args.debug, recover=args.recover, strict=args.strict,
     )
 
 

@@ -7,6 +7,8 @@ import io
 import json
 from typing import Any
 
+from fakehub import SHARE, FakeHub, reply, tiny_share
+
 from .helpers import read_jsonl, run, share
 
 
@@ -84,3 +86,14 @@ def test_invalid_stored_token_is_reported_and_recover_goes_on(sim: Any, tmp_path
     last_time = got[999]["observation time"]
     later = [e for e in sim.share_events("demo") if e["observation time"] >= last_time]
     assert got[1000:] == later[:len(got) - 1000]  # from the last time on, by _id
+
+
+def test_strict_refuses_what_the_structural_check_lets_through() -> None:
+    key = "strict-key-1"
+    routes = tiny_share(apikey=key)
+    routes[("GET", f"{SHARE}/results/1")] = reply(200, b'[{"a":"1"},{"a":"2" x},{"a":"3"}]')
+    with FakeHub(routes=routes) as fake:
+        loose = run([fake.url + SHARE], apikey=key)
+        strict = run([fake.url + SHARE, "--strict", "--retries=0"], apikey=key)
+    assert loose.code == 0  # the structure is fine; a bare word inside an event is not seen
+    assert strict.code == 6 and "invalid event" in strict.stderr
