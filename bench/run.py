@@ -4,7 +4,8 @@
 
 For each scenario a simulator is started as its own process (``python -m hubasync.sim --port 0``)
 and every client is run against it as its own process, timed by wall clock from spawn to exit,
-its peak memory taken from ``os.wait4``'s ``ru_maxrss``. The clients:
+its peak memory taken from ``os.wait4``'s ``ru_maxrss`` (a small launcher process spawns
+them, so that they do not inherit the bench's own high-water mark). The clients:
 
 - the floor (bench/floor.py): post, poll the moment the job is done, fetch, gunzip, write the
   bytes; parse nothing;
