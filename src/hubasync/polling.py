@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-FIRST_GUESS = 0.05
+FIRST_GUESS = 0.0
 HORIZON = 10  # pages over which a better first poll is expected to pay off
 MARGIN = 0.05  # at the upper bound, poll this share later, for the jobs' jitter
 DEFAULT_RETRY_AFTER = 1.0

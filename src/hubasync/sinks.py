@@ -9,9 +9,9 @@ committed offset is always a point where a later run can continue the same outpu
 Formats:
 
 ``json``
-    One array: ``[``, newline, the events separated by ``,\\n``, then ``\\n]\\n``; no events at
-    all give ``[]\\n``. Events pass through byte for byte, each on a line of its own (an event
-    the hub spread over several lines loses the whitespace between its tokens). ``abort``
+    One array: ``[``, newline, the events, then ``\\n]\\n``; no events at all give ``[]\\n``.
+    The hub's bytes pass through as they came, its own separators between the events of a
+    batch and ``,\\n`` between batches: nothing is decoded and encoded again. ``abort``
     closes the array too, so a stopped run leaves valid JSON holding the committed pages.
 ``jsonl``
     One event per line, each ending in ``\\n``. Events pass through byte for byte unless they hold
@@ -154,7 +154,7 @@ class JsonArraySink(Sink):
         if not batch.count:
             return
         self.output.write(b",\n" if self.events_written or self._pending else b"[\n")
-        self.output.write(batch.lines(b",\n"))
+        self.output.write(b",\n".join(batch.regions))
         self._pending += batch.count
 
     def _ending(self) -> bytes:

@@ -9,22 +9,20 @@ encoding every event. Anything that is not a JSON array of objects ends in ``Bad
 
 How events are found. The fast path takes a run of events up to the last occurrence of the
 hub's separator (``},{``, learnt from the body) and checks it with a few C-level passes and no
-Python work per event:
-
-1. escapes are taken out and every byte but braces, brackets, quotes and commas is deleted
-   (``bytes.translate``); strings are removed (adjacent quote pairs, then the few strings that
-   hold structural characters), then flat lists; what is left must be ``{...}`` groups holding
-   only commas, one comma between two groups: every brace and bracket is outside strings,
-   objects do not nest, lists are flat, and quotes pair up;
-2. the separator must occur exactly once between two events (or, when a string holds it too,
-   cutting at the separators outside strings must give the events).
+Python work per event: escapes are taken out and every byte but braces, brackets, quotes and
+commas is deleted (``bytes.translate``); strings are removed (adjacent quote pairs, then the few
+strings that hold structural characters), then flat lists; what is left must be ``{...}`` groups
+holding only commas, exactly one comma between two groups. So every brace and bracket is
+outside strings, objects do not nest, lists are flat, quotes pair up, and events are separated
+by one comma; the count of groups is the count of events.
 
 The fast path does not look at what the skeleton drops: literals (a bare word or a missing
-value passes), colons and commas inside an event (``{"a" "b"}`` and ``{"a":"b",}`` pass), raw
-control characters in strings, and UTF-8 validity. ``strict=True`` closes that gap by parsing
-every run with the ``json`` module. Runs the fast path rejects (nested objects, unusual spacing,
-or an actual error) go through an exact byte scanner one event at a time, and each such event
-is validated with ``json.loads``, so an error is always reported, in either mode.
+value passes), colons and commas inside an event (``{"a" "b"}`` and ``{"a":"b",}`` pass), stray
+bytes between tokens or events, raw control characters in strings, and UTF-8 validity.
+``strict=True`` closes that gap by parsing every run with the ``json`` module. Runs the fast
+path rejects (nested objects, or an actual error) go through an exact byte scanner one event
+at a time, and each such event is validated with ``json.loads``, so an error is always reported,
+in either mode. Cutting a run into single events (for JSON lines, CSV) is done only when asked.
 """
 
 from __future__ import annotations
@@ -137,13 +135,7 @@ _OPEN_BRACE, _CLOSE_BRACE = 0x7B, 0x7D
 _OPEN_BRACKET, _CLOSE_BRACKET = 0x5B, 0x5D
 _QUOTE, _BACKSLASH = 0x22, 0x5C
 
-_SKELETON_DELETE = bytes(b for b in range(256) if b not in b'{}[]",')
-# What may follow a backslash in a JSON string, kept until the escapes are taken out.
-_ESCAPE_LETTERS = b"/bfnrtu"
-_SKELETON_DELETE_BUT_ESCAPES = bytes(
-    b for b in range(256) if b not in b'{}[]",\\' + _ESCAPE_LETTERS
-)
-_ESCAPE = re.compile(rb"\\.", re.DOTALL)
+_SKELETON_DELETE = bytes(b for b in range(256) if b not in b'{}[]"')
 _STRING_IN_SKELETON = re.compile(rb'"[^"]*"')
 _LIST_IN_SKELETON = re.compile(rb"\[,*\]")
 _SEPARATORS = (b"},{", b"}, {", b"},\n{", b"},\r\n{", b"}\n,{")
@@ -172,13 +164,15 @@ def _last_event_end(buf: bytes, pos: int) -> int:
 
 
 def _mask_escapes(region: bytes) -> bytes:
-    """``region`` with ``\\\\`` and ``\\"`` blanked, so that every ``"`` left delimits a string.
+    """``region`` with escaped quotes blanked, so that every ``"`` left delimits a string.
 
-    Lengths are kept, so positions in the result are positions in ``region``.
+    A quote is escaped when an odd number of backslashes stands before it; escaped
+    backslashes are blanked first only where a quote follows two or more backslashes. Lengths
+    are kept, so positions in the result are positions in ``region``.
     """
-    if b"\\" not in region:
+    if b'\\"' not in region:
         return region
-    if b"\\\\" in region:
+    if b'\\\\"' in region:
         region = region.replace(b"\\\\", b"__")
     return region.replace(b'\\"', b"__")
 
@@ -186,27 +180,24 @@ def _mask_escapes(region: bytes) -> bytes:
 def _count_flat_events(region: bytes) -> Optional[int]:
     """How many events ``region`` holds, or None if the fast check cannot vouch for it.
 
-    ``region`` runs from an event's ``{`` to a later event's ``}``. The check, in a few C-level
-    passes: everything but braces, brackets, quotes and commas is deleted (escapes are taken
-    out first, with the letters that may follow a backslash kept until then); strings are
-    removed (adjacent quote pairs first, then the few strings that hold structural
-    characters, by a regex on what is left), then flat lists; what remains must be ``{...}``
-    groups holding only commas, with one comma between two groups.
+    ``region`` runs from an event's ``{`` to a later event's ``}``. Everything but braces,
+    brackets and the quotes that delimit strings is deleted; when every string's quotes are
+    then adjacent (no brace or bracket inside a string), the quotes go too, else strings are
+    removed one by one (a regex over what is left); then flat lists; what remains must be
+    ``{}`` once per event.
     """
-    if b"\\" in region:
-        skeleton = region.translate(None, _SKELETON_DELETE_BUT_ESCAPES)
-        skeleton = _ESCAPE.sub(b"", skeleton).translate(None, _ESCAPE_LETTERS)
+    skeleton = _mask_escapes(region).translate(None, _SKELETON_DELETE)
+    if skeleton.count(b'"') == 2 * skeleton.count(b'""'):
+        skeleton = skeleton.translate(None, b'"')
     else:
-        skeleton = region.translate(None, _SKELETON_DELETE)
-    skeleton = skeleton.replace(b'""', b"")
-    if b'"' in skeleton:
-        skeleton = _STRING_IN_SKELETON.sub(b"", skeleton)
+        skeleton = _STRING_IN_SKELETON.sub(b"", skeleton.replace(b'""', b""))
     if b"[" in skeleton:
-        skeleton = _LIST_IN_SKELETON.sub(b"", skeleton)
-    events = skeleton.count(b"{")
-    if skeleton.count(b"},{") != events - 1:
-        return None
-    if skeleton.replace(b",", b"") != b"{}" * events:
+        lists = skeleton.count(b"[]")
+        if skeleton.count(b"[") != lists or skeleton.count(b"]") != lists:
+            return None
+        skeleton = skeleton.translate(None, b"[]")
+    events = len(skeleton) // 2
+    if skeleton != b"{}" * events:
         return None
     return events
 
@@ -256,13 +247,12 @@ class Batch:
     into single events only when asked.
     """
 
-    __slots__ = ("regions", "counts", "count", "_exact", "_separator")
+    __slots__ = ("regions", "counts", "count", "_separator")
 
     def __init__(self, separator: Optional[bytes] = None) -> None:
         self.regions: List[bytes] = []
         self.counts: List[int] = []
         self.count = 0
-        self._exact: List[bool] = []  # the region's separators are exactly the hub's, no more
         self._separator = separator
 
     @classmethod
@@ -273,10 +263,9 @@ class Batch:
             batch.add(event, 1)
         return batch
 
-    def add(self, region: bytes, count: int, exact: bool = False) -> None:
+    def add(self, region: bytes, count: int) -> None:
         self.regions.append(region)
         self.counts.append(count)
-        self._exact.append(exact)
         self.count += count
 
     def __bool__(self) -> bool:
@@ -289,15 +278,15 @@ class Batch:
         """
         parts: List[bytes] = []
         separator = self._separator
-        for region, count, exact in zip(self.regions, self.counts, self._exact):
+        for region, count in zip(self.regions, self.counts):
             if count == 1:
                 parts.append(compact_line(region))
-                continue
-            if (exact and separator is not None and b"\r" not in region
-                    and region.count(b"\n") == separator.count(b"\n") * (count - 1)):
+            elif (separator is not None and b"\r" not in region
+                    and region.count(b"\n") == separator.count(b"\n") * (count - 1)
+                    and region.count(separator) == count - 1):
                 parts.append(region.replace(separator, b"}" + between + b"{"))
-                continue
-            parts.append(between.join(compact_line(raw) for raw in self._cut(region, count)))
+            else:
+                parts.append(between.join(compact_line(raw) for raw in self._cut(region, count)))
         return between.join(parts)
 
     def events(self) -> List[bytes]:
@@ -465,7 +454,7 @@ class EventSplitter:
             if end < 0:
                 end = buf.find(separator, start)
             if end >= 0:
-                if self._take(buf[pos : end + 1], batch, separator):
+                if self._take(buf[pos : end + 1], batch):
                     self._separator = separator
                     self._window = min(self._window * 2, _MAX_WINDOW)
                     return end + 1, _AFTER
@@ -481,28 +470,14 @@ class EventSplitter:
             return pos, _EVENT  # wait for the rest of the event
         return self._slow(buf, pos, batch)
 
-    def _take(self, region: bytes, batch: Batch, separator: Optional[bytes] = None) -> bool:
-        """Add ``region`` to the batch if the fast check vouches for it.
-
-        Beyond :func:`_count_flat_events`, the text between two events must be exactly the
-        hub's separator: counted, or, when a string holds the separator too, cut out.
-        """
+    def _take(self, region: bytes, batch: Batch) -> bool:
+        """Add ``region`` to the batch if the fast check vouches for it."""
         count = _count_flat_events(region)
         if count is None:
             return False
-        exact = count == 1
-        if not exact:
-            separator = separator or self._separator
-            if separator is None:
-                return False
-            found = region.count(separator)
-            exact = found == count - 1
-            if not exact and (found < count - 1 or
-                              len(_split_on(region, separator)) != count):
-                return False
         if self.strict:
             _check_batch(region)
-        batch.add(region, count, exact)
+        batch.add(region, count)
         return True
 
     def _slow(self, buf: bytes, pos: int, batch: Batch) -> tuple[int, int]:
