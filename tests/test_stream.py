@@ -438,3 +438,19 @@ def test_gzip_then_split() -> None:
     raw += splitter.feed(decoder.finish())
     splitter.finish()
     assert [json.loads(r) for r in raw] == events
+
+
+@pytest.mark.parametrize("body", [
+    b'[{"a":"x"},{"b":"},{"},{"c":"y"},{"d":"z"}]',
+    b'[{"a":"x"},\n{"b":"},\\n{"},\n{"c":"y"},\n{"d":"z"}]',
+    b'[{"a":"x"}, {"b":"}, {"}, {"c":"y"}, {"d":"z"}]',
+    b'[{"a":"x"},{\n"b":"y"},{"c":"z"},{"d":"w"}]',
+])
+def test_batch_lines_are_one_event_a_line_whatever_the_separator(body: bytes) -> None:
+    splitter = EventSplitter()
+    batches = [splitter.feed_batch(body[:9]), splitter.feed_batch(body[9:])]
+    splitter.finish()
+    lines = b"\n".join(batch.lines() for batch in batches if batch).split(b"\n")
+    assert [json.loads(line) for line in lines] == json.loads(body)
+    joined = b",\n".join(batch.lines(b",\n") for batch in batches if batch)
+    assert json.loads(b"[" + joined + b"]") == json.loads(body)

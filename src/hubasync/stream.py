@@ -137,7 +137,6 @@ _QUOTE, _BACKSLASH = 0x22, 0x5C
 
 _SKELETON_DELETE = bytes(b for b in range(256) if b not in b'{}[]"')
 _STRING_IN_SKELETON = re.compile(rb'"[^"]*"')
-_LIST_IN_SKELETON = re.compile(rb"\[,*\]")
 _SEPARATORS = (b"},{", b"}, {", b"},\n{", b"},\r\n{", b"}\n,{")
 
 _STRUCTURE = re.compile(rb'["{}\[\]]')
@@ -281,9 +280,18 @@ class Batch:
         for region, count in zip(self.regions, self.counts):
             if count == 1:
                 parts.append(compact_line(region))
+            elif (separator is not None and b"\n" not in separator and b"\n" not in region
+                    and b"\r" not in region):
+                # One newline a separator replaced; more means a string held the separator.
+                lines = region.replace(separator, b"}\n{")
+                if lines.count(b"\n") == count - 1:
+                    parts.append(lines if between == b"\n" else lines.replace(b"\n", between))
+                else:
+                    parts.append(between.join(compact_line(raw)
+                                              for raw in self._cut(region, count)))
             elif (separator is not None and b"\r" not in region
                     and region.count(b"\n") == separator.count(b"\n") * (count - 1)
-                    and region.count(separator) == count - 1):
+                    and region.count(separator) == count - 1):  # one event a line already
                 parts.append(region.replace(separator, b"}" + between + b"{"))
             else:
                 parts.append(between.join(compact_line(raw) for raw in self._cut(region, count)))
