@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import time
@@ -67,8 +68,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Run until Ctrl-C or SIGTERM. Returns the exit status."""
     args = build_parser().parse_args(argv)
     if args.list_faults:
-        for fault in FAULTS.values():
-            print(f"{fault.name:24} {fault.help}")
+        try:
+            for fault in FAULTS.values():
+                print(f"{fault.name:24} {fault.help}", flush=True)
+        except BrokenPipeError:  # `| head`: the reader has all it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     config = SimConfig(
         host=args.host, port=args.port, apikey=args.apikey, events=args.events, seed=args.seed,
