@@ -96,7 +96,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     def on_term(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
+    # Set explicitly: a process started in the background inherits SIGINT ignored.
     signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
     try:  # from here on, Ctrl-C at any moment stops cleanly
         print(sim.url, flush=True)
         print(f"# try: hubasync {sim.share_url()} --apikey {sim.apikey} --limit 1000",
