@@ -48,7 +48,7 @@ import json
 import json.encoder
 from typing import Any, Callable, Iterable
 
-from hubasync.errors import UsageError
+from hubasync.errors import BadBody, UsageError
 from hubasync.output import Output
 from hubasync.stream import Batch
 
@@ -196,8 +196,11 @@ class CsvSink(Sink):
     def write_batch(self, batch: Batch) -> None:
         if not batch.count:
             return
-        events = batch.events()
-        records: list[dict[str, Any]] = [json.loads(event) for event in events]
+        # One parse for the whole batch: its lines are whole events, one a line.
+        try:
+            records: list[dict[str, Any]] = json.loads(b"[" + batch.lines(b",") + b"]")
+        except (ValueError, RecursionError) as error:
+            raise BadBody(f"response body holds an invalid event: {error}") from error
         text = io.StringIO()
         writer = csv.writer(text, lineterminator="\r\n")
         if self._columns is None:
@@ -206,7 +209,7 @@ class CsvSink(Sink):
             writer.writerow(self._header())
         writer.writerows(self._rows(records, self._columns, self._extra))
         self.output.write(text.getvalue().encode("utf-8", "backslashreplace"))
-        self._pending += len(events)
+        self._pending += len(records)
 
     def _choose_columns(self, records: list[dict[str, Any]]) -> tuple[list[str], str | None]:
         if self._projection:

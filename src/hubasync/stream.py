@@ -271,7 +271,7 @@ class Batch:
         return self.count > 0
 
     def lines(self, between: bytes = b"\n") -> bytes:
-        """The events one a line, with ``between`` (ending in a newline) between two of them.
+        """The events one a line, with ``between`` (a newline by default) between two of them.
 
         An event is put on one line if the hub spread it over several.
         """

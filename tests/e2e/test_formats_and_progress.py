@@ -95,5 +95,7 @@ def test_strict_refuses_what_the_structural_check_lets_through() -> None:
     with FakeHub(routes=routes) as fake:
         loose = run([fake.url + SHARE], apikey=key)
         strict = run([fake.url + SHARE, "--strict", "--retries=0"], apikey=key)
+        as_csv = run([fake.url + SHARE, "--format=csv", "--retries=0"], apikey=key)
     assert loose.code == 0  # the structure is fine; a bare word inside an event is not seen
     assert strict.code == 6 and "invalid event" in strict.stderr
+    assert as_csv.code == 6 and "invalid event" in as_csv.stderr  # CSV parses every event
