@@ -66,13 +66,6 @@ class RetryPolicy:
         step = min(self.backoff_max, self.backoff_base * (2.0 ** min(failures - 1, 30)))
         return step / 2 + self.rng.uniform(0, step / 2)
 
-    def worst_case_wait(self) -> float:
-        """The most time spent waiting between attempts before giving up (no Retry-After)."""
-        return sum(
-            min(self.backoff_max, self.backoff_base * (2.0 ** min(n - 1, 30)))
-            for n in range(1, self.retries + 1)
-        )
-
 
 class Attempts:
     """Counts the transient failures of one unit of work (a page, a count) in a row."""

@@ -50,8 +50,3 @@ class Stopper:
             self._critical -= 1
         if self._critical == 0 and self.requested is not None:
             raise Interrupted(f"stopped by {self.requested}")
-
-    def check(self) -> None:
-        """Raise :class:`Interrupted` if a signal came while it was held."""
-        if self.requested is not None:
-            raise Interrupted(f"stopped by {self.requested}")

@@ -129,13 +129,6 @@ class Response:
             parts.append(part)
         return b"".join(parts)
 
-    def discard(self) -> None:
-        """Read and drop a small body, or drop the connection if it is large or broken."""
-        try:
-            self.read_small(64 * 1024)
-        except (BadBody, NetworkError):
-            pass
-
     def abandon(self) -> None:
         """Give up on the body: the connection cannot be reused."""
         if self._conn is not None:
