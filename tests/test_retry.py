@@ -6,7 +6,16 @@ import random
 
 import pytest
 
-from hubasync.errors import HubUnavailable
+from hubasync.errors import (
+    HubasyncError,
+    HubBusy,
+    HubUnavailable,
+    JobTimeout,
+    NetworkError,
+    NoProgress,
+    ProtocolError,
+    QueryRejected,
+)
 from hubasync.polling import JobTiming, PollClock
 from hubasync.retry import Attempts, RetryPolicy, parse_retry_after
 
@@ -38,12 +47,12 @@ def test_delay_backs_off_exponentially_with_jitter() -> None:
 def test_attempts_give_up_after_retries_saying_what_failed() -> None:
     slept: list[float] = []
     attempts = Attempts(RetryPolicy(retries=3), sleep=slept.append)
-    attempts.failed("results: HTTP 503", 1.0)
-    attempts.failed("results: HTTP 503", 1.0)
-    attempts.failed("connection reset")
+    attempts.failed(HubBusy("results: HTTP 503", 1.0))
+    attempts.failed(HubBusy("results: HTTP 503", 1.0))
+    attempts.failed(NetworkError("connection reset"))
     assert len(slept) == 3 and slept[:2] == [1.0, 1.0]
     with pytest.raises(HubUnavailable) as caught:
-        attempts.failed("connection reset")
+        attempts.failed(NetworkError("connection reset"))
     message = str(caught.value)
     assert "4 failed attempts" in message
     assert "results: HTTP 503 x2" in message and "connection reset x2" in message
@@ -53,17 +62,35 @@ def test_attempts_give_up_after_retries_saying_what_failed() -> None:
 def test_success_resets_the_budget() -> None:
     attempts = Attempts(RetryPolicy(retries=1), sleep=lambda s: None)
     for _ in range(5):
-        attempts.failed("timed out")
+        attempts.failed(NetworkError("timed out"))
         attempts.succeeded()
     with pytest.raises(HubUnavailable):
-        attempts.failed("a")
-        attempts.failed("b")
+        attempts.failed(NetworkError("a"))
+        attempts.failed(NetworkError("b"))
 
 
 def test_zero_retries_fails_at_once() -> None:
     attempts = Attempts(RetryPolicy(retries=0), sleep=lambda s: None)
     with pytest.raises(HubUnavailable):
-        attempts.failed("connection refused")
+        attempts.failed(NetworkError("connection refused"))
+
+
+@pytest.mark.parametrize("error", [ProtocolError("foreign Location"), QueryRejected("bad"),
+                                   JobTimeout("pending"), NoProgress("circle")])
+def test_a_final_error_is_raised_again_and_never_slept_on(error: HubasyncError) -> None:
+    slept: list[float] = []
+    attempts = Attempts(RetryPolicy(retries=5), sleep=slept.append)
+    with pytest.raises(type(error)):
+        attempts.failed(error)
+    assert slept == [] and attempts.failures == 0
+
+
+def test_retry_after_is_capped_once_by_the_policy() -> None:
+    policy = RetryPolicy(retry_after_max=10.0)
+    assert policy.honoured(3600.0) == 10.0 and policy.honoured(-1.0) == 0.0
+    slept: list[float] = []
+    Attempts(policy, sleep=slept.append).failed(HubBusy("busy", 3600.0))
+    assert slept == [10.0]
 
 
 def test_poll_clock_narrows_the_gap_halving_while_it_is_wide() -> None:

@@ -10,8 +10,6 @@ The library beneath the ``hubasync`` command::
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from .client import Client, Event, Page
 from .errors import (
     AuthError,
@@ -27,6 +25,7 @@ from .errors import (
     QueryRejected,
     UsageError,
 )
+from .version import __version__
 
 __all__ = [
     "AuthError",

@@ -11,17 +11,20 @@ import argparse
 import os
 import sys
 import traceback
-from dataclasses import dataclass
 from typing import NoReturn, Optional, Sequence
 
-from . import __version__
+from .access import check_key_and_origin
+from .download import run
 from .errors import ExitCode, HubasyncError, UsageError, one_line
+from .job import DEFAULT_JOB_TIMEOUT
 from .params import Query, parse_param, parse_projection
 from .retry import DEFAULT_RETRIES, DEFAULT_TIMEOUT
+from .session import DEFAULT_PAGE_TIMEOUT
+from .settings import PROG, Settings
 from .sinks import FORMATS
-from .urls import ShareUrl, is_loopback, parse_share_url, redact
-
-PROG = "hubasync"
+from .stalls import DEFAULT_MAX_EMPTY_PAGES
+from .urls import ShareUrl, parse_share_url, redact
+from .version import __version__
 
 DESCRIPTION = """\
 Download events (or an event count) from an Arctic Hub share through its async API.
@@ -59,30 +62,6 @@ examples:
   hubasync URL --format jsonl -o events.jsonl --state events.state --sort _id
   hubasync URL --follow --interval 300 --format jsonl -o events.jsonl --state events.state
 """
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Everything the run needs, checked."""
-
-    share: ShareUrl
-    apikey: str
-    query: Query
-    limit: Optional[int]
-    token: Optional[str]
-    format: str
-    output: Optional[str]
-    state: Optional[str]
-    follow: bool
-    interval: float
-    progress: Optional[bool]  # None: on a terminal only
-    quiet: bool
-    timeout: float
-    retries: int
-    cacert: Optional[str]
-    debug: bool
-    recover: bool
-    strict: bool = False
 
 
 class _Parser(argparse.ArgumentParser):
@@ -181,6 +160,19 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"transient failures tolerated in a row before giving up "
                           f"(default {DEFAULT_RETRIES})")
     net.add_argument("--cacert", metavar="FILE", help="also trust the CA certificates in FILE")
+    bounds = parser.add_argument_group("bounds against a hub that misbehaves")
+    bounds.add_argument("--job-timeout", type=_seconds, default=DEFAULT_JOB_TIMEOUT,
+                        metavar="SECONDS",
+                        help=f"the most a job may stay pending before the run ends "
+                             f"(default {DEFAULT_JOB_TIMEOUT:g})")
+    bounds.add_argument("--page-timeout", type=_seconds, default=DEFAULT_PAGE_TIMEOUT,
+                        metavar="SECONDS",
+                        help=f"the most one page's body may take to arrive, however it "
+                             f"trickles (default {DEFAULT_PAGE_TIMEOUT:g})")
+    bounds.add_argument("--max-empty-pages", type=_positive_int,
+                        default=DEFAULT_MAX_EMPTY_PAGES, metavar="N",
+                        help=f"pages in a row without events, each with a new token, before the "
+                             f"run stops (default {DEFAULT_MAX_EMPTY_PAGES})")
     net.add_argument("--allow-http", action="store_true",
                      help="allow plain http to a host that is not this machine")
 
@@ -216,11 +208,6 @@ def _apikey(args: argparse.Namespace, share: ShareUrl) -> str:
     raise UsageError("no API key: give --apikey, --apikey-file, or set APIKEY in the environment")
 
 
-def _check_key(key: str) -> None:
-    if any(ord(char) < 0x21 or ord(char) > 0x7E for char in key):
-        raise UsageError("the API key holds spaces or characters that cannot go in a header")
-
-
 def _take_paging(share: ShareUrl, limit: Optional[int], token: Optional[str],
                  ) -> tuple[Optional[int], Optional[str], tuple[tuple[str, str], ...]]:
     """Take ``limit`` and ``token`` out of a pasted URL's parameters; the options win."""
@@ -244,13 +231,8 @@ def settings_from(argv: Optional[Sequence[str]]) -> Settings:
     """Parse and check the command line; raises UsageError."""
     args = build_parser().parse_args(argv)
     share = parse_share_url(args.url)
-    if share.scheme == "http" and not (args.allow_http or is_loopback(share.host)):
-        raise UsageError(
-            f"refusing plain http to {share.host}: the API key would cross the network "
-            "unencrypted (use https, or --allow-http if you must)"
-        )
     apikey = _apikey(args, share)
-    _check_key(apikey)
+    check_key_and_origin(share, apikey, allow_http=args.allow_http)
     limit, token, pasted = _take_paging(share, args.limit, args.token)
     extra = pasted + tuple(parse_param(text) for text in args.param)
     query = Query(
@@ -297,6 +279,8 @@ def settings_from(argv: Optional[Sequence[str]]) -> Settings:
         interval=args.interval, progress=None if args.quiet else args.progress,
         quiet=args.quiet, timeout=args.timeout, retries=args.retries, cacert=args.cacert,
         debug=args.debug, recover=args.recover, strict=args.strict,
+        job_timeout=args.job_timeout, page_timeout=args.page_timeout,
+        max_empty_pages=args.max_empty_pages,
     )
 
 
@@ -307,8 +291,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         settings = settings_from(argv)
         secret = settings.apikey
-        from .download import run
-
         return run(settings)
     except HubasyncError as error:
         if debug:

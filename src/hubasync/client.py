@@ -11,16 +11,19 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any, Dict, Iterable, Iterator, Optional, Union
 
+from .access import check_key_and_origin
+from .cursor import Cursor
 from .errors import UsageError
-from .pages import Pager
-from .params import Query, encode_query
+from .params import Query, query_url
+from .pipeline import fetch_pages
 from .retry import DEFAULT_RETRIES, DEFAULT_TIMEOUT, RetryPolicy
-from .session import HubSession, PageHead
+from .session import HubSession, hub_transport
 from .stream import Batch
-from .urls import is_loopback, parse_share_url
+from .urls import parse_share_url
 
 Event = Dict[str, Any]
 SPOOL_MEMORY = 8 * 1024 * 1024
@@ -56,34 +59,40 @@ class Page:
         self._spool.close()
 
 
-class _Spooler:
-    """A page consumer that keeps the page in a spool until it is complete."""
+class _SpoolDestination:
+    """The library's destination: each page is spooled, and handed out once committed."""
 
     def __init__(self) -> None:
-        self.spool: IO[bytes] = self._new()
-        self.count = 0
+        self.ready: Optional[tuple[IO[bytes], int]] = None
+        self._spool: Optional[IO[bytes]] = None
+        self._count = 0
 
-    @staticmethod
-    def _new() -> IO[bytes]:
-        return tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)
+    @contextmanager
+    def page(self) -> Iterator[_SpoolDestination]:
+        self._spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)  # noqa: SIM115
+        self._count = 0
+        try:
+            yield self
+        finally:
+            if self._spool is not None:  # not committed
+                self._spool.close()
+                self._spool = None
 
-    def page_started(self, head: PageHead) -> None:
-        self.count = 0
+    def write(self, batch: Batch) -> None:
+        assert self._spool is not None
+        self._spool.write(batch.lines())
+        self._spool.write(b"\n")
+        self._count += batch.count
 
-    def page_events(self, batch: Batch) -> None:
-        self.spool.write(batch.lines())
-        self.spool.write(b"\n")
-        self.count += batch.count
-
-    def page_failed(self) -> None:
-        self.spool.close()
-        self.spool = self._new()
-        self.count = 0
+    def commit(self, cursor: Cursor) -> None:
+        assert self._spool is not None
+        self.ready = (self._spool, self._count)
+        self._spool = None
 
     def take(self) -> tuple[IO[bytes], int]:
-        spool, count = self.spool, self.count
-        self.spool, self.count = self._new(), 0
-        return spool, count
+        assert self.ready is not None
+        ready, self.ready = self.ready, None
+        return ready
 
 
 def _query(start: Optional[str], end: Optional[str], filter: Optional[str],
@@ -119,19 +128,17 @@ class Client:
         key = self.apikey or self._share.apikey or os.environ.get("APIKEY")
         if not key:
             raise UsageError("no API key: pass apikey= or set APIKEY")
-        if self._share.scheme == "http" and not (self.allow_http or
-                                                 is_loopback(self._share.host)):
-            raise UsageError("refusing plain http to a remote host (allow_http=True to force)")
+        check_key_and_origin(self._share, key, allow_http=self.allow_http)
         self._key = key
 
     def __repr__(self) -> str:
         return f"Client({self._share.display()!r})"
 
     def _session(self, count: bool) -> HubSession:
+        transport = hub_transport(self._share.with_count(count), self._key,
+                                  timeout=self.timeout, cacert=self.cacert)
         # strict: every event is parsed on arrival, so a page never fails once handed out
-        return HubSession(self._share.with_count(count), self._key, timeout=self.timeout,
-                          policy=RetryPolicy(retries=self.retries), cacert=self.cacert,
-                          strict=True)
+        return HubSession(transport, policy=RetryPolicy(retries=self.retries), strict=True)
 
     def count(self, *, start: Optional[str] = None, end: Optional[str] = None,
               filter: Optional[str] = None, params: Optional[dict[str, str]] = None) -> int:
@@ -140,9 +147,8 @@ class Client:
         query.check_for(self._share)
         session = self._session(count=True)
         try:
-            pairs = query.pairs()
-            url = session.share.post_url + ("?" + encode_query(pairs) if pairs else "")
-            return session.count(url)
+            job = session.job(query_url(self._share.with_count(True), query))
+            return session.count(job, session.attempts())
         finally:
             session.close()
 
@@ -157,19 +163,20 @@ class Client:
         query = _query(start, end, filter, projection, sort, reverse, params)
         query.check_for(self._share)
         session = self._session(count=False)
-        pager = Pager(session, query, limit=limit, token=token)
-        spooler = _Spooler()
+        destination = _SpoolDestination()
+
+        def url_for(cursor: Cursor) -> str:
+            return query_url(self._share, query, limit=cursor.page_limit, token=cursor.token)
+
+        before = Cursor(token=token, limit=limit)
+        pages = fetch_pages(session, url_for, before, destination, attempts=session.attempts)
         try:
-            while True:
-                result = pager.next_page(spooler)
-                if result is None:
-                    return
-                spool, count = spooler.take()
-                yield Page(spool, count, result.token, result.next_token,
-                           result.last_inserted_token)
+            for after in pages:
+                spool, count = destination.take()
+                yield Page(spool, count, before.token, after.token, after.last_inserted)
+                before = after
         finally:
-            pager.close()
-            spooler.spool.close()
+            pages.close()
             session.close()
 
     def events(self, **query: Any) -> Iterator[Event]:

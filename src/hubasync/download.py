@@ -1,9 +1,10 @@
-"""One run of the command: count, or pages into the output, with state, progress and follow.
+"""One run of the command: a count, or pages into the output, with state, progress and follow.
 
-The output only ever grows by whole pages: each page is committed to the sink and then, in
-the same critical section, recorded in the state file. Whatever ends the run (the end of the
-events, the limit, an error, a signal), the output is closed so it holds whole events only,
-and the token that continues right after the last committed page is the last line of stderr.
+The pages themselves go through :func:`hubasync.pipeline.fetch_pages`; this module sets the run
+up (the state it continues, the output, the sink), follows passes, recovers from an invalid
+token, and ends the run: whatever ends it (the end of the events, the limit, an error, a
+signal), the output is closed holding whole events only, and the token that continues right
+after the last committed page is the last line of stderr.
 """
 
 from __future__ import annotations
@@ -15,29 +16,30 @@ import sys
 import time
 import traceback
 from calendar import timegm
-from dataclasses import dataclass
 from typing import Optional
 
-from .cli import PROG, Settings
+from .body import PageStream
+from .cursor import Cursor
+from .destination import OutputDestination
 from .errors import (
     ExitCode,
     HubasyncError,
     Interrupted,
     OutputError,
-    ProtocolError,
     QueryRejected,
     UsageError,
 )
 from .output import open_output
-from .pages import Pager
-from .params import Query, encode_query
+from .params import Query, query_url
+from .pipeline import fetch_pages
 from .progress import Progress
-from .retry import RetryPolicy
-from .session import HubSession, PageHead
+from .retry import Attempts, RetryNote, RetryPolicy
+from .session import HubSession, hub_transport
+from .settings import PROG, Settings
 from .signals import Stopper
 from .sinks import Sink, make_sink
+from .stalls import StallDetector
 from .state import RunState, check_state_path, fingerprint, load_state, save_state
-from .stream import Batch
 from .urls import redact
 
 TIME_KEYS = ("observation time", "source time")
@@ -45,39 +47,6 @@ TIME_KEYS = ("observation time", "source time")
 
 def _say(message: str) -> None:
     print(f"{PROG}: {message}", file=sys.stderr, flush=True)
-
-
-class _SinkConsumer:
-    """Hands a page's events to the sink, and takes them back if the page fails."""
-
-    def __init__(self, sink: Sink, progress: Progress) -> None:
-        self.sink = sink
-        self.progress = progress
-        self.pages = 0
-        self.in_page = 0  # events of the page in progress
-
-    def page_started(self, head: PageHead) -> None:
-        self.in_page = 0
-
-    def page_events(self, batch: Batch) -> None:
-        self.sink.write_batch(batch)
-        self.in_page += batch.count
-        self.progress.update(self.sink.events_written + self.in_page, self.pages)
-
-    def page_failed(self) -> None:
-        self.sink.rollback_page()
-        self.in_page = 0
-
-
-@dataclass
-class _Position:
-    """Where the committed output ends, in the hub's terms."""
-
-    token: Optional[str]  # continues right after the last committed page; None: nothing left
-    last_inserted_token: Optional[str]
-    events: int = 0  # events of this run (the limit counts these)
-    pages: int = 0
-    more: bool = False  # the limit stopped the run with events left
 
 
 def run(settings: Settings) -> int:
@@ -92,17 +61,23 @@ def run(settings: Settings) -> int:
             _say(redact(note, settings.apikey))
         progress.note(note)
 
-    session = HubSession(settings.share, settings.apikey, timeout=settings.timeout,
-                         policy=RetryPolicy(retries=settings.retries), cacert=settings.cacert,
-                         trace=_say if settings.debug else None, on_retry=on_retry,
-                         strict=settings.strict)
+    session = _session(settings, settings.share.count)
     try:
         if settings.share.count:
-            return _count(settings, session)
-        return _Download(settings, session, progress, stopper).run()
+            return _count(settings, session, session.attempts(on_retry))
+        return _Download(settings, session, progress, stopper, on_retry).run()
     finally:
         session.close()
         stopper.uninstall()
+
+
+def _session(settings: Settings, count: bool, retries: Optional[int] = None) -> HubSession:
+    share = settings.share.with_count(count)
+    transport = hub_transport(share, settings.apikey, timeout=settings.timeout,
+                              cacert=settings.cacert, trace=_say if settings.debug else None)
+    policy = RetryPolicy(retries=settings.retries if retries is None else retries)
+    return HubSession(transport, policy=policy, job_timeout=settings.job_timeout,
+                      page_timeout=settings.page_timeout, strict=settings.strict)
 
 
 def _progress_wanted(settings: Settings) -> bool:
@@ -113,15 +88,11 @@ def _progress_wanted(settings: Settings) -> bool:
     return sys.stderr.isatty()
 
 
-def _url(session: HubSession, query: Query) -> str:
-    pairs = query.pairs()
-    return session.share.post_url + ("?" + encode_query(pairs) if pairs else "")
-
-
-def _count(settings: Settings, session: HubSession) -> int:
+def _count(settings: Settings, session: HubSession, attempts: Attempts) -> int:
     output = open_output(settings.output, atomic=True)
     try:
-        count = session.count(_url(session, settings.query))
+        job = session.job(query_url(settings.share.with_count(True), settings.query))
+        count = session.count(job, attempts)
         output.write(json.dumps({"count": count}).encode() + b"\n")
         output.commit()
     except BaseException:
@@ -140,16 +111,25 @@ def _epoch(text: str) -> Optional[int]:
     return timegm(parsed)
 
 
+def cursor_from_state(state: RunState, limit: Optional[int]) -> Cursor:
+    """The cursor a state records."""
+    return Cursor(token=state.token, limit=limit, events=state.events, pages=state.pages,
+                  last_inserted=state.last_inserted_token, done=state.complete,
+                  more=state.complete and state.token is not None)
+
+
 class _Download:
     """Pages into a sink, with the state file kept in step."""
 
     def __init__(self, settings: Settings, session: HubSession, progress: Progress,
-                 stopper: Stopper) -> None:
+                 stopper: Stopper, on_retry: RetryNote) -> None:
         self.settings = settings
         self.session = session
         self.progress = progress
         self.stopper = stopper
+        self.on_retry = on_retry
         self.query = settings.query
+        self.cursor = Cursor(token=settings.token, limit=settings.limit)
         self.fingerprint = fingerprint(
             settings.share.display(), settings.query.pairs(), settings.format,
             os.path.abspath(settings.output) if settings.output else None,
@@ -162,7 +142,6 @@ class _Download:
         if settings.state:
             check_state_path(settings.state)
             state = load_state(settings.state)
-        position = _Position(settings.token, None)
         resume_offset: Optional[int] = None
         resume_sink: Optional[dict[str, object]] = None
         if state is not None:
@@ -172,23 +151,20 @@ class _Download:
                     "format, output, --limit or --token differ): remove it or use another one"
                 )
             resume_offset, resume_sink = state.output_offset, state.sink
+            self.cursor = cursor_from_state(state, settings.limit)
             if state.complete and not self._continues(state):
                 self._finish_completed(state)
                 return ExitCode.OK
             if state.complete:  # a sync goes on from the newest event, or from the limit
-                position = _Position(state.token or state.last_inserted_token,
-                                     state.last_inserted_token)
-            else:
-                position = _Position(state.token, state.last_inserted_token, state.events,
-                                     state.pages)
+                self.cursor = self.cursor.next_pass()
         append = settings.format == "jsonl" and settings.state is not None
         output = open_output(settings.output, append=append, atomic=not append,
                              resume_offset=resume_offset, durable=settings.state is not None)
         sink = make_sink(settings.format, output, projection=self.query.projection,
                          resume=resume_sink)
         if state is None and self.progress.enabled and not settings.follow:
-            self._learn_total(position)
-        return self._pages(sink, position)
+            self._learn_total()
+        return self._pages(sink)
 
     def _continues(self, state: RunState) -> bool:
         """Whether a finished run's JSON-lines file goes on: after the limit, or a sync."""
@@ -208,16 +184,16 @@ class _Download:
             _say(f"already complete ({state.events} events; state {settings.state}): "
                  "nothing to do")
 
-    def _learn_total(self, position: _Position) -> None:
+    def _learn_total(self) -> None:
         """For the progress line: how many events the run will bring, if cheap to know."""
-        if position.token is not None:
+        if self.cursor.token is not None:
             return
         query = Query(start=self.query.start, end=self.query.end, filter=self.query.filter,
                       extra=self.query.extra)
-        counter = HubSession(self.session.share.with_count(True), self.settings.apikey,
-                             timeout=self.settings.timeout, policy=RetryPolicy(retries=1))
+        counter = _session(self.settings, count=True, retries=1)
         try:
-            total = counter.count(_url(counter, query))
+            job = counter.job(query_url(self.settings.share.with_count(True), query))
+            total = counter.count(job, counter.attempts())
         except HubasyncError:
             return
         finally:
@@ -225,83 +201,53 @@ class _Download:
         limit = self.settings.limit
         self.progress.total = total if limit is None else min(total, limit)
 
-    def _pages(self, sink: Sink, position: _Position) -> int:
+    def _url(self, cursor: Cursor) -> str:
+        return query_url(self.settings.share, self.query, limit=cursor.page_limit,
+                         token=cursor.token)
+
+    def _pages(self, sink: Sink) -> int:
         settings = self.settings
-        consumer = _SinkConsumer(sink, self.progress)
-        consumer.pages = position.pages
-        pager = self._pager(position)
+        save = self._save if settings.state else None
+        cursor = self.cursor.starting()
+        destination = self.destination = OutputDestination(sink, save, self.stopper, cursor)
+
+        def progress(at: Cursor, stream: PageStream) -> None:
+            self.progress.update(at.events + stream.events, at.pages)
+
         try:
             while True:
+                pages = fetch_pages(
+                    self.session, self._url, cursor, destination,
+                    attempts=lambda: self.session.attempts(self.on_retry),
+                    stalls=StallDetector(settings.max_empty_pages), progress=progress)
                 try:
-                    result = pager.next_page(consumer)
+                    for cursor in pages:
+                        self.progress.update(cursor.events, cursor.pages)
                 except QueryRejected as error:
                     if not (error.invalid_token and settings.recover):
                         raise
-                    pager = self._recover(sink, position)
-                    continue
-                if result is not None:
-                    self._commit(sink, pager, position, consumer)
-                if not pager.done:
+                    cursor = self._recover(sink)
                     continue
                 if not settings.follow:
                     break
-                self._caught_up(sink, pager, position, result is not None and result.events > 0)
                 self.progress.note("up to date")
                 time.sleep(settings.interval)
-                pager = self._pager(position)
+                cursor = destination.cursor.next_pass()
             with self.stopper.critical():
                 sink.finish()
-                self._save(sink, position, complete=True)
+                self._save(destination.cursor, sink)
         except Interrupted as stop:
-            return self._stopped(sink, position, stop)
+            return self._stopped(sink, stop)
         except HubasyncError as error:
-            return self._failed(sink, position, error)
-        finally:
-            pager.close()
-        self.progress.update(sink.events_written, position.pages, force=True)
+            return self._failed(sink, error)
+        done = destination.cursor
+        self.progress.update(done.events, done.pages, force=True)
         self.progress.clear()
-        if position.more and position.token:
-            print(position.token, file=sys.stderr, flush=True)
+        if done.more and done.token:
+            print(done.token, file=sys.stderr, flush=True)
         return ExitCode.OK
 
-    def _pager(self, position: _Position) -> Pager:
-        limit = self.settings.limit
-        remaining = None if limit is None else max(0, limit - position.events)
-        pager = Pager(self.session, self.query, limit=remaining, token=position.token)
-        if remaining == 0:
-            pager.done = True
-        return pager
-
-    def _commit(self, sink: Sink, pager: Pager, position: _Position,
-                consumer: _SinkConsumer) -> None:
-        with self.stopper.critical():
-            sink.commit_page()
-            position.events += consumer.in_page
-            position.pages += 1
-            if pager.last_inserted_token:
-                position.last_inserted_token = pager.last_inserted_token
-            if not pager.done:
-                position.token = pager.token
-            else:
-                position.token = pager.more_token
-                position.more = pager.more_token is not None
-            self._save(sink, position, complete=False)
-        consumer.pages = position.pages
-        consumer.in_page = 0
-        self.progress.update(sink.events_written, position.pages)
-
-    def _caught_up(self, sink: Sink, pager: Pager, position: _Position,
-                   got_events: bool) -> None:
-        """In follow mode, go on from the newest inserted event."""
-        if pager.last_inserted_token:
-            position.token = pager.last_inserted_token
-        elif got_events:
-            raise ProtocolError("the hub sent no X-Last-Inserted-Token: cannot follow")
-        position.events = 0
-        with self.stopper.critical():
-            self._save(sink, position, complete=False)
-
-    def _recover(self, sink: Sink, position: _Position) -> Pager:
+    def _recover(self, sink: Sink) -> Cursor:
         """The stored token is invalid: start again from the time of the last event written."""
         start = self._last_event_time()
         if start is None:
@@ -311,10 +257,11 @@ class _Download:
         _say(f"the stored token is no longer valid: starting again from "
              f"{time.strftime('%Y-%m-%d %H:%M:%SZ', time.gmtime(start))}, the time of the last "
              "event written (events from that time on may be written again)")
-        position.token = None
+        cursor = dataclasses.replace(self.destination.cursor, token=None)
         with self.stopper.critical():
-            self._save(sink, position, complete=False)
-        return self._pager(position)
+            self._save(cursor, sink)
+            self.destination.cursor = cursor
+        return cursor
 
     def _last_event_time(self) -> Optional[int]:
         """The time of the last event of the JSON-lines output, read from its end."""
@@ -338,17 +285,17 @@ class _Download:
                         return _epoch(value)
         return None
 
-    def _save(self, sink: Sink, position: _Position, *, complete: bool) -> None:
+    def _save(self, cursor: Cursor, sink: Sink) -> None:
         if not self.settings.state:
             return
         save_state(self.settings.state, RunState(
             fingerprint=self.fingerprint,
-            token=position.token,
+            token=cursor.token,
             output_offset=sink.offset,
-            events=position.events,
-            pages=position.pages,
-            complete=complete,
-            last_inserted_token=position.last_inserted_token,
+            events=cursor.events,
+            pages=cursor.pages,
+            complete=cursor.done,
+            last_inserted_token=cursor.last_inserted,
             sink=sink.resume_info(),
         ))
 
@@ -359,31 +306,33 @@ class _Download:
         except OutputError as error:
             _say(str(error))
 
-    def _stopped(self, sink: Sink, position: _Position, stop: Interrupted) -> int:
+    def _stopped(self, sink: Sink, stop: Interrupted) -> int:
         self._close_early(sink)
         self.progress.clear()
         if self.settings.follow:
             if not self.settings.quiet:
-                _say(f"{stop}: {sink.events_written} events written")
+                _say(f"{stop}: {self.destination.cursor.events} events written in this pass")
             return ExitCode.OK
         _say(str(stop))
-        if position.token:
-            print(position.token, file=sys.stderr, flush=True)
+        if self.destination.cursor.token:
+            print(self.destination.cursor.token, file=sys.stderr, flush=True)
         return ExitCode.INTERRUPTED
 
-    def _failed(self, sink: Sink, position: _Position, error: HubasyncError) -> int:
+    def _failed(self, sink: Sink, error: HubasyncError) -> int:
         if self.settings.debug:
             traceback.print_exception(type(error), error, error.__traceback__)
         self._close_early(sink)
         self.progress.clear()
         message = str(error)
-        if (isinstance(error, QueryRejected) and error.invalid_token and position.token
+        token = self.destination.cursor.token
+        if (isinstance(error, QueryRejected) and error.invalid_token and token
                 and self.settings.state):
             hint = ("run again with --recover to start from the time of the last event "
                     "written, or " if self.settings.format == "jsonl" else "")
             message += (f" (the token in {self.settings.state} can no longer be continued: "
                         f"{hint}remove the state file to start over)")
         _say(redact(message, self.settings.apikey))
-        if position.token and not isinstance(error, (OutputError, QueryRejected)):
-            print(position.token, file=sys.stderr, flush=True)
+        if token and not isinstance(error, (OutputError, QueryRejected)):
+            print(token, file=sys.stderr, flush=True)
         return error.exit_code
+

@@ -1,12 +1,14 @@
 """Error types of hubasync, each carrying the exit code the command line ends with.
 
 Every failure a user can meet is one of these; the CLI prints ``str(error)`` as one line on
-stderr and exits with ``error.exit_code``.
+stderr and exits with ``error.exit_code``. Whether a failure is worth another attempt is a
+property of the error itself (``transient``), decided here once: the run loop retries exactly
+the transient ones, after ``retry_after`` seconds when the hub said how long.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 
 class ExitCode:
@@ -35,6 +37,8 @@ class HubasyncError(Exception):
     """Base class of every error hubasync raises on purpose; its text is always one line."""
 
     exit_code = 1
+    transient = False  # True: the same work may succeed if tried again
+    retry_after: Optional[float] = None  # seconds the hub asked to wait, if it said
 
     def __str__(self) -> str:
         return one_line(super().__str__())
@@ -91,6 +95,32 @@ class HubUnavailable(HubasyncError):
 class NetworkError(HubUnavailable):
     """A connection was refused, reset, dropped or timed out. Transient."""
 
+    transient = True
+
+
+class HubBusy(HubUnavailable):
+    """The hub answered that it cannot serve now (429, 5xx, a job not ready). Transient."""
+
+    transient = True
+
+    def __init__(self, message: str, retry_after: Optional[float] = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class JobGone(HubUnavailable):
+    """The job expired or vanished, or its results were already fetched: post it again."""
+
+    transient = True
+
+
+class JobTimeout(HubUnavailable):
+    """The hub kept a job pending for longer than ``--job-timeout``: not retried."""
+
+
+class PageTimeout(HubUnavailable):
+    """A page's body took longer than ``--page-timeout`` to arrive: not retried."""
+
 
 class CertificateError(HubUnavailable):
     """The hub's TLS certificate is not trusted: not transient, so not retried."""
@@ -102,9 +132,15 @@ class BadBody(HubUnavailable):
     Transient: the query is posted again, since results can be fetched only once.
     """
 
+    transient = True
+
 
 class ProtocolError(HubUnavailable):
     """The hub answered something the protocol does not allow (e.g. a foreign Location)."""
+
+
+class NoProgress(ProtocolError):
+    """The hub's pages do not move the run forward: a token repeats, or pages never end."""
 
 
 class OutputError(HubasyncError):

@@ -91,3 +91,10 @@ def parse_param(text: str) -> tuple[str, str]:
 def encode_query(pairs: list[tuple[str, str]]) -> str:
     """Query text for the pairs, spaces as %20; "" for no pairs."""
     return urlencode(pairs, quote_via=quote)
+
+
+def query_url(share: ShareUrl, query: Query, *, limit: int | None = None,
+              token: str | None = None) -> str:
+    """The URL a query is posted to: the share's async URL and the given parameters only."""
+    text = encode_query(query.pairs(limit=limit, token=token))
+    return share.post_url + ("?" + text if text else "")

@@ -5,17 +5,19 @@ origin only (anything else is refused, so the API key never leaves it), keeps co
 alive between requests, lets a request be sent before its answer is read (so the next page's
 query can travel while the current page's body streams on another connection), and turns
 every socket-level failure into :class:`hubasync.errors.NetworkError`.
+
+A request sent on a kept-alive connection that the hub closed while it was idle is sent once
+more on a new connection, at no cost to the retry budget: the hub did not fail, the connection
+had simply been let go (HTTP/1.1 allows either side to close an idle connection).
 """
 
 from __future__ import annotations
 
 import http.client
-import queue
 import socket
 import ssl
-import threading
 import time
-from typing import Callable, Iterable, Iterator, Optional, Union
+from typing import Callable, Iterator, Optional
 from urllib.parse import urlsplit
 
 from .errors import BadBody, CertificateError, NetworkError, ProtocolError
@@ -257,59 +259,3 @@ def make_ssl_context(cacert: Optional[str] = None) -> ssl.SSLContext:
     if cacert:
         context.load_verify_locations(cafile=cacert)
     return context
-
-
-_END = object()
-READ_AHEAD_CHUNKS = 4
-
-
-def read_ahead(response: Response, transform: Callable[[bytes], Iterable[bytes]],
-               final: Callable[[], bytes]) -> Iterator[bytes]:
-    """The body's chunks passed through ``transform`` (e.g. gunzip, in bounded pieces),
-    then ``final()``.
-
-    A thread reads and transforms up to :data:`READ_AHEAD_CHUNKS` chunks ahead of the
-    consumer: socket reads and zlib release the interpreter lock, so on two cores the body
-    is fetched and decompressed while the consumer splits and writes the previous chunk.
-    Errors are raised in the consumer; leaving the loop early drops the connection.
-    """
-    chunks: queue.Queue[Union[bytes, BaseException, object]] = queue.Queue(READ_AHEAD_CHUNKS)
-    stop = threading.Event()
-
-    def deliver(item: Union[bytes, BaseException, object]) -> bool:
-        while not stop.is_set():
-            try:
-                chunks.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def pump() -> None:
-        try:
-            for chunk in response.chunks():
-                for piece in transform(chunk):
-                    if not deliver(piece):
-                        return
-            deliver(final())
-            deliver(_END)
-        except BaseException as error:  # handed over to the consumer
-            deliver(error)
-
-    reader = threading.Thread(target=pump, name="hubasync-read-ahead", daemon=True)
-    reader.start()
-    try:
-        while True:
-            item = chunks.get()
-            if item is _END:
-                break
-            if isinstance(item, BaseException):
-                raise item
-            assert isinstance(item, bytes)
-            if item:
-                yield item
-    finally:
-        if reader.is_alive():
-            stop.set()
-            response.abandon()
-            reader.join(timeout=5)

@@ -1,0 +1,131 @@
+"""The run loop: page after page from a cursor into a destination, each committed whole.
+
+This is the one place where a run's pages are fetched, written, committed and retried::
+
+    while not cursor.done:
+        stream = session.open_page(job)               # the job's phases, over the transport
+        with destination.page() as page:              # rolled back unless committed
+            for batch in stream:                      # whole events, the hub's own bytes
+                page.write(batch)
+            page.commit(cursor.advance(stream.result))  # output, then state, in one piece
+
+A failure anywhere in a page goes to the page's :class:`~hubasync.retry.Attempts`, which
+re-raises it unless it is transient; a transient one is retried by opening the page again
+(the job knows whether that means polling again or posting the query anew). As soon as a page's
+headers give ``X-Next-Token``, the next page's query is posted, so the hub works on it while
+this page streams. The CLI, the library and the sync service all run this loop.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Callable, Generator, Optional, Protocol
+
+from .body import PageStream
+from .cursor import Cursor
+from .errors import HubasyncError
+from .retry import Attempts
+from .session import HubSession
+from .stalls import StallDetector
+from .stream import Batch
+from .transport_interface import SentRequest
+
+
+class PageWriter(Protocol):
+    """One page on its way into a destination."""
+
+    def write(self, batch: Batch) -> None: ...
+
+    def commit(self, cursor: Cursor) -> None:
+        """Make the page part of the destination, with ``cursor`` as its new position."""
+        ...
+
+
+class Destination(Protocol):
+    """Where pages go: ``page()`` opens one, rolled back if left without a commit."""
+
+    def page(self) -> AbstractContextManager[PageWriter]: ...
+
+
+@dataclass
+class _Upcoming:
+    """A page's query sent ahead of time."""
+
+    url: str
+    sent: SentRequest
+
+    def cancel(self) -> None:
+        self.sent.cancel()
+
+
+Progress = Callable[[Cursor, PageStream], None]
+
+
+def fetch_pages(session: HubSession, url_for: Callable[[Cursor], str], cursor: Cursor,
+                destination: Destination, *, attempts: Callable[[], Attempts],
+                stalls: Optional[StallDetector] = None, prefetch: bool = True,
+                progress: Optional[Progress] = None) -> Generator[Cursor, None, None]:
+    """Fetch the pages from ``cursor`` until it is done; yield the cursor of each commit.
+
+    ``url_for(cursor)`` is the query URL of the page a cursor starts. ``progress`` is called
+    after each batch written.
+    """
+    stalls = stalls or StallDetector()
+    upcoming: Optional[_Upcoming] = None
+    try:
+        while not cursor.done:
+            url = url_for(cursor)
+            sent: Optional[SentRequest] = None
+            if upcoming is not None and upcoming.url == url:
+                sent = upcoming.sent
+            elif upcoming is not None:
+                upcoming.cancel()
+            upcoming = None
+            job = session.job(url)
+            tries = attempts()
+            while True:
+                try:
+                    stream = session.open_page(job, cursor.token, max_events=cursor.page_limit,
+                                               sent=sent)
+                    sent = None
+                    if prefetch and stream.next_token is not None:
+                        upcoming = _send_ahead(session, url_for, cursor, stream.next_token)
+                    after = _write_page(stream, cursor, destination, stalls, progress)
+                except HubasyncError as error:
+                    sent = None
+                    if upcoming is not None:
+                        upcoming.cancel()
+                        upcoming = None
+                    tries.failed(error)  # raises it again unless it is transient
+                    continue
+                break
+            cursor = after
+            yield cursor
+    finally:
+        if upcoming is not None:
+            upcoming.cancel()
+
+
+def _write_page(stream: PageStream, cursor: Cursor, destination: Destination,
+                stalls: StallDetector, progress: Optional[Progress]) -> Cursor:
+    with destination.page() as page:
+        for batch in stream:
+            page.write(batch)
+            if progress is not None:
+                progress(cursor, stream)
+        result = stream.result
+        stalls.check(result.token, result.next_token, result.events, stream.fingerprint)
+        after = cursor.advance(result)
+        page.commit(after)
+    return after
+
+
+def _send_ahead(session: HubSession, url_for: Callable[[Cursor], str], cursor: Cursor,
+                next_token: str) -> Optional[_Upcoming]:
+    ahead = cursor.ahead(next_token)
+    if ahead is None:
+        return None
+    url = url_for(ahead)
+    sent = session.send_ahead(url)
+    return None if sent is None else _Upcoming(url, sent)

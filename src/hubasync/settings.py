@@ -1,0 +1,45 @@
+"""The settings of one run of the downloader, checked: what the command line hands to the run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from .job import DEFAULT_JOB_TIMEOUT
+from .params import Query
+from .retry import DEFAULT_RETRIES, DEFAULT_TIMEOUT
+from .session import DEFAULT_PAGE_TIMEOUT
+from .stalls import DEFAULT_MAX_EMPTY_PAGES
+from .urls import ShareUrl
+
+PROG = "hubasync"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a run needs, checked."""
+
+    share: ShareUrl
+    apikey: str
+    query: Query
+    limit: Optional[int] = None
+    token: Optional[str] = None
+    format: str = "json"
+    output: Optional[str] = None
+    state: Optional[str] = None
+    follow: bool = False
+    interval: float = 60.0
+    progress: Optional[bool] = None  # None: on a terminal only
+    quiet: bool = False
+    timeout: float = DEFAULT_TIMEOUT
+    retries: int = DEFAULT_RETRIES
+    cacert: Optional[str] = None
+    debug: bool = False
+    recover: bool = False
+    strict: bool = False
+    job_timeout: float = DEFAULT_JOB_TIMEOUT
+    page_timeout: float = DEFAULT_PAGE_TIMEOUT
+    max_empty_pages: int = DEFAULT_MAX_EMPTY_PAGES
+
+    def __repr__(self) -> str:
+        return f"Settings({self.share.display()!r}, ...)"
