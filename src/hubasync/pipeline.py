@@ -50,10 +50,20 @@ class Destination(Protocol):
 
 @dataclass
 class _Upcoming:
-    """A page's query sent ahead of time."""
+    """A page's query sent ahead of time, for a page starting at ``token`` with ``limit``."""
 
+    token: str
+    limit: Optional[int]
     url: str
     sent: SentRequest
+
+    def serves(self, cursor: Cursor) -> bool:
+        """Whether it can be the query of the page ``cursor`` starts: the same token, and no
+        more events asked than are wanted (fewer only make one more page)."""
+        wanted = cursor.page_limit
+        if self.token != cursor.token or (self.limit is None) != (wanted is None):
+            return False
+        return self.limit is None or wanted is None or self.limit <= wanted
 
     def cancel(self) -> None:
         self.sent.cancel()
@@ -75,10 +85,10 @@ def fetch_pages(session: HubSession, url_for: Callable[[Cursor], str], cursor: C
     upcoming: Optional[_Upcoming] = None
     try:
         while not cursor.done:
-            url = url_for(cursor)
+            url, limit = url_for(cursor), cursor.page_limit
             sent: Optional[SentRequest] = None
-            if upcoming is not None and upcoming.url == url:
-                sent = upcoming.sent
+            if upcoming is not None and upcoming.serves(cursor):
+                url, limit, sent = upcoming.url, upcoming.limit, upcoming.sent
             elif upcoming is not None:
                 upcoming.cancel()
             upcoming = None
@@ -86,8 +96,7 @@ def fetch_pages(session: HubSession, url_for: Callable[[Cursor], str], cursor: C
             tries = attempts()
             while True:
                 try:
-                    stream = session.open_page(job, cursor.token, max_events=cursor.page_limit,
-                                               sent=sent)
+                    stream = session.open_page(job, cursor.token, max_events=limit, sent=sent)
                     sent = None
                     if prefetch and stream.next_token is not None:
                         upcoming = _send_ahead(session, url_for, cursor, stream.next_token)
@@ -128,4 +137,4 @@ def _send_ahead(session: HubSession, url_for: Callable[[Cursor], str], cursor: C
         return None
     url = url_for(ahead)
     sent = session.send_ahead(url)
-    return None if sent is None else _Upcoming(url, sent)
+    return None if sent is None else _Upcoming(next_token, ahead.page_limit, url, sent)
