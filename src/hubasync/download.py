@@ -16,7 +16,7 @@ import sys
 import time
 import traceback
 from calendar import timegm
-from typing import Optional
+from typing import Callable, Optional
 
 from .body import PageStream
 from .cursor import Cursor
@@ -65,7 +65,7 @@ def run(settings: Settings) -> int:
     try:
         if settings.share.count:
             return _count(settings, session, session.attempts(on_retry))
-        return _Download(settings, session, progress, stopper, on_retry).run()
+        return Download(settings, session, progress, stopper, on_retry).run()
     finally:
         session.close()
         stopper.uninstall()
@@ -118,13 +118,15 @@ def cursor_from_state(state: RunState, limit: Optional[int]) -> Cursor:
                   more=state.complete and state.token is not None)
 
 
-class _Download:
+class Download:
     """Pages into a sink, with the state file kept in step."""
 
     def __init__(self, settings: Settings, session: HubSession, progress: Progress,
-                 stopper: Stopper, on_retry: RetryNote) -> None:
+                 stopper: Stopper, on_retry: RetryNote,
+                 counter: Optional[Callable[[], HubSession]] = None) -> None:
         self.settings = settings
         self.session = session
+        self.counter = counter or (lambda: _session(settings, count=True, retries=1))
         self.progress = progress
         self.stopper = stopper
         self.on_retry = on_retry
@@ -190,7 +192,7 @@ class _Download:
             return
         query = Query(start=self.query.start, end=self.query.end, filter=self.query.filter,
                       extra=self.query.extra)
-        counter = _session(self.settings, count=True, retries=1)
+        counter = self.counter()
         try:
             job = counter.job(query_url(self.settings.share.with_count(True), query))
             total = counter.count(job, counter.attempts())
@@ -231,7 +233,7 @@ class _Download:
                 if not settings.follow:
                     break
                 self.progress.note("up to date")
-                time.sleep(settings.interval)
+                self.session.clock.sleep(settings.interval)
                 cursor = destination.cursor.next_pass()
             with self.stopper.critical():
                 sink.finish()
