@@ -29,6 +29,7 @@ from hubasync.urls import parse_share_url
 from .memory_hub import URL, MemoryHub, Reply, network_error, reply
 
 SHARE = parse_share_url(URL)
+NO_QUERY = Query()
 
 
 class ListDestination:
@@ -59,7 +60,7 @@ class ListDestination:
 
 
 def run(hub: MemoryHub, cursor: Optional[Cursor] = None, *, retries: int = 4,
-        prefetch: bool = True, query: Query = Query(), stalls: Optional[StallDetector] = None,
+        prefetch: bool = True, query: Query = NO_QUERY, stalls: Optional[StallDetector] = None,
         session: Optional[HubSession] = None) -> ListDestination:
     session = session or HubSession(hub.transport(), clock=hub.clock,
                                     policy=RetryPolicy(retries=retries))
