@@ -212,6 +212,9 @@ class Download:
         save = self._save if settings.state else None
         cursor = self.cursor.starting()
         destination = self.destination = OutputDestination(sink, save, self.stopper, cursor)
+        if save is not None:  # where the output starts, before a byte of it is written
+            with self.stopper.critical():
+                save(cursor, sink)
 
         def progress(at: Cursor, stream: PageStream) -> None:
             self.progress.update(at.events + stream.events, at.pages)
