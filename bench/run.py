@@ -60,18 +60,19 @@ class Client:
     """One way of downloading a share: a label, and what its output is checked as."""
 
     label: str
-    kind: str  # "floor", "hubasync" or "vendor"
+    kind: str  # "floor", "hubasync", "baseline" (hubasync of another checkout) or "vendor"
     fmt: str = "json"
     goal: Optional[float] = None  # the most time allowed, as a multiple of the floor's
+    root: str = ROOT  # the checkout whose async.py is run (hubasync and baseline)
 
     def command(self, sim_url: str, output: str, latency: float) -> List[str]:
         py = sys.executable
         if self.kind == "floor":
             return [py, os.path.join(HERE, "floor.py"), f"{sim_url}/shares/v2/async/{SHARE}",
                     output, "--latency", str(latency), "--apikey", APIKEY]
-        if self.kind == "hubasync":
-            return [py, os.path.join(ROOT, "async.py"), f"{sim_url}/shares/v2/async/{SHARE}",
-                    "--format", self.fmt, "-o", output]
+        if self.kind in ("hubasync", "baseline"):
+            return [py, os.path.join(self.root, "async.py"),
+                    f"{sim_url}/shares/v2/async/{SHARE}", "--format", self.fmt, "-o", output]
         return [py, os.path.join(HERE, "vendor_client.py"),
                 f"{sim_url}/shares/v2/{SHARE}?apikey={APIKEY}", output]
 
@@ -109,6 +110,18 @@ class Cell:
             if run.error:
                 return run.error
         return None
+
+
+def with_baseline(scenario: Scenario, root: str) -> Scenario:
+    """The scenario with each hubasync client run from ``root`` too, right after it."""
+    clients: List[Client] = []
+    for client in scenario.clients:
+        clients.append(client)
+        if client.kind == "hubasync":
+            clients.append(Client(client.label.replace("hubasync", "baseline"), "baseline",
+                                  client.fmt, root=root))
+    return Scenario(scenario.name, scenario.title, scenario.sim_args, scenario.latency,
+                    tuple(clients))
 
 
 def scenarios(quick: bool) -> List[Scenario]:
@@ -421,6 +434,10 @@ def main() -> int:
                         help="leave out the vendor's library")
     parser.add_argument("--write-doc", action="store_true",
                         help="replace the results section of docs/benchmarks.md")
+    parser.add_argument("--baseline", metavar="DIR", default=None,
+                        help="also run the async.py of another checkout (e.g. a git worktree of "
+                             "an earlier commit), interleaved with this one, for a before/after "
+                             "in one run")
     parser.add_argument("--tmpdir", default=None,
                         help="where the outputs are written (default: the system's temp dir)")
     args = parser.parse_args()
@@ -437,6 +454,8 @@ def main() -> int:
         for scenario in scenarios(args.quick):
             if args.only and scenario.name not in args.only:
                 continue
+            if args.baseline:
+                scenario = with_baseline(scenario, os.path.abspath(args.baseline))
             cells, expected = run_scenario(launcher, scenario, repeat, workdir, vendor_na)
             results.append((scenario, cells, expected))
     finally:

@@ -116,7 +116,7 @@ def test_accepted_forms(
 def test_parts(text: str, scheme: str, host: str, port: int, prefix: str) -> None:
     share = parse_share_url(text)
     assert (share.scheme, share.host, share.port, share.prefix) == (scheme, host, port, prefix)
-    assert share.origin == (scheme, host, port)
+    assert origin_of(share.post_url) == (scheme, host, port)
 
 
 REFUSED = [

@@ -65,10 +65,6 @@ class ShareUrl:
         return f"{self.scheme}://{host}{port}{path}"
 
     @property
-    def origin(self) -> tuple[str, str, int]:
-        return origin_of(self.post_url)
-
-    @property
     def is_notification(self) -> bool:
         return self.index is not None
 
