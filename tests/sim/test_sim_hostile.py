@@ -177,6 +177,18 @@ def test_results_trickle_forever_until_the_client_leaves(make_sim, hub_for):
     assert hub.get_url(url).status == 410  # the job was consumed
 
 
+def test_results_trickle_forever_notices_at_once_that_the_client_left(make_sim, hub_for):
+    sim = make_sim(faults=["results-trickle-forever"], fault_delay=30)
+    hub = hub_for(sim)
+    url = _results_url(hub)
+    hub.close()
+    conn, resp = _raw_get(sim, url)
+    assert resp.read1(4096).startswith(b"[{")
+    assert len(sim.hub.connections) == 1
+    conn.close()
+    _wait(lambda: not sim.hub.connections, timeout=15)  # not after the next 30 s pause
+
+
 def test_results_trickle_forever_ends_when_the_simulator_stops(make_sim, hub_for):
     sim = make_sim(faults=["results-trickle-forever"], fault_delay=0.05)
     url = _results_url(hub_for(sim))
@@ -274,6 +286,15 @@ def test_results_same_token_keeps_a_given_token_and_survives_the_last_page(make_
     last = _page(hub, token)
     assert last.header("X-Next-Token") == token  # even on the last page
     assert len(last.json()) == 50
+
+
+@pytest.mark.parametrize("order", [[], [("reverse", "true")], [("sort", "_id"), ("reverse", "1")]])
+def test_results_same_token_names_the_start_in_every_order(make_sim, hub_for, order):
+    sim = make_sim(faults=["results-same-token"])
+    hub = hub_for(sim)
+    first = hub.run(API, order + [("limit", "30")])
+    again = hub.run(API, order + [("limit", "30"), ("token", first.header("X-Next-Token"))])
+    assert again.status == 200 and again.json() == first.json()
 
 
 def test_results_token_cycle_from_the_third_page(make_sim, hub_for):
