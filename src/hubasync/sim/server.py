@@ -52,19 +52,20 @@ class Hub:
         self.cache = PageCache()
         self.trail = TokenTrail()
         self._refused: Set[str] = set(config.refused_shares)
+        self._refused_lock = threading.Lock()
         self.connections: Set[socket.socket] = set()
         self.conn_lock = threading.Lock()
 
     def refuse_key(self, share_id: str, refused: bool = True) -> None:
         """Make share ``share_id`` answer 401 to the right key (or stop doing so)."""
-        with self.conn_lock:
+        with self._refused_lock:
             if refused:
                 self._refused.add(share_id)
             else:
                 self._refused.discard(share_id)
 
     def refuses(self, share_id: str) -> bool:
-        with self.conn_lock:
+        with self._refused_lock:
             return share_id in self._refused
 
     def retry_after(self) -> str:
