@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from hubasync.sim import ALL_FAULTS
 from hubasync.sim.__main__ import build_parser, main
 
 
@@ -51,3 +52,7 @@ def test_cli_lists_faults(capsys):
     assert main(["--list-faults"]) == 0
     out = capsys.readouterr().out
     assert "results-reset" in out and "keepalive-drop" in out
+    for name in ALL_FAULTS:
+        assert name in out
+    assert "results-gzip-bomb-nesting" in out and "[hostile]" in out
+    assert build_parser().parse_args(["--fault", "status-303:2"]).fault == ["status-303:2"]

@@ -128,3 +128,10 @@ def test_data_file(tmp_path):
     (tmp_path / "bad.jsonl").write_text("[1]\n")
     with pytest.raises(DataError, match="bad.jsonl:1"):
         load_jsonl(str(tmp_path / "bad.jsonl"))
+
+
+def test_a_nonce_makes_a_new_text_for_the_same_position():
+    pos = Position("_id", False, 42, 0)
+    texts = {encode_token(pos, nonce) for nonce in (1, 2, 3)} | {encode_token(pos)}
+    assert len(texts) == 4
+    assert {decode_token(text) for text in texts} == {pos}

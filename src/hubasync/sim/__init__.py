@@ -8,8 +8,8 @@
 from __future__ import annotations
 
 from .config import SimConfig
-from .faults import FAULTS
+from .faults import ALL_FAULTS, FAULTS, HOSTILE_FAULTS
 from .simulator import Simulator
 from .stats import Stats
 
-__all__ = ["FAULTS", "SimConfig", "Simulator", "Stats"]
+__all__ = ["ALL_FAULTS", "FAULTS", "HOSTILE_FAULTS", "SimConfig", "Simulator", "Stats"]

@@ -11,7 +11,7 @@ from typing import List, Optional
 
 from .config import SimConfig
 from .dataset import DataError
-from .faults import FAULTS, parse_spec
+from .faults import ALL_FAULTS, FAULTS, HOSTILE_FAULTS, parse_spec
 from .simulator import Simulator
 
 
@@ -29,7 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="hubasync-sim",
         description="A local Arctic Hub speaking the async share API, with faults on demand.",
-        epilog="Faults: " + ", ".join(FAULTS) + ". See docs/simulator.md.",
+        epilog="Faults: " + ", ".join(FAULTS) + ". Hostile faults (never drawn at random "
+               "unless named): " + ", ".join(HOSTILE_FAULTS) + ". See docs/simulator.md.",
     )
     p.add_argument("--host", default=d.host, help="address to bind (default %(default)s)")
     p.add_argument("--port", type=int, default=d.port,
@@ -59,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="delay of the slow, trickle and stall faults (default %(default)s)")
     p.add_argument("--event-size", type=int, metavar="BYTES",
                    help="pad generated events to about this many bytes of JSON")
+    p.add_argument("--shares", type=int, default=d.shares, metavar="N",
+                   help="also serve API shares s1 ... sN, each with --events events of its own "
+                        "(default %(default)s)")
+    p.add_argument("--refuse-key", action="append", default=[], metavar="SHARE",
+                   help="share id (demo, notify, sK) that answers 401 to the right key; "
+                        "repeatable")
     p.add_argument("--log", action="store_true", help="log each request on stderr")
     p.add_argument("--list-faults", action="store_true", help="list the faults and exit")
     return p
@@ -69,8 +76,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     if args.list_faults:
         try:
-            for fault in FAULTS.values():
-                print(f"{fault.name:24} {fault.help}", flush=True)
+            for fault in ALL_FAULTS.values():
+                mark = " [hostile]" if fault.hostile else ""
+                print(f"{fault.name:30} {fault.help}{mark}", flush=True)
         except BrokenPipeError:  # `| head`: the reader has all it wanted
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
@@ -80,7 +88,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         result_ttl=args.result_ttl, data=args.data, grow=args.grow,
         relative_locations=args.relative_locations, faults=tuple(args.fault),
         fault_rate=args.fault_rate, fault_delay=args.fault_delay, event_size=args.event_size,
-        log=args.log,
+        shares=args.shares, refused_shares=tuple(args.refuse_key), log=args.log,
     )
     started = time.monotonic()
     try:
@@ -105,7 +113,8 @@ def main(argv: Optional[List[str]] = None) -> int:
               flush=True)
         print(f"# sync URL: {sim.share_url(sync=True)}", flush=True)
         size = len(sim.dataset.share("demo"))
-        print(f"hubasync-sim: {size} events in share demo (notify/0, notify/1 too) ready in "
+        more = f", s1..s{config.shares}" if config.shares else ""
+        print(f"hubasync-sim: {size} events in share demo (notify/0, notify/1{more} too) ready in "
               f"{time.monotonic() - started:.1f} s; Ctrl-C stops", file=sys.stderr, flush=True)
         sim.serve_until_stopped()
     except KeyboardInterrupt:

@@ -5,6 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional, Sequence, Tuple
 
+MAX_SHARES = 100_000
+
+
+def share_ids(shares: int) -> Tuple[str, ...]:
+    """The share ids served with ``shares`` extra API shares: demo, notify, s1 ... sN."""
+    return ("demo", "notify") + tuple(f"s{i}" for i in range(1, shares + 1))
+
 
 @dataclass
 class SimConfig:
@@ -26,6 +33,8 @@ class SimConfig:
     fault_rate: float = 0.0
     fault_delay: float = 2.0
     event_size: Optional[int] = None
+    shares: int = 0
+    refused_shares: Sequence[str] = field(default_factory=tuple)
     log: bool = False
 
     def validate(self) -> None:
@@ -50,6 +59,12 @@ class SimConfig:
             raise ValueError("fault-rate must be between 0 and 1")
         if self.event_size is not None and self.event_size < 0:
             raise ValueError("event-size must be >= 0")
+        if not 0 <= self.shares <= MAX_SHARES:
+            raise ValueError(f"shares must be between 0 and {MAX_SHARES}")
+        known = share_ids(self.shares)
+        for name in self.refused_shares:
+            if name not in known:
+                raise ValueError(f"refuse-key: no share {name!r} (known: demo, notify, s1..sN)")
         if not self.apikey or any(c.isspace() for c in self.apikey):
             raise ValueError("apikey must be a non-empty string without spaces")
 

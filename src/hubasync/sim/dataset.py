@@ -110,31 +110,48 @@ NOTIFY_INDEXES = ("0", "1")
 
 
 class Dataset:
-    """The shares of the simulated hub: API share ``demo``; notification share ``notify``.
+    """The shares of the simulated hub: API share ``demo``; notification share ``notify``; and
+    with ``shares=N`` the API shares ``s1`` ... ``sN``.
 
     ``notify/0`` and ``notify/1`` each hold every other event of the initial API share
-    (odd ids in index 0, even ids in index 1), with their own insertion ids.
+    (odd ids in index 0, even ids in index 1), with their own insertion ids. Each ``sK`` holds
+    ``events`` generated events of its own (seeded by ``seed`` and K).
     """
 
     def __init__(self, *, seed: int, events: int, data: Optional[str] = None,
-                 event_size: Optional[int] = None, now: Optional[float] = None) -> None:
+                 event_size: Optional[int] = None, now: Optional[float] = None,
+                 shares: int = 0) -> None:
         self.now = int(time.time() if now is None else now)
         self._generator = EventGenerator(seed + 7919, event_size)
         self._gen_lock = threading.Lock()
+        t_from = self.now - 30 * 86400
         if data is not None:
             blobs, times = load_jsonl(data)
         else:
             initial = EventGenerator(seed, event_size)
-            blobs, times = initial.batch(events, self.now - 30 * 86400, self.now)
+            blobs, times = initial.batch(events, t_from, self.now)
         self.shares: Dict[str, Share] = {API_SHARE: Share(API_SHARE)}
         self.shares[API_SHARE].extend(blobs, times)
         for offset, index in enumerate(NOTIFY_INDEXES):
             share = Share(f"{NOTIFY_SHARE}/{index}")
             share.extend(blobs[offset::2], times[offset::2])
             self.shares[share.name] = share
+        self.api_shares: List[str] = [API_SHARE]
+        for number in range(1, shares + 1):
+            name = f"s{number}"
+            share = Share(name)
+            share.extend(*self._generator.fork(seed * 1_000_003 + number).batch(
+                events, t_from, self.now))
+            self.shares[name] = share
+            self.api_shares.append(name)
+        self._api_names = frozenset(self.api_shares)
+
+    def is_api_share(self, name: str) -> bool:
+        """Whether ``name`` is an API share (``demo`` or ``sK``)."""
+        return name in self._api_names
 
     def share(self, name: str) -> Share:
-        """The share called ``demo``, ``notify/0`` or ``notify/1`` (KeyError otherwise)."""
+        """The share called ``demo``, ``notify/0``, ``notify/1`` or ``sK`` (KeyError otherwise)."""
         return self.shares[name]
 
     def append(self, name: str, count: int, now: Optional[float] = None) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 import socket
@@ -104,6 +105,13 @@ class EventGenerator:
         pad = _PAD_SOURCE * (1 + (event_size or 0) // len(_PAD_SOURCE))
         self._pad = (pad * 2).encode()
         self._pool = [(h.encode(), t.encode()) for h, t in (self._middle() for _ in range(4096))]
+
+    def fork(self, seed: int) -> EventGenerator:
+        """A generator drawing from its own ``seed`` but sharing this one's tables and attribute
+        pool (cheap: many shares' events differ without a pool each)."""
+        twin = copy.copy(self)
+        twin._rng = random.Random(seed)
+        return twin
 
     def _domain(self) -> str:
         w = _WORDS

@@ -30,11 +30,14 @@ class Job:
     fetched: bool = False
     expired: bool = False
     stale: bool = False
+    pending_forever: bool = False
 
     def state(self, now: float) -> str:
         """RUNNING, DONE, FETCHED, EXPIRED or STALE at time ``now``."""
         if self.stale:
             return STALE
+        if self.pending_forever:
+            return RUNNING
         if self.fetched:
             return FETCHED
         if self.expired or now >= self.expires_at:
@@ -92,5 +95,6 @@ class JobStore:
             return len(self._jobs)
 
     def _purge(self, now: float) -> None:
-        for jid in [j.jid for j in self._jobs.values() if now > j.expires_at + self.keep]:
+        for jid in [j.jid for j in self._jobs.values()
+                    if now > j.expires_at + self.keep and not j.pending_forever]:
             del self._jobs[jid]

@@ -50,8 +50,10 @@ def _resolve_token(share: Share, query: Query) -> Optional[Position]:
     pos = decode_token(query.token)
     if pos is None or pos.sort != query.sort or pos.reverse != query.reverse:
         raise InvalidToken(query.token)
-    if pos.event_id > len(share) or (pos.event_id == 0 and pos.sort != SORT_ID):
+    if pos.event_id > len(share):
         raise InvalidToken(query.token)
+    if pos.event_id == 0:
+        return None  # the start of the order
     if pos.event_id and pos.sort != SORT_ID and share.times[pos.event_id - 1] != pos.time:
         raise InvalidToken(query.token)
     return pos

@@ -1,4 +1,5 @@
-"""The HTTP side of the simulator: routes, authentication, the three-phase job, faults applied."""
+"""The HTTP side of the simulator: routes, authentication, one handler per phase (post, status,
+results, sync), and the faults applied as their data says."""
 
 from __future__ import annotations
 
@@ -10,14 +11,16 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from . import wire
+from . import bombs, wire
+from . import faults as F
 from .config import SimConfig
-from .dataset import API_SHARE, NOTIFY_INDEXES, NOTIFY_SHARE, Dataset
-from .faults import FaultPlan
+from .dataset import NOTIFY_INDEXES, NOTIFY_SHARE, Dataset
+from .faults import Fault, FaultPlan
 from .jobs import DONE, EXPIRED, FETCHED, RUNNING, STALE, Job, JobStore
+from .pagefaults import TokenTrail, reshape
 from .pages import InvalidToken, PageCache, Result, answer, gzip_bytes
 from .query import InvalidInputs, parse_query
 from .stats import Stats
@@ -32,11 +35,9 @@ _TITLES = {
     500: "500 Internal Server Error", 502: "502 Bad Gateway", 503: "503 Service Unavailable",
     504: "504 Gateway Time-out",
 }
-
-
-_UNCLAIMED = frozenset(
-    f"results-{kind}" for kind in ("500", "502", "503", "504", "429", "404", "expired")
-)
+# Body modes that replace the whole answer.
+_REPLACING = frozenset((F.ERROR_JSON, F.PROXY_HTML, F.DROP, F.RESET, F.ECHO_KEY))
+_BOMBS = {F.BOMB_STRING: "string", F.BOMB_WHITESPACE: "whitespace", F.BOMB_NESTING: "nesting"}
 
 
 class Hub:
@@ -49,8 +50,23 @@ class Hub:
         self.faults = FaultPlan(config.fault_specs(), config.fault_rate, config.seed)
         self.stats = Stats()
         self.cache = PageCache()
+        self.trail = TokenTrail()
+        self._refused: Set[str] = set(config.refused_shares)
+        self._refused_lock = threading.Lock()
         self.connections: Set[socket.socket] = set()
         self.conn_lock = threading.Lock()
+
+    def refuse_key(self, share_id: str, refused: bool = True) -> None:
+        """Make share ``share_id`` answer 401 to the right key (or stop doing so)."""
+        with self._refused_lock:
+            if refused:
+                self._refused.add(share_id)
+            else:
+                self._refused.discard(share_id)
+
+    def refuses(self, share_id: str) -> bool:
+        with self._refused_lock:
+            return share_id in self._refused
 
     def retry_after(self) -> str:
         """The Retry-After value: whole seconds as an integer, else a decimal."""
@@ -206,27 +222,28 @@ class Handler(BaseHTTPRequestHandler):
         rel = posixpath.relpath(target, posixpath.dirname(base) or "/")
         return rel if ":" not in rel.split("/")[0] else "./" + rel
 
-    # -- dispatch -------------------------------------------------------------------------------
+    # -- dispatch: one handler per phase --------------------------------------------------------
 
     def _handle(self, method: str) -> None:
         url = urlsplit(self.path)
         params = parse_qsl(url.query, keep_blank_values=True)
         r = route(url.path)
         self.hub.stats.request(r.phase)
+        handlers = {"post": self._post, "status": self._status, "results": self._results,
+                    "sync": self._sync}
         try:
             self._read_body()
-            if r.phase == "other":
+            handler = handlers.get(r.phase)
+            if handler is None:
                 self._error(404, "No such resource")
-            elif r.phase == "sync":
-                self._sync(method, r, params)
             else:
-                self._async(method, r, params)
+                handler(method, r, params)
         except (ConnectionError, socket.timeout, OSError):
             self.close_connection = True
 
     def _target(self, r: _Route) -> Optional[str]:
-        if r.share_id == API_SHARE and r.index is None:
-            return API_SHARE
+        if r.index is None and self.hub.dataset.is_api_share(r.share_id):
+            return r.share_id
         if r.share_id == NOTIFY_SHARE and r.index in NOTIFY_INDEXES:
             return f"{NOTIFY_SHARE}/{r.index}"
         return None
@@ -238,40 +255,46 @@ class Handler(BaseHTTPRequestHandler):
         scheme, _, key = value.strip().partition(" ")
         return key.strip() if scheme.lower() == "token" else ""
 
-    def _unauthorized(self, key: Optional[str]) -> bool:
-        if key == self.hub.config.apikey:
+    def _authorized(self, key: Optional[str], share_id: str) -> bool:
+        """Check the key; answer 401 (and return False) when it is missing or refused."""
+        challenge = [("WWW-Authenticate", 'Token realm="Arctic Hub"')]
+        if key != self.hub.config.apikey or self.hub.refuses(share_id):
+            self._error(401, "Missing API key" if key is None else "Invalid API key", challenge)
             return False
-        self._error(401, "Missing API key" if key is None else "Invalid API key",
-                    [("WWW-Authenticate", 'Token realm="Arctic Hub"')])
+        fault = self._draw("auth")
+        if fault is not None:
+            self._fault_answer(fault, key=key)
+            return False
         return True
 
-    def _async(self, method: str, r: _Route, params: List[Tuple[str, str]]) -> None:
+    def _async_request(self, method: str, r: _Route, params: List[Tuple[str, str]]) -> bool:
+        """The checks every async request passes first: method, key, and (for status and results
+        URLs) no parameters. False when an error answer went out."""
         want = "POST" if r.phase == "post" else "GET"
         if method != want:
             self._error(405, f"Use {want}", [("Allow", want)])
-            return
-        if self._unauthorized(self._key_from_header()):
-            return
-        if r.phase == "post":
-            self._post(r, params)
-            return
-        if params:
+            return False
+        if not self._authorized(self._key_from_header(), r.share_id):
+            return False
+        if r.phase != "post" and params:
             names = list(dict.fromkeys(name for name, _ in params))
             self._json(400, InvalidInputs(
                 [{"key": n, "type": "query validation", "message": f"Unknown parameter: {n}"}
                  for n in names]).body())
-            return
+            return False
+        return True
+
+    def _job(self, r: _Route) -> Optional[Job]:
         job = self.hub.jobs.get(r.share_id, r.jid)
         if job is None:
             self._error(404, "Job not found")
-        elif r.phase == "status":
-            self._status(job)
-        else:
-            self._results(job)
+        return job
 
-    # -- the three phases -----------------------------------------------------------------------
+    # -- the phases -----------------------------------------------------------------------------
 
-    def _post(self, r: _Route, params: List[Tuple[str, str]]) -> None:
+    def _post(self, method: str, r: _Route, params: List[Tuple[str, str]]) -> None:
+        if not self._async_request(method, r, params):
+            return
         target = self._target(r)
         if target is None:
             self._error(404, "Share not found")
@@ -283,7 +306,8 @@ class Handler(BaseHTTPRequestHandler):
         except InvalidInputs as exc:
             self._json(400, exc.body())
             return
-        if self._fault_answer(self._draw("post")):
+        fault = self._draw("post")
+        if fault is not None and self._fault_answer(fault):
             return
         job = hub.jobs.create(r.share_id, target, query, time.time())
         status = f"/shares/v2/async/{r.share_id}/jobs/{job.jid}"
@@ -291,7 +315,12 @@ class Handler(BaseHTTPRequestHandler):
                    [("Location", self._location(status))])
         self._after_success()
 
-    def _status(self, job: Job) -> None:
+    def _status(self, method: str, r: _Route, params: List[Tuple[str, str]]) -> None:
+        if not self._async_request(method, r, params):
+            return
+        job = self._job(r)
+        if job is None:
+            return
         state = job.state(time.time())
         if state == EXPIRED:
             self._error(410, "Job expired", [("X-STATUS", "Job expired")])
@@ -299,27 +328,34 @@ class Handler(BaseHTTPRequestHandler):
         if state == STALE:
             self._error(410, "Job no longer exists")
             return
-        fault = self._draw("status")
-        if fault in ("status-404", "status-410", "status-expired"):
-            self._job_fault(job, fault)
-        if self._fault_answer(fault):
-            return
+        fault = self._draw("status", lambda f: f.status != 303 or state != RUNNING)
+        if fault is not None:
+            self._job_effect(job, fault)
+            if self._fault_answer(fault):
+                return
         own = f"/shares/v2/async/{job.share_id}/jobs/{job.jid}"
-        if state == RUNNING or fault in ("status-no-retry-after", "status-retry-after-date"):
+        if job.state(time.time()) == RUNNING or (fault is not None and fault.status == 202):
             headers = [("Location", self._location(own))]
-            if fault == "status-retry-after-date":
+            modes = fault.headers if fault is not None else ()
+            if F.RETRY_AFTER_DATE in modes:
                 date = email.utils.formatdate(time.time() + 1, usegmt=True)
                 headers.append(("Retry-After", date))
-            elif fault != "status-no-retry-after":
+            elif F.NO_RETRY_AFTER not in modes:
                 headers.append(("Retry-After", self.hub.retry_after()))
             self._json(202, {"title": "202 Accepted", "status": "running"}, headers)
         else:
+            code = fault.status if fault is not None and fault.status is not None else 302
             results = f"/shares/v2/async/{job.share_id}/results/{job.jid}"
-            self._json(302, {"title": "302 Found", "status": "done"},
+            self._json(code, {"title": _TITLES.get(code, str(code)), "status": "done"},
                        [("Location", self._location(results))])
         self._after_success()
 
-    def _results(self, job: Job) -> None:
+    def _results(self, method: str, r: _Route, params: List[Tuple[str, str]]) -> None:
+        if not self._async_request(method, r, params):
+            return
+        job = self._job(r)
+        if job is None:
+            return
         hub = self.hub
         now = time.time()
         state = job.state(now)
@@ -327,9 +363,10 @@ class Handler(BaseHTTPRequestHandler):
             self._job_state_answer(state)
             return
         gzip = self._accepts_gzip()
+        share = hub.dataset.share(job.target)
         try:
-            result = answer(hub.dataset.share(job.target), job.query,
-                            page_max=hub.config.page_max, now=now, gzip=gzip, cache=hub.cache)
+            result = answer(share, job.query, page_max=hub.config.page_max, now=now, gzip=gzip,
+                            cache=hub.cache)
         except InvalidToken as exc:
             if hub.jobs.claim(job, now) == DONE:
                 self._json(400, exc.body())
@@ -337,13 +374,16 @@ class Handler(BaseHTTPRequestHandler):
                 self._job_state_answer(job.state(now))
             return
 
-        def usable(name: str) -> bool:
-            return gzip or name not in ("results-bad-gzip", "results-no-gzip")
+        def usable(fault: Fault) -> bool:
+            if fault.gzip_only and not gzip:
+                return False
+            if fault.tokens == F.TOKEN_CYCLE:
+                return hub.trail.previous(job.share_id, job.query.token) is not None
+            return not fault.tokens or not job.query.count
 
         fault = self._draw("results", usable)
-        if fault in ("results-404", "results-expired"):
-            self._job_fault(job, fault)
-        if fault in _UNCLAIMED:
+        if fault is not None and fault.job != F.CONSUME:
+            self._job_effect(job, fault)
             self._fault_answer(fault)
             return  # transient (the results stay fetchable), or the job is gone
         claimed = hub.jobs.claim(job, now)
@@ -352,35 +392,23 @@ class Handler(BaseHTTPRequestHandler):
             return
         if fault is not None and self._fault_answer(fault):
             return  # e.g. results-410 or results-drop: the job is consumed
+        if fault is not None and fault.tokens:
+            result = reshape(fault, result, share=share, share_id=job.share_id, query=job.query,
+                             trail=hub.trail, page_max=hub.config.page_max, now=now, gzip=gzip,
+                             cache=hub.cache)
+        else:
+            hub.trail.record(job.share_id, job.query.token, result)
         self._send_result(result, fault)
         if fault is None:
             self._after_success()
-
-    def _job_state_answer(self, state: str) -> None:
-        if state == EXPIRED:
-            self._error(410, "Job expired", [("X-STATUS", "Job expired")])
-        elif state == FETCHED:
-            self._error(410, "Results already fetched")
-        elif state == RUNNING:
-            self._error(404, "Job not finished")
-        else:
-            self._error(404, "Job not found")
-
-    def _job_fault(self, job: Job, fault: str) -> None:
-        """Make a job-state fault true: the job vanishes, goes stale, expires or is consumed."""
-        if fault.endswith("-404"):
-            self.hub.jobs.remove(job)
-        elif fault == "status-410":
-            job.stale = True
-        elif fault.endswith("-expired"):
-            job.expired = True
 
     def _sync(self, method: str, r: _Route, params: List[Tuple[str, str]]) -> None:
         if method != "GET":
             self._error(405, "Use GET", [("Allow", "GET")])
             return
         keys = [v for k, v in params if k == "apikey"]
-        if self._unauthorized(keys[0] if len(keys) == 1 else self._key_from_header()):
+        if not self._authorized(keys[0] if len(keys) == 1 else self._key_from_header(),
+                                r.share_id):
             return
         target = self._target(r)
         if target is None:
@@ -402,73 +430,94 @@ class Handler(BaseHTTPRequestHandler):
         self._send_result(result, None)
         self._after_success()
 
-    # -- answers and faults ---------------------------------------------------------------------
+    def _job_state_answer(self, state: str) -> None:
+        if state == EXPIRED:
+            self._error(410, "Job expired", [("X-STATUS", "Job expired")])
+        elif state == FETCHED:
+            self._error(410, "Results already fetched")
+        elif state == RUNNING:
+            self._error(404, "Job not finished")
+        else:
+            self._error(404, "Job not found")
+
+    # -- faults, as their data says -------------------------------------------------------------
 
     def _after_success(self) -> None:
         """A normal answer went out: maybe drop the kept-alive connection silently."""
-        if self._draw("any") is not None:
+        fault = self._draw("any")
+        if fault is not None and fault.close:
             self.close_connection = True
 
-    def _draw(self, phase: str, usable: Any = None) -> Optional[str]:
-        fault = self.hub.faults.draw(phase, usable) if usable else self.hub.faults.draw(phase)
+    def _draw(self, phase: str, usable: Optional[Callable[[Fault], bool]] = None
+              ) -> Optional[Fault]:
+        plan = self.hub.faults
+        fault = plan.draw(phase, usable) if usable is not None else plan.draw(phase)
         if fault is not None:
-            self.hub.stats.fault(fault)
+            self.hub.stats.fault(fault.name)
         return fault
 
-    def _fault_answer(self, fault: Optional[str]) -> bool:
-        """Answer with a fault that replaces the whole response; False if it does not (a slow
-        fault waits first; body faults act while sending)."""
-        if fault is None:
+    def _job_effect(self, job: Job, fault: Fault) -> None:
+        """Make a fault's effect on the job true (consuming is the results handler's claim)."""
+        if fault.job == F.REMOVE:
+            self.hub.jobs.remove(job)
+        elif fault.job == F.STALE:
+            job.stale = True
+        elif fault.job == F.EXPIRE:
+            job.expired = True
+        elif fault.job == F.PIN_PENDING:
+            job.pending_forever = True
+
+    def _fault_answer(self, fault: Fault, key: Optional[str] = None) -> bool:
+        """Wait if the fault delays, then answer in its place when it replaces the whole answer;
+        False when the normal answer (perhaps reshaped) is still to be sent."""
+        if fault.delay:
+            time.sleep(self.hub.config.fault_delay)
+        if fault.body not in _REPLACING:
             return False
-        hub = self.hub
-        kind = fault.split("-", 1)[1]
-        retry = [("Retry-After", hub.retry_after())]
-        if kind == "slow":
-            time.sleep(hub.config.fault_delay)
-            return False
-        if fault == "results-410":
-            self._error(410, "Results already fetched")
-        elif kind in ("drop", "reset") and fault != "results-reset":
-            if kind == "reset":
+        if fault.body in (F.DROP, F.RESET):
+            if fault.body == F.RESET:
                 wire.reset(self.connection)
             self.close_connection = True
-        elif kind in ("502", "504"):
-            html = _PROXY_HTML.format(_TITLES[int(kind)]).encode()
-            self._send(int(kind), html, content_type="text/html")
-        elif kind == "503":
-            self._error(503, "Service temporarily unavailable", retry)
-        elif kind == "503-date":
-            date = email.utils.formatdate(time.time() + 1, usegmt=True)
-            self._error(503, "Service temporarily unavailable", [("Retry-After", date)])
-        elif kind == "429":
-            self._error(429, "Rate limit exceeded", retry)
-        elif kind == "500":
-            self._error(500, "Internal error")
-        elif kind == "404":
-            self._error(404, "Job not found")
-        elif kind == "410":
-            self._error(410, "Job no longer exists")
-        elif kind == "expired":
-            self._error(410, "Job expired", [("X-STATUS", "Job expired")])
+            return True
+        code = fault.status or 500
+        headers: List[Tuple[str, str]] = []
+        if F.RETRY_AFTER in fault.headers:
+            headers.append(("Retry-After", self.hub.retry_after()))
+        if F.RETRY_AFTER_DATE in fault.headers:
+            headers.append(("Retry-After", email.utils.formatdate(time.time() + 1, usegmt=True)))
+        if F.X_STATUS_EXPIRED in fault.headers:
+            headers.append(("X-STATUS", "Job expired"))
+        if fault.body == F.PROXY_HTML:
+            html = _PROXY_HTML.format(_TITLES[code]).encode()
+            self._send(code, html, content_type="text/html")
+        elif fault.body == F.ECHO_KEY:
+            headers.append(("WWW-Authenticate", 'Token realm="Arctic Hub"'))
+            self._error(code, f"Invalid API key: {key}", headers)
         else:
-            return False
+            self._error(code, fault.message, headers)
         return True
 
-    def _send_result(self, result: Result, fault: Optional[str]) -> None:
+    def _send_result(self, result: Result, fault: Optional[Fault]) -> None:
+        mode = fault.body if fault is not None else F.NORMAL
+        modes = fault.headers if fault is not None else ()
         body = result.body
         gzipped = result.gzipped
-        if fault == "results-no-gzip" and gzipped:
+        if mode == F.IDENTITY and gzipped:
             body, gzipped = wire.gunzip(body), False
-        elif fault == "results-bad-gzip":
+        elif mode == F.BAD_GZIP:
             body = wire.corrupt_gzip(body)
-        elif fault == "results-bad-json":
+        elif mode == F.BAD_JSON:
             raw = wire.cut_json(wire.gunzip(body) if gzipped else body)
             body = gzip_bytes(raw) if gzipped else raw
-        elif fault == "results-empty":
+        elif mode == F.EMPTY:
             body, gzipped = b"", False
+        elif mode == F.TRICKLE_FOREVER:
+            body, gzipped = wire.array_start(wire.gunzip(body) if gzipped else body), False
+        elif mode in _BOMBS:
+            body, gzipped = bombs.bomb(_BOMBS[mode]), True
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
-        if fault == "results-chunked":
+        if F.CHUNKED in modes:
             self.send_header("Transfer-Encoding", "chunked")
         else:
             self.send_header("Content-Length", str(len(body)))
@@ -476,19 +525,26 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Encoding", "gzip")
         self.send_header("Vary", "Accept-Encoding")
         for name, value in result.headers:
-            self.send_header(name, value)
+            if mode not in _BOMBS or name == "X-Last-Inserted-Token":
+                self.send_header(name, value)
         self.end_headers()
         out = self.wfile
         half = len(body) // 2
-        if fault == "results-chunked":
+        if mode == F.TRICKLE_FOREVER:
+            wire.write_chunk(out, body)
+            delay = max(self.hub.config.fault_delay, wire.MIN_TRICKLE_PAUSE)
+            while not wire.peer_gone(self.connection, delay):
+                wire.write_chunk(out, b" ")
+            self.close_connection = True
+        elif F.CHUNKED in modes:
             wire.write_chunked(out, body)
-        elif fault == "results-trickle":
+        elif mode == F.TRICKLE:
             wire.write_trickle(out, body, self.hub.config.fault_delay)
-        elif fault in ("results-truncated", "results-reset", "results-stall"):
+        elif mode in (F.HALF_FIN, F.HALF_RESET, F.HALF_STALL):
             out.write(body[:half])
-            if fault == "results-stall":
+            if mode == F.HALF_STALL:
                 time.sleep(self.hub.config.fault_delay)
-            if fault == "results-reset":
+            if mode == F.HALF_RESET:
                 wire.reset(self.connection)
             self.close_connection = True
         else:

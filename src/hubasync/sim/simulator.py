@@ -25,7 +25,7 @@ class Simulator:
         config.validate()
         self.config = config
         self.dataset = Dataset(seed=config.seed, events=config.events, data=config.data,
-                               event_size=config.event_size)
+                               event_size=config.event_size, shares=config.shares)
         self.hub = Hub(config, self.dataset)
         self._server: Optional[SimServer] = None
         self._thread: Optional[threading.Thread] = None
@@ -85,7 +85,8 @@ class Simulator:
             owed += (now - last) * self.config.grow
             last = now
             if owed >= 1:
-                self.dataset.append("demo", int(owed))
+                for name in self.dataset.api_shares:
+                    self.dataset.append(name, int(owed))
                 owed -= int(owed)
 
     # -- what tests and benchmarks use ----------------------------------------------------------
@@ -117,8 +118,8 @@ class Simulator:
         return self.hub.stats
 
     def share_url(self, share: str = "demo", *, count: bool = False, sync: bool = False) -> str:
-        """The URL of a share (``demo`` or ``notify/0``): async by default, or the sync one with
-        ``?apikey=``."""
+        """The URL of a share (``demo``, ``sK`` or ``notify/0``): async by default, or the sync
+        one with ``?apikey=``."""
         path = f"/shares/v2/{share}" if sync else f"/shares/v2/async/{share}"
         if count:
             path += "/count"
@@ -127,9 +128,15 @@ class Simulator:
         return self.url + path
 
     def share_events(self, share: str = "demo") -> List[Dict[str, Any]]:
-        """The share's events (``demo``, ``notify/0``, ``notify/1``) in insertion (_id) order."""
+        """The share's events (``demo``, ``sK``, ``notify/0``, ``notify/1``) in insertion (_id)
+        order."""
         return self.dataset.share(share).events()
 
     def append_events(self, share: str = "demo", count: int = 1) -> int:
         """Insert ``count`` new generated events into a share now; returns its new size."""
         return self.dataset.append(share, count)
+
+    def refuse_key(self, share: str, refused: bool = True) -> None:
+        """Make share ``share`` (an id: ``demo``, ``sK``, ``notify``) answer 401 to the right key
+        from now on, as a hub that revoked it would; ``refused=False`` accepts it again."""
+        self.hub.refuse_key(share, refused)

@@ -3,7 +3,9 @@
 A token names an event (by insertion id, and for time order also by its time) and the
 direction of the query that produced it; a query given the token continues right after that
 event. It is not an offset into one query's result, so it survives the query being posted
-again and new events being inserted. Id 0 is the position before the first event.
+again and new events being inserted. Id 0 is the start of the order, before every event. A
+token may carry a nonce (``encode_token(pos, nonce)``): tokens differing only by it name one
+position.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Optional
 
 from .query import SORT_ID, SORT_TIME
 
-_PLAIN_RE = re.compile(r"hub1:(i|t):(f|r):(\d{1,12}):(\d{1,10})")
+_PLAIN_RE = re.compile(r"hub1:(i|t):(f|r):(\d{1,12}):(\d{1,10})(?::n\d{1,12})?")
 
 
 @dataclass(frozen=True)
@@ -29,12 +31,14 @@ class Position:
     time: int = 0
 
 
-def encode_token(pos: Position) -> str:
-    """The opaque text of a position."""
+def encode_token(pos: Position, nonce: Optional[int] = None) -> str:
+    """The opaque text of a position (with ``nonce``: a text never issued before for it)."""
     plain = (
         f"hub1:{'i' if pos.sort == SORT_ID else 't'}:{'r' if pos.reverse else 'f'}:"
         f"{pos.time}:{pos.event_id}"
     )
+    if nonce is not None:
+        plain += f":n{nonce}"
     return base64.urlsafe_b64encode(plain.encode()).decode().rstrip("=")
 
 

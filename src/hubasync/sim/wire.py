@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import select
 import socket
 import struct
 import time
@@ -69,6 +71,42 @@ def write_trickle(out: BufferedIOBase, body: bytes, duration: float) -> None:
         out.flush()
         if pause:
             time.sleep(pause)
+
+
+MIN_TRICKLE_PAUSE = 0.01  # the shortest pause of an endless trickle, even with fault_delay 0
+
+
+def array_start(raw: bytes) -> bytes:
+    """The start of a valid JSON array: ``[`` and the first event of ``raw`` (a page), if any."""
+    events = json.loads(raw) if raw else []
+    if not events:
+        return b"["
+    return b"[" + json.dumps(events[0], ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def write_chunk(out: BufferedIOBase, data: bytes) -> None:
+    """One chunk of a chunked body, flushed."""
+    out.write(b"%x\r\n%s\r\n" % (len(data), data))
+    out.flush()
+
+
+def peer_gone(sock: socket.socket, wait: float) -> bool:
+    """Wait ``wait`` seconds; True as soon as the peer has closed (or reset) the connection."""
+    deadline = time.monotonic() + wait
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        try:
+            readable, _, _ = select.select([sock], [], [], left)
+            if not readable:
+                return False
+            if not sock.recv(1, socket.MSG_PEEK):
+                return True
+        except (OSError, ValueError):
+            return True
+        time.sleep(left)  # the client sent something: it is still there
+        return False
 
 
 def write_chunked(out: BufferedIOBase, body: bytes, size: int = 16384) -> None:
