@@ -17,7 +17,8 @@ def module_name(path: str) -> str:
 
 def imports_of(path: str, name: str) -> Set[str]:
     """The hubasync modules ``path`` imports, anywhere in it (inside functions too)."""
-    tree = ast.parse(open(path, encoding="utf-8").read())
+    with open(path, encoding="utf-8") as handle:
+        tree = ast.parse(handle.read())
     package = name if path.endswith("__init__.py") else name.rpartition(".")[0]
     found: Set[str] = set()
     for node in ast.walk(tree):
