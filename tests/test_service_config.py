@@ -11,13 +11,13 @@ import pytest
 
 from hubasync.errors import ExitCode, UsageError
 from hubasync.job import DEFAULT_JOB_TIMEOUT
+from hubasync.metrics import parse_listen_address
 from hubasync.retry import DEFAULT_RETRIES, DEFAULT_TIMEOUT
 from hubasync.service_config import (
     DEFAULT_CONCURRENCY,
     DEFAULT_INTERVAL,
     ServiceConfig,
     load_config,
-    parse_listen_address,
 )
 from hubasync.session import DEFAULT_PAGE_TIMEOUT
 from hubasync.stalls import DEFAULT_MAX_EMPTY_PAGES

@@ -19,6 +19,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 from .access import check_key_and_origin
 from .errors import UsageError
 from .job import DEFAULT_JOB_TIMEOUT
+from .metrics import parse_listen_address
 from .params import Query, parse_projection
 from .retry import DEFAULT_RETRIES, DEFAULT_TIMEOUT
 from .session import DEFAULT_PAGE_TIMEOUT
@@ -121,20 +122,6 @@ class ServiceConfig:
 def load_config(path: str, environ: Optional[Mapping[str, str]] = None) -> ServiceConfig:
     """Read and check the config at ``path``; keys are resolved from ``environ`` (os.environ)."""
     return _Loader(path, os.environ if environ is None else environ).load()
-
-
-def parse_listen_address(text: str) -> Tuple[str, int]:
-    """ "HOST:PORT" (or "[IPv6]:PORT") as (host, port); port 0 means any; ValueError if bad."""
-    host, colon, port_text = text.rpartition(":")
-    if not colon:
-        raise ValueError("expected HOST:PORT, e.g. 127.0.0.1:9464")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    elif ":" in host:
-        raise ValueError("write an IPv6 host in brackets, e.g. [::1]:9464")
-    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise ValueError(f"the port {port_text!r} is not a number from 0 to 65535")
-    return host, int(port_text)
 
 
 class _Loader:
