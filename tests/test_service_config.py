@@ -276,6 +276,28 @@ def test_an_output_that_would_overwrite_the_config_is_refused(tmp_path: Path) ->
         load_config(str(path), {"APIKEY": KEY})
 
 
+def test_a_key_file_path_may_name_environment_variables(tmp_path: Path) -> None:
+    (tmp_path / "creds").mkdir()
+    (tmp_path / "creds" / "apikey").write_text(KEY + "\n", encoding="utf-8")
+    (tmp_path / "a$b").write_text(OTHER_KEY, encoding="utf-8")
+    config = load(tmp_path, f"""
+        apikey_file = "${{CREDENTIALS_DIRECTORY}}/apikey"
+        [shares.a]
+        url = "{URL}"
+        [shares.b]
+        url = "{URL}"
+        apikey_file = "$HERE/a$$b"
+    """, {"CREDENTIALS_DIRECTORY": str(tmp_path / "creds"), "HERE": str(tmp_path)})
+    assert [share.apikey for share in config.shares] == [KEY, OTHER_KEY]
+    for value, reason in (("${CREDENTIALS_DIRECTORY}/apikey", '"CREDENTIALS_DIRECTORY" is not'),
+                          ("/x/$/y", "write $$ for a $")):
+        path = write(tmp_path, f"apikey_file = '{value}'\n[shares.a]\nurl = '{URL}'\n")
+        with pytest.raises(UsageError) as caught:
+            load_config(str(path), {})
+        assert str(caught.value).startswith(f"{path}: apikey_file: ")
+        assert reason in str(caught.value)
+
+
 def test_an_unused_top_level_key_source_is_not_required(tmp_path: Path) -> None:
     config = load(tmp_path, f"""
         apikey_env = "UNSET"

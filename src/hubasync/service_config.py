@@ -43,6 +43,8 @@ STATUS_SUFFIX = ".status.json"
 # Parameters the service sets itself, page by page: never taken from a URL or a param table.
 RESERVED_PARAMS = ("sort", "reverse", "limit", "token", "apikey")
 
+_VARIABLE_RE = re.compile(r"\$\$|\$\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)\}"
+                          r"|\$(?P<bare>[A-Za-z_][A-Za-z0-9_]*)|\$")
 _NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
 _KEY_SOURCES = ("apikey_env", "apikey_file")
 _BOUND_KEYS = ("timeout", "retries", "job_timeout", "page_timeout", "max_empty_pages")
@@ -337,10 +339,28 @@ class _Loader:
                                   f"the environment variable {_quoted(name)} is not set or empty")
             return value, prefix + "apikey_env"
         if "apikey_file" in table:
-            given = os.path.expanduser(self.string(table, "apikey_file", prefix))
-            path = os.path.join(os.path.dirname(self.path), given)
+            given = self.expand(self.string(table, "apikey_file", prefix), prefix + "apikey_file")
+            path = os.path.join(os.path.dirname(self.path), os.path.expanduser(given))
             return self.read_key_file(path, prefix + "apikey_file"), prefix + "apikey_file"
         return None
+
+    def expand(self, text: str, key: str) -> str:
+        """``$NAME`` and ``${NAME}`` replaced by the environment's values (for systemd's
+        ``$CREDENTIALS_DIRECTORY``); an unset variable is refused, ``$$`` is one ``$``."""
+
+        def value(match: re.Match[str]) -> str:
+            if match[0] == "$$":
+                return "$"
+            name = match["braced"] or match["bare"]
+            if name is None:
+                raise self.refuse(key, "a $ that starts no variable name; write $$ for a $")
+            found = self.environ.get(name, "")
+            if not found:
+                raise self.refuse(key, f"the environment variable {_quoted(name)} is not set "
+                                       "or empty")
+            return found
+
+        return _VARIABLE_RE.sub(value, text)
 
     def read_key_file(self, path: str, key: str) -> str:
         try:
