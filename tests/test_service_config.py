@@ -1,0 +1,337 @@
+"""The service's config: what a good file gives, and every bad one refused in one line."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+from typing import Dict, Optional
+
+import pytest
+
+from hubasync.errors import ExitCode, UsageError
+from hubasync.job import DEFAULT_JOB_TIMEOUT
+from hubasync.metrics import parse_listen_address
+from hubasync.retry import DEFAULT_RETRIES, DEFAULT_TIMEOUT
+from hubasync.service_config import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_INTERVAL,
+    ServiceConfig,
+    load_config,
+)
+from hubasync.session import DEFAULT_PAGE_TIMEOUT
+from hubasync.stalls import DEFAULT_MAX_EMPTY_PAGES
+
+KEY = "Sekr3t-key-0123456789"
+OTHER_KEY = "0ther-key-ABCDEFGH"
+URL = "https://hub.example.com/shares/v2/async/abc"
+
+
+def write(tmp_path: Path, text: str, name: str = "hubasync.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def load(tmp_path: Path, text: str, env: Optional[Dict[str, str]] = None) -> ServiceConfig:
+    return load_config(str(write(tmp_path, text)), {"APIKEY": KEY} if env is None else env)
+
+
+def test_the_issue_example_loads_with_every_path_and_default(tmp_path: Path) -> None:
+    config = load(tmp_path, """
+        directory = "/var/lib/hubasync"
+        apikey_env = "APIKEY"
+        concurrency = 8
+        interval = 300
+        metrics = "127.0.0.1:9464"
+
+        [shares.phishing]
+        url = "https://hub.example.com/shares/v2/async/abc"
+        filter = "type=phishing"
+        format = "jsonl"
+
+        [shares.cust42]
+        url = "https://hub.example.com/shares/v2/async/def"
+        format = "csv"
+        apikey_env = "OTHER_KEY"
+    """, {"APIKEY": KEY, "OTHER_KEY": OTHER_KEY})
+    assert config.directory == "/var/lib/hubasync"
+    assert (config.concurrency, config.interval, config.metrics) == (8, 300.0,
+                                                                     ("127.0.0.1", 9464))
+    assert config.proxy is None
+    assert [share.name for share in config.shares] == ["phishing", "cust42"]
+    phishing, cust42 = config.shares
+    assert phishing.output == "/var/lib/hubasync/phishing.jsonl"
+    assert phishing.state == "/var/lib/hubasync/phishing.state"
+    assert phishing.status == "/var/lib/hubasync/phishing.status.json"
+    assert cust42.output == "/var/lib/hubasync/cust42.csv"
+    assert phishing.url.post_url == URL
+    assert phishing.query.sort == "_id" and cust42.query.sort == "_id"
+    assert phishing.query.filter == "type=phishing"
+    assert (phishing.apikey, cust42.apikey) == (KEY, OTHER_KEY)
+    assert (phishing.timeout, phishing.retries, phishing.job_timeout, phishing.page_timeout,
+            phishing.max_empty_pages) == (DEFAULT_TIMEOUT, DEFAULT_RETRIES, DEFAULT_JOB_TIMEOUT,
+                                          DEFAULT_PAGE_TIMEOUT, DEFAULT_MAX_EMPTY_PAGES)
+    assert config.share("cust42") is cust42
+    assert set(config.secrets) == {KEY, OTHER_KEY}
+
+
+def test_defaults_and_a_relative_directory_relative_to_the_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "etc").mkdir()
+    path = write(tmp_path / "etc", f"""
+        directory = "../data"
+        apikey_env = "APIKEY"
+        [shares.a]
+        url = "{URL}"
+    """)
+    monkeypatch.chdir("/")
+    config = load_config(os.path.relpath(path, "/"), {"APIKEY": KEY})
+    assert config.directory == str(tmp_path / "data")
+    assert config.path == str(path)
+    share = config.shares[0]
+    assert share.output == str(tmp_path / "data" / "a.jsonl")
+    assert share.format == "jsonl"
+    assert (config.concurrency, config.interval) == (DEFAULT_CONCURRENCY, DEFAULT_INTERVAL)
+    without = load(tmp_path, f"""
+        apikey_env = "APIKEY"
+        [shares.a]
+        url = "{URL}"
+    """)
+    assert without.directory == str(tmp_path)
+
+
+def test_query_options_bounds_and_keys_per_share(tmp_path: Path) -> None:
+    (tmp_path / "key").write_text(OTHER_KEY + "\nsecond line ignored\n", encoding="utf-8")
+    config = load(tmp_path, f"""
+        apikey_env = "APIKEY"
+        timeout = 20
+        retries = 0
+        proxy = "http://user:pr0xy-pass@proxy.example:3128"
+        [shares.a]
+        url = "{URL}?feed=x"
+        start = 2024-01-02
+        end = "2024-02-01 00:00:00Z"
+        projection = "feed, type"
+        param = {{ extra = "1", n = 5 }}
+        apikey_file = "key"
+        job_timeout = 10.5
+        page_timeout = 30
+        max_empty_pages = 3
+        [shares.b]
+        url = "https://hub.example.com/shares/v2/async/b?apikey=URLKEY123"
+        start = -3600
+        projection = ["feed", "observation time"]
+        timeout = 5
+    """)
+    a, b = config.shares
+    assert a.apikey == OTHER_KEY and b.apikey == "URLKEY123"
+    assert a.query.start == "2024-01-02" and a.query.end == "2024-02-01 00:00:00Z"
+    assert a.query.projection == ("feed", "type")
+    assert a.query.extra == (("feed", "x"), ("extra", "1"), ("n", "5"))
+    assert a.query.pairs(limit=10) == [
+        ("start", "2024-01-02"), ("end", "2024-02-01 00:00:00Z"), ("projection", "feed"),
+        ("projection", "type"), ("sort", "_id"), ("limit", "10"), ("feed", "x"), ("extra", "1"),
+        ("n", "5")]
+    assert (a.timeout, a.retries, a.job_timeout, a.page_timeout, a.max_empty_pages) == (
+        20.0, 0, 10.5, 30.0, 3)
+    assert b.query.start == "-3600" and b.query.projection == ("feed", "observation time")
+    assert (b.timeout, b.retries) == (5.0, 0)
+    assert config.proxy == "http://user:pr0xy-pass@proxy.example:3128"
+    assert "pr0xy-pass" in config.secrets and "URLKEY123" in config.secrets
+
+
+def test_settings_of_a_share_follow_in_insertion_order(tmp_path: Path) -> None:
+    share = load(tmp_path, f"""
+        apikey_env = "APIKEY"
+        [shares.a]
+        url = "{URL}"
+        retries = 2
+    """).shares[0]
+    settings = share.settings(interval=42.0)
+    assert settings.follow and settings.quiet and settings.progress is False
+    assert (settings.output, settings.state, settings.format) == (share.output, share.state,
+                                                                  "jsonl")
+    assert (settings.apikey, settings.query.sort, settings.interval, settings.retries) == (
+        KEY, "_id", 42.0, 2)
+
+
+def test_keys_are_in_no_repr_or_str(tmp_path: Path) -> None:
+    config = load(tmp_path, f"""
+        apikey_env = "APIKEY"
+        proxy = "http://user:pr0xy-pass@proxy.example:3128"
+        [shares.a]
+        url = "{URL}"
+        [shares.b]
+        url = "{URL}?apikey=URLKEY123"
+    """)
+    shown = " ".join([repr(config), str(config), *map(repr, config.shares),
+                      *map(str, config.shares)])
+    assert "shares=" in shown and "name='b'" in shown  # the reprs are the dataclasses' own
+    for secret in (KEY, "URLKEY123", "pr0xy-pass"):
+        assert secret not in shown
+
+
+BAD = [
+    # (config text, the key named, a piece of the reason)
+    ("colour = 1\n[shares.a]\nurl = 'U'", "colour", "unknown key"),
+    ("[shares.a]\nurl = 'U'\nsort = 'time'", "shares.a.sort", "insertion order"),
+    ("[shares.a]\nurl = 'U'\nreverse = true", "shares.a.reverse", "unknown key"),
+    ("[shares.a]\nformat = 'csv'", "shares.a.url", "missing"),
+    ("[shares.a]\nurl = 5", "shares.a.url", "expected a string"),
+    ("[shares.a]\nurl = 'https://hub.example.com/nothing'", "shares.a.url", "not a share URL"),
+    ("[shares.a]\nurl = 'U/count'", "shares.a.url", "count URL"),
+    ("[shares.a]\nurl = 'U/0'", "shares.a.url", "notification share"),
+    ("[shares.a]\nurl = 'U?sort=time'", "shares.a.url", "sync sets itself"),
+    ("[shares.a]\nurl = 'U?token=abc'", "shares.a.url", "sync sets itself"),
+    ("[shares.a]\nurl = 'http://hub.example.com/shares/v2/async/abc'", "shares.a.url",
+     "allow_http = true"),
+    ("[shares.a]\nurl = 'U'\nformat = 'xml'", "shares.a.format", "not one of jsonl, json, csv"),
+    ("[shares.a]\nurl = 'U'\nprojection = 3", "shares.a.projection", "list of strings"),
+    ("[shares.a]\nurl = 'U'\nprojection = ' , '", "shares.a.projection", "names no keys"),
+    ("[shares.a]\nurl = 'U'\nparam = 'x=1'", "shares.a.param", "must be a table"),
+    ("[shares.a]\nurl = 'U'\nparam = { apikey = 'x' }", "shares.a.param.apikey",
+     "Authorization header"),
+    ("[shares.a]\nurl = 'U'\nparam = { limit = 5 }", "shares.a.param.limit", "sets this"),
+    ("[shares.a]\nurl = 'U'\nparam = { x = [1] }", "shares.a.param.x", "a string or a number"),
+    ("[shares.a]\nurl = 'U'\nstart = true", "shares.a.start", "not true/false"),
+    ("[shares.a]\nurl = 'U'\nfilter = 1", "shares.a.filter", "expected a string"),
+    ("[shares.a]\nurl = 'U'\ntimeout = 0", "shares.a.timeout", "more than 0"),
+    ("[shares.a]\nurl = 'U'\ntimeout = '60'", "shares.a.timeout", "expected seconds"),
+    ("[shares.a]\nurl = 'U'\nretries = -1", "shares.a.retries", "at least 0"),
+    ("[shares.a]\nurl = 'U'\nretries = 1.5", "shares.a.retries", "whole number"),
+    ("[shares.a]\nurl = 'U'\nmax_empty_pages = 0", "shares.a.max_empty_pages", "at least 1"),
+    ("retries = true\n[shares.a]\nurl = 'U'", "retries", "whole number"),
+    ("[shares.a]\nurl = 'U'\nallow_http = 'yes'", "shares.a.allow_http", "true or false"),
+    ("[shares.a]\nurl = 'U'\ncacert = 'missing.pem'", "shares.a.cacert", "no such file"),
+    ("concurrency = 0\n[shares.a]\nurl = 'U'", "concurrency", "at least 1"),
+    ("concurrency = 2.0\n[shares.a]\nurl = 'U'", "concurrency", "whole number"),
+    ("interval = 0\n[shares.a]\nurl = 'U'", "interval", "more than 0"),
+    ("interval = -5.5\n[shares.a]\nurl = 'U'", "interval", "more than 0"),
+    ("interval = 'often'\n[shares.a]\nurl = 'U'", "interval", "expected seconds"),
+    ("directory = 7\n[shares.a]\nurl = 'U'", "directory", "expected a string"),
+    ("directory = ''\n[shares.a]\nurl = 'U'", "directory", "is empty"),
+    ("metrics = '9464'\n[shares.a]\nurl = 'U'", "metrics", "HOST:PORT"),
+    ("metrics = 'localhost:99999'\n[shares.a]\nurl = 'U'", "metrics", "0 to 65535"),
+    ("proxy = 'socks5://p:1080'\n[shares.a]\nurl = 'U'", "proxy", "http://"),
+    ("shares = 3", "shares", "table"),
+    ("directory = '.'", "shares", "no share"),
+    ("[shares.'a/b']\nurl = 'U'", 'shares."a/b"', "letters, digits"),
+    ("[shares.'..']\nurl = 'U'", 'shares.".."', "not only dots"),
+    ("[shares]\na = 'U'", "shares.a", "must be a table"),
+    ("[shares.x]\nurl = 'U'\n[shares.'x.status']\nurl = 'U'\nformat = 'json'",
+     'shares."x.status"', "as shares.x does"),
+    ("[shares.'x.status']\nurl = 'U'\nformat = 'json'\n[shares.x]\nurl = 'U'", "shares.x",
+     'as shares."x.status" does'),
+]
+
+
+@pytest.mark.parametrize(("text", "key", "reason"), BAD)
+def test_a_bad_config_is_refused_naming_the_file_and_the_key(
+        tmp_path: Path, text: str, key: str, reason: str) -> None:
+    path = write(tmp_path, "apikey_env = 'APIKEY'\n" + text.replace("'U", f"'{URL}"))
+    with pytest.raises(UsageError) as caught:
+        load_config(str(path), {"APIKEY": KEY})
+    message = str(caught.value)
+    assert message.startswith(f"{path}: {key}: "), message
+    assert reason in message
+    assert "\n" not in message and KEY not in message
+    assert caught.value.exit_code == ExitCode.USAGE
+
+
+KEY_PROBLEMS = [
+    ("[shares.a]\nurl = 'U'", {}, "shares.a.apikey_env", "no API key"),
+    ("apikey_env = 'NOPE'\n[shares.a]\nurl = 'U'", {}, "apikey_env", "'NOPE' is not set"),
+    ("[shares.a]\nurl = 'U'\napikey_env = 'K'", {"K": "  "}, "shares.a.apikey_env",
+     "not set or empty"),
+    ("[shares.a]\nurl = 'U'\napikey_file = 'nofile'", {}, "shares.a.apikey_file",
+     "No such file"),
+    ("[shares.a]\nurl = 'U'\napikey_file = 'empty'", {}, "shares.a.apikey_file", "is empty"),
+    ("[shares.a]\nurl = 'U'\napikey_file = 'binary'", {}, "shares.a.apikey_file", "not text"),
+    ("[shares.a]\nurl = 'U'\napikey_env = 'K'\napikey_file = 'x'", {"K": KEY},
+     "shares.a.apikey_file", "not both"),
+    ("[shares.a]\nurl = 'U'\napikey_env = 'K'", {"K": "two words"}, "shares.a.apikey_env",
+     "cannot go in a header"),
+    ("apikey_env = 5\n[shares.a]\nurl = 'U'", {}, "apikey_env", "expected a string"),
+]
+
+
+@pytest.mark.parametrize(("text", "env", "key", "reason"), KEY_PROBLEMS)
+def test_a_key_source_that_does_not_resolve_is_refused(
+        tmp_path: Path, text: str, env: Dict[str, str], key: str, reason: str) -> None:
+    (tmp_path / "empty").write_text("\n", encoding="utf-8")
+    (tmp_path / "binary").write_bytes(b"\xff\xfe\x00")
+    path = write(tmp_path, text.replace("'U'", f"'{URL}'").replace("'NOPE'", '"NOPE"'))
+    with pytest.raises(UsageError) as caught:
+        load_config(str(path), env)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: {key}: "), message
+    assert reason.replace("'", '"') in message
+    assert "two words" not in message
+
+
+def test_an_output_that_would_overwrite_the_config_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, f"apikey_env = 'APIKEY'\n[shares.conf]\nurl = '{URL}'\n", "conf.jsonl")
+    with pytest.raises(UsageError, match=f"^{path}: shares.conf: its output would overwrite"):
+        load_config(str(path), {"APIKEY": KEY})
+
+
+def test_a_key_file_path_may_name_environment_variables(tmp_path: Path) -> None:
+    (tmp_path / "creds").mkdir()
+    (tmp_path / "creds" / "apikey").write_text(KEY + "\n", encoding="utf-8")
+    (tmp_path / "a$b").write_text(OTHER_KEY, encoding="utf-8")
+    config = load(tmp_path, f"""
+        apikey_file = "${{CREDENTIALS_DIRECTORY}}/apikey"
+        [shares.a]
+        url = "{URL}"
+        [shares.b]
+        url = "{URL}"
+        apikey_file = "$HERE/a$$b"
+    """, {"CREDENTIALS_DIRECTORY": str(tmp_path / "creds"), "HERE": str(tmp_path)})
+    assert [share.apikey for share in config.shares] == [KEY, OTHER_KEY]
+    for value, reason in (("${CREDENTIALS_DIRECTORY}/apikey", '"CREDENTIALS_DIRECTORY" is not'),
+                          ("/x/$/y", "write $$ for a $")):
+        path = write(tmp_path, f"apikey_file = '{value}'\n[shares.a]\nurl = '{URL}'\n")
+        with pytest.raises(UsageError) as caught:
+            load_config(str(path), {})
+        assert str(caught.value).startswith(f"{path}: apikey_file: ")
+        assert reason in str(caught.value)
+
+
+def test_an_unused_top_level_key_source_is_not_required(tmp_path: Path) -> None:
+    config = load(tmp_path, f"""
+        apikey_env = "UNSET"
+        [shares.a]
+        url = "{URL}"
+        apikey_env = "OWN"
+    """, {"OWN": OTHER_KEY})
+    assert config.shares[0].apikey == OTHER_KEY
+
+
+def test_a_file_that_is_missing_or_not_toml_is_refused_in_one_line(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.toml"
+    with pytest.raises(UsageError, match=f"^{missing}: cannot read the config: No such file"):
+        load_config(str(missing), {})
+    broken = write(tmp_path, "[shares.a\nurl = 1\n")
+    with pytest.raises(UsageError) as caught:
+        load_config(str(broken), {})
+    assert str(caught.value).startswith(f"{broken}: not valid TOML: ")
+    assert "line 1" in str(caught.value)
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes(b"# caf\xe9\n")
+    with pytest.raises(UsageError, match="not valid TOML"):
+        load_config(str(latin), {})
+
+
+@pytest.mark.parametrize(("text", "address"), [
+    ("127.0.0.1:9464", ("127.0.0.1", 9464)), (":0", ("", 0)), ("[::1]:80", ("::1", 80)),
+    ("localhost:65535", ("localhost", 65535)),
+])
+def test_listen_addresses(text: str, address: tuple) -> None:  # type: ignore[type-arg]
+    assert parse_listen_address(text) == address
+
+
+@pytest.mark.parametrize("text", ["9464", "host:", "host:x", "::1:80", "h:65536", "h:-1"])
+def test_bad_listen_addresses(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_listen_address(text)
