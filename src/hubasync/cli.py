@@ -26,6 +26,8 @@ from .stalls import DEFAULT_MAX_EMPTY_PAGES
 from .urls import ShareUrl, parse_share_url, redact
 from .version import __version__
 
+SERVICE_COMMANDS = ("sync", "status")
+
 DESCRIPTION = """\
 Download events (or an event count) from an Arctic Hub share through its async API.
 
@@ -61,6 +63,10 @@ examples:
       --projection="feed,observation time"
   hubasync URL --format jsonl -o events.jsonl --state events.state --sort _id
   hubasync URL --follow --interval 300 --format jsonl -o events.jsonl --state events.state
+
+many shares, one service (see hubasync sync --help, hubasync status --help):
+  hubasync sync CONFIG [--once]     follow every share of a TOML config
+  hubasync status CONFIG            one row per share: health, events, last success, behind
 """
 
 
@@ -288,7 +294,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit code."""
     debug = "--debug" in (sys.argv[1:] if argv is None else argv)
     secret: Optional[str] = None
+    arguments = sys.argv[1:] if argv is None else list(argv)
     try:
+        if arguments and arguments[0] in SERVICE_COMMANDS:
+            from .service_cli import run_command
+
+            return run_command(arguments[0], arguments[1:])
         settings = settings_from(argv)
         secret = settings.apikey
         return run(settings)

@@ -121,16 +121,22 @@ class ServiceConfig:
         return tuple(sorted(found, key=len, reverse=True))
 
 
-def load_config(path: str, environ: Optional[Mapping[str, str]] = None) -> ServiceConfig:
-    """Read and check the config at ``path``; keys are resolved from ``environ`` (os.environ)."""
-    return _Loader(path, os.environ if environ is None else environ).load()
+def load_config(path: str, environ: Optional[Mapping[str, str]] = None, *,
+                keys: bool = True) -> ServiceConfig:
+    """Read and check the config at ``path``; keys are resolved from ``environ`` (os.environ).
+
+    ``keys=False`` reads no key (each share's ``apikey`` is empty): for ``hubasync status``,
+    which sends nothing and may run as a user who cannot read them.
+    """
+    return _Loader(path, os.environ if environ is None else environ, keys).load()
 
 
 class _Loader:
-    def __init__(self, path: str, environ: Mapping[str, str]) -> None:
+    def __init__(self, path: str, environ: Mapping[str, str], keys: bool = True) -> None:
         self.path = os.path.abspath(path)
         self.shown = path
         self.environ = environ
+        self.keys = keys
 
     def refuse(self, key: str, reason: str) -> UsageError:
         return UsageError(f"{self.shown}: {key}: {reason}")
@@ -205,16 +211,18 @@ class _Loader:
             raise self.refuse(prefix + "format", f"{_quoted(format_)} is not one of "
                                                  f"{', '.join(FORMATS)}")
         allow_http = self.boolean(table, "allow_http", prefix)
-        apikey, key_name = self.apikey(table, top, prefix, url)
-        try:
-            check_key_and_origin(url, apikey, allow_http=True)
-        except UsageError as error:
-            raise self.refuse(key_name, str(error)) from None
-        try:
-            check_key_and_origin(url, apikey, allow_http=allow_http)
-        except UsageError as error:
-            raise self.refuse(prefix + "url", str(error).replace(
-                "--allow-http, allow_http=True", "allow_http = true")) from None
+        apikey = ""
+        if self.keys:
+            apikey, key_name = self.apikey(table, top, prefix, url)
+            try:
+                check_key_and_origin(url, apikey, allow_http=True)
+            except UsageError as error:
+                raise self.refuse(key_name, str(error)) from None
+            try:
+                check_key_and_origin(url, apikey, allow_http=allow_http)
+            except UsageError as error:
+                raise self.refuse(prefix + "url", str(error).replace(
+                    "--allow-http, allow_http=True", "allow_http = true")) from None
         cacert = None
         if "cacert" in table:
             cacert = os.path.join(os.path.dirname(self.path),

@@ -1,0 +1,195 @@
+"""``hubasync sync`` and ``hubasync status`` against a simulator serving many shares."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from .helpers import command, run
+
+
+def config(sim: Any, folder: Path, shares: List[str], *, interval: float = 0.3,
+           extra: str = "", metrics: bool = False, fmt: str = "jsonl") -> Path:
+    lines = [f'directory = "{folder}"', 'apikey_env = "APIKEY"', "concurrency = 3",
+             f"interval = {interval}"]
+    if metrics:
+        lines.append('metrics = "127.0.0.1:0"')
+    lines.append(extra)
+    for name in shares:
+        lines += ["", f"[shares.{name}]", f'url = "{sim.url}/shares/v2/async/{name}"',
+                  f'format = "{fmt}"', "timeout = 5", "retries = 1"]
+    path = folder / "hubasync.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def events_of(path: Path) -> List[Dict[str, Any]]:
+    if not path.exists():
+        return []
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle]
+
+
+class Service:
+    """A ``hubasync sync`` child whose stderr is read as it runs (never blocked)."""
+
+    def __init__(self, args: List[str]) -> None:
+        environment = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+        environment["APIKEY"] = "demo-key"
+        self.process = subprocess.Popen(command() + args, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.PIPE, env=environment)
+        self.lines: List[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for raw in self.process.stderr:
+            self.lines.append(raw.decode("utf-8", "replace"))
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        self.process.send_signal(sig)
+        code = self.process.wait(timeout=60)
+        self._reader.join(timeout=10)
+        return code
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_once_brings_every_share_whole(make_sim: Any, tmp_path: Path) -> None:
+    sim = make_sim(shares=6, events=700, page_max=250)
+    names = [f"s{n}" for n in range(1, 7)]
+    done = run(["sync", str(config(sim, tmp_path, names)), "--once"])
+    assert done.code == 0, done.stderr
+    for name in names:
+        assert events_of(tmp_path / f"{name}.jsonl") == sim.share_events(name)
+        assert json.loads((tmp_path / f"{name}.state").read_text())["complete"]
+    shown = run(["status", str(config(sim, tmp_path, names))])
+    assert shown.code == 0, shown.stderr
+    rows = shown.stdout.decode().splitlines()
+    assert len(rows) == 7 and all(" ok " in row and "700" in row for row in rows[1:])
+
+
+def test_one_refused_share_fails_alone(make_sim: Any, tmp_path: Path) -> None:
+    sim = make_sim(shares=3, events=300, page_max=100, refused_shares=("s2",))
+    path = config(sim, tmp_path, ["s1", "s2", "s3"])
+    done = run(["sync", str(path), "--once"])
+    assert done.code == 3, done.stderr
+    failed = [line for line in done.stderr.splitlines() if "level=error" in line]
+    assert len(failed) == 1 and "share=s2" in failed[0] and "refused" in failed[0]
+    assert events_of(tmp_path / "s1.jsonl") == sim.share_events("s1")
+    assert events_of(tmp_path / "s3.jsonl") == sim.share_events("s3")
+    shown = run(["status", str(path)])
+    assert shown.code == 6
+    row = [r for r in shown.stdout.decode().splitlines() if r.startswith("s2 ")][0]
+    assert "failing" in row and "refused" in row
+
+
+def test_a_bad_config_is_refused_before_any_request(make_sim: Any, tmp_path: Path) -> None:
+    sim = make_sim(shares=2, events=10)
+    path = config(sim, tmp_path, ["s1"], extra="colour = 3")
+    done = run(["sync", str(path), "--once"])
+    assert done.code == 2
+    assert "colour" in done.stderr and str(path) in done.stderr
+    assert sim.stats.requests["post"] == 0
+
+
+def test_killed_and_restarted_while_shares_grow_loses_and_repeats_nothing(
+        make_sim: Any, tmp_path: Path) -> None:
+    sim = make_sim(shares=4, events=400, page_max=100, grow=30)
+    names = ["s1", "s2", "s3", "s4"]
+    path = config(sim, tmp_path, names)
+    for round_number, sig in enumerate((signal.SIGKILL, signal.SIGTERM, signal.SIGKILL)):
+        service = Service(["sync", str(path)])
+        floor = 400 + 20 * round_number
+
+        def written(floor: int = floor) -> bool:
+            return all(len(events_of(tmp_path / f"{n}.jsonl")) >= floor for n in names)
+
+        wait_for(written, "every share to be written")
+        code = service.stop(sig)
+        assert code == (0 if sig == signal.SIGTERM else -signal.SIGKILL), service.lines
+        for name in names:
+            got = events_of(tmp_path / f"{name}.jsonl")
+            assert got == sim.share_events(name)[:len(got)], (name, round_number)
+
+
+def test_status_and_metrics_while_running(make_sim: Any, tmp_path: Path) -> None:
+    sim = make_sim(shares=3, events=300, page_max=100, refused_shares=("s3",))
+    path = config(sim, tmp_path, ["s1", "s2", "s3"], metrics=True)
+    service = Service(["sync", str(path)])
+    try:
+        wait_for(lambda: any("metrics served" in line for line in service.lines), "metrics")
+        address = [line for line in service.lines if "metrics served" in line][0]
+        url = address.split("address=")[1].split()[0].strip('"')
+        wait_for(lambda: (tmp_path / "s2.status.json").exists()
+                 and (tmp_path / "s3.status.json").exists(), "status records")
+        import urllib.request
+
+        def scrape() -> Dict[str, Dict[tuple, float]]:
+            with urllib.request.urlopen(url, timeout=10) as answer:
+                text = answer.read().decode()
+            found: Dict[str, Dict[tuple, float]] = {}
+            for family in text_string_to_metric_families(text):
+                for sample in family.samples:
+                    found.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = \
+                        sample.value
+            return found
+
+        wait_for(lambda: scrape().get("hubasync_events_total", {}).get(
+            (("share", "s1"),), 0) >= 300, "s1's events in the metrics")
+        metrics = scrape()
+        assert metrics["hubasync_up"][(("share", "s1"),)] == 1
+        assert metrics["hubasync_up"][(("share", "s3"),)] == 0
+        assert metrics["hubasync_errors_total"][(("kind", "AuthError"), ("share", "s3"))] >= 1
+        assert metrics["hubasync_pages_total"][(("share", "s2"),)] >= 3
+        assert metrics["hubasync_last_success_timestamp_seconds"][(("share", "s1"),)] > 1e9
+        shown = run(["status", str(path)])
+        assert shown.code == 6 and "s3" in shown.stderr
+    finally:
+        assert service.stop() == 0
+
+
+def test_a_second_instance_exits_75(make_sim: Any, tmp_path: Path) -> None:
+    sim = make_sim(shares=2, events=100)
+    path = config(sim, tmp_path, ["s1", "s2"])
+    service = Service(["sync", str(path)])
+    try:
+        wait_for(lambda: (tmp_path / "s1.status.json").exists(), "the first instance")
+        second = run(["sync", str(path), "--once"])
+        assert second.code == 75, second.stderr
+        assert str(service.process.pid) in second.stderr
+    finally:
+        service.stop()
+
+
+def test_rotation_on_sighup_loses_and_repeats_nothing(make_sim: Any, tmp_path: Path) -> None:
+    sim = make_sim(shares=1, events=200, page_max=50, grow=40)
+    path = config(sim, tmp_path, ["s1"], interval=0.2)
+    output = tmp_path / "s1.jsonl"
+    service = Service(["sync", str(path)])
+    try:
+        wait_for(lambda: len(events_of(output)) >= 200, "the first events")
+        rotated = tmp_path / "s1.jsonl.1"
+        os.rename(output, rotated)
+        service.process.send_signal(signal.SIGHUP)
+        wait_for(lambda: len(events_of(output)) >= 20, "events in the new file")
+    finally:
+        assert service.stop() == 0
+    got = events_of(rotated) + events_of(output)
+    assert len(got) >= 220
+    assert got == sim.share_events("s1")[:len(got)]
+
