@@ -197,8 +197,10 @@ class Service:
     """The shares of a config, followed on ``concurrency`` worker threads."""
 
     def __init__(self, config: ServiceConfig, *, log: ServiceLog, once: bool = False,
-                 metrics: Optional[ServiceMetrics] = None, debug: bool = False) -> None:
+                 metrics: Optional[ServiceMetrics] = None, debug: bool = False,
+                 turn_seconds: float = TURN_SECONDS) -> None:
         self.config = config
+        self.turn_seconds = turn_seconds
         self.log = log
         self.once = once
         self.debug = debug
@@ -289,7 +291,7 @@ class Service:
         """One turn of a share; returns when it is due again (None: not in this run)."""
         interval = self.config.interval
         try:
-            caught_up = follower.turn(time.monotonic() + TURN_SECONDS)
+            caught_up = follower.turn(time.monotonic() + self.turn_seconds)
         except Interrupted:
             return None
         except HubasyncError as error:
