@@ -9,10 +9,13 @@ what the state file records. Nothing else counts events or pages.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from .errors import ProtocolError
 from .params import MAX_PAGE_LIMIT
+
+if TYPE_CHECKING:
+    from .state import RunState
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,13 @@ class Cursor:
     last_inserted: Optional[str] = None
     done: bool = False
     more: bool = False
+
+    @classmethod
+    def from_state(cls, state: RunState, limit: Optional[int]) -> Cursor:
+        """The cursor a state file records (its limit is the command's)."""
+        return cls(token=state.token, limit=limit, events=state.events, pages=state.pages,
+                   last_inserted=state.last_inserted_token, done=state.complete,
+                   more=state.complete and state.token is not None)
 
     @property
     def remaining(self) -> Optional[int]:

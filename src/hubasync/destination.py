@@ -14,9 +14,17 @@ from typing import Callable, Iterator, Optional
 from .cursor import Cursor
 from .signals import Stopper
 from .sinks import Sink
+from .state import RunState
 from .stream import Batch
 
 SaveState = Callable[[Cursor, Sink], None]
+
+
+def run_state(fingerprint: str, cursor: Cursor, sink: Sink) -> RunState:
+    """What the state file records after a commit: the cursor, and where the output stands."""
+    return RunState(fingerprint=fingerprint, token=cursor.token, output_offset=sink.offset,
+                    events=cursor.events, pages=cursor.pages, complete=cursor.done,
+                    last_inserted_token=cursor.last_inserted, sink=sink.resume_info())
 
 
 class _Page:

@@ -20,7 +20,7 @@ from typing import Callable, Optional
 
 from .body import PageStream
 from .cursor import Cursor
-from .destination import OutputDestination
+from .destination import OutputDestination, run_state
 from .errors import (
     ExitCode,
     HubasyncError,
@@ -111,13 +111,6 @@ def _epoch(text: str) -> Optional[int]:
     return timegm(parsed)
 
 
-def cursor_from_state(state: RunState, limit: Optional[int]) -> Cursor:
-    """The cursor a state records."""
-    return Cursor(token=state.token, limit=limit, events=state.events, pages=state.pages,
-                  last_inserted=state.last_inserted_token, done=state.complete,
-                  more=state.complete and state.token is not None)
-
-
 class Download:
     """Pages into a sink, with the state file kept in step."""
 
@@ -153,7 +146,7 @@ class Download:
                     "format, output, --limit or --token differ): remove it or use another one"
                 )
             resume_offset, resume_sink = state.output_offset, state.sink
-            self.cursor = cursor_from_state(state, settings.limit)
+            self.cursor = Cursor.from_state(state, settings.limit)
             if state.complete and not self._continues(state):
                 self._finish_completed(state)
                 return ExitCode.OK
@@ -293,16 +286,7 @@ class Download:
     def _save(self, cursor: Cursor, sink: Sink) -> None:
         if not self.settings.state:
             return
-        save_state(self.settings.state, RunState(
-            fingerprint=self.fingerprint,
-            token=cursor.token,
-            output_offset=sink.offset,
-            events=cursor.events,
-            pages=cursor.pages,
-            complete=cursor.done,
-            last_inserted_token=cursor.last_inserted,
-            sink=sink.resume_info(),
-        ))
+        save_state(self.settings.state, run_state(self.fingerprint, cursor, sink))
 
     def _close_early(self, sink: Sink) -> None:
         try:

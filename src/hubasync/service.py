@@ -26,8 +26,7 @@ import traceback
 from typing import Callable, List, Optional, Tuple
 
 from .cursor import Cursor
-from .destination import OutputDestination
-from .download import cursor_from_state
+from .destination import OutputDestination, run_state
 from .errors import ExitCode, HubasyncError, Interrupted, UsageError
 from .metrics import ServiceMetrics
 from .output import open_output
@@ -96,7 +95,7 @@ class ShareFollower:
         if state is not None and state.fingerprint != self.fingerprint:
             raise UsageError(f"state file {config.state} was kept for another URL, query or "
                              "format of this share: move it away to start over")
-        cursor = Cursor() if state is None else cursor_from_state(state, None)
+        cursor = Cursor() if state is None else Cursor.from_state(state, None)
         if cursor.done:
             cursor = cursor.next_pass()
         sink = self._open(state)
@@ -149,10 +148,7 @@ class ShareFollower:
         return (stat.st_dev, stat.st_ino) != self._opened
 
     def _save(self, cursor: Cursor, sink: Sink) -> None:
-        save_state(self.config.state, RunState(
-            fingerprint=self.fingerprint, token=cursor.token, output_offset=sink.offset,
-            events=cursor.events, pages=cursor.pages, complete=cursor.done,
-            last_inserted_token=cursor.last_inserted, sink=sink.resume_info()))
+        save_state(self.config.state, run_state(self.fingerprint, cursor, sink))
 
     def _committed(self, after: Cursor, before: Cursor) -> None:
         events = after.events - before.events
