@@ -27,7 +27,7 @@ from typing import Callable, List, Optional, Tuple
 
 from .cursor import Cursor
 from .destination import OutputDestination, run_state
-from .errors import ExitCode, HubasyncError, Interrupted, UsageError
+from .errors import ExitCode, HubasyncError, Interrupted, OutputError, UsageError
 from .metrics import ServiceMetrics
 from .output import open_output
 from .params import query_url
@@ -133,6 +133,11 @@ class ShareFollower:
                 self.service.log.info("output file new or moved away: writing a new one",
                                       self.name, path=config.output)
             offset, resume = None, None
+        elif offset is None and config.format != "jsonl" and not _empty_or_missing(
+                config.output):
+            raise OutputError(f"{config.output} exists but has no state beside it: a "
+                              f"{config.format} file cannot be continued without one; move it "
+                              "away")
         output = open_output(config.output, append=config.format == "jsonl", atomic=False,
                              resume_offset=offset, durable=True)
         stat = os.stat(config.output)

@@ -193,3 +193,36 @@ def test_rotation_on_sighup_loses_and_repeats_nothing(make_sim: Any, tmp_path: P
     assert len(got) >= 220
     assert got == sim.share_events("s1")[:len(got)]
 
+
+
+def test_json_and_csv_outputs_grow_pass_after_pass(make_sim: Any, tmp_path: Path) -> None:
+    import csv
+
+    sim = make_sim(shares=2, events=250, page_max=100)
+    for fmt in ("json", "csv"):
+        folder = tmp_path / fmt
+        folder.mkdir()
+        path = config(sim, folder, ["s1"], fmt=fmt)
+        for grown in (0, 130):
+            sim.append_events("s1", grown)
+            done = run(["sync", str(path), "--once"])
+            assert done.code == 0, done.stderr
+            expected = sim.share_events("s1")
+            if fmt == "json":
+                got = json.loads((folder / "s1.json").read_bytes())
+                assert got == expected  # a whole JSON array after every pass
+            else:
+                with open(folder / "s1.csv", newline="", encoding="utf-8") as handle:
+                    rows = list(csv.DictReader(handle))
+                assert [row["uuid"] for row in rows] == [e["uuid"] for e in expected]
+
+
+def test_a_json_output_without_its_state_is_not_overwritten(make_sim: Any,
+                                                             tmp_path: Path) -> None:
+    sim = make_sim(shares=1, events=50)
+    path = config(sim, tmp_path, ["s1"], fmt="json")
+    (tmp_path / "s1.json").write_text("[precious]\n")
+    done = run(["sync", str(path), "--once"])
+    assert done.code == 7, done.stderr
+    assert "move it away" in done.stderr
+    assert (tmp_path / "s1.json").read_text() == "[precious]\n"
