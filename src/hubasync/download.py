@@ -15,6 +15,7 @@ import sys
 import time
 import traceback
 from calendar import timegm
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Optional
 
@@ -28,7 +29,8 @@ from .errors import (
     QueryRejected,
     UsageError,
 )
-from .output import open_output
+from .lock import lock_file
+from .output import lock_output, open_output, resolve_output
 from .pages import Pager
 from .params import Query, encode_query
 from .progress import Progress
@@ -97,9 +99,14 @@ def run(settings: Settings) -> int:
                          trace=_say if settings.debug else None, on_retry=on_retry,
                          strict=settings.strict)
     try:
-        if settings.share.count:
-            return _count(settings, session)
-        return _Download(settings, session, progress, stopper).run()
+        with ExitStack() as locks:  # one writer per file, before anything is written
+            if settings.state:
+                locks.enter_context(lock_file(settings.state, what="state file"))
+            if settings.output:
+                locks.enter_context(lock_output(settings.output))
+            if settings.share.count:
+                return _count(settings, session)
+            return _Download(settings, session, progress, stopper).run()
     finally:
         session.close()
         stopper.uninstall()
@@ -155,6 +162,7 @@ class _Download:
             os.path.abspath(settings.output) if settings.output else None,
             settings.limit, settings.token,
         )
+        self.saved: Optional[RunState] = None  # the state as last loaded or saved
 
     def run(self) -> int:
         settings = self.settings
@@ -162,6 +170,7 @@ class _Download:
         if settings.state:
             check_state_path(settings.state)
             state = load_state(settings.state)
+            self.saved = state
         position = _Position(settings.token, None)
         resume_offset: Optional[int] = None
         resume_sink: Optional[dict[str, object]] = None
@@ -183,7 +192,9 @@ class _Download:
                                      state.pages)
         append = settings.format == "jsonl" and settings.state is not None
         output = open_output(settings.output, append=append, atomic=not append,
-                             resume_offset=resume_offset, durable=settings.state is not None)
+                             resume_offset=resume_offset, durable=settings.state is not None,
+                             resume_tail=state.output_tail if state else None,
+                             resume_end=state.output_end if state else None)
         sink = make_sink(settings.format, output, projection=self.query.projection,
                          resume=resume_sink)
         if state is None and self.progress.enabled and not settings.follow:
@@ -200,8 +211,10 @@ class _Download:
         """A finished run whose output may not have been renamed into place yet."""
         settings = self.settings
         assert settings.output is not None
-        if settings.format != "jsonl" and os.path.exists(settings.output + ".part"):
-            output = open_output(settings.output, resume_offset=state.output_offset)
+        part = resolve_output(settings.output).path + ".part"
+        if settings.format != "jsonl" and os.path.exists(part):
+            output = open_output(settings.output, resume_offset=state.output_offset,
+                                 resume_tail=state.output_tail, resume_end=state.output_end)
             make_sink(settings.format, output, projection=self.query.projection,
                       resume=state.sink).finish()
         if not settings.quiet:
@@ -341,7 +354,7 @@ class _Download:
     def _save(self, sink: Sink, position: _Position, *, complete: bool) -> None:
         if not self.settings.state:
             return
-        save_state(self.settings.state, RunState(
+        self.saved = RunState(
             fingerprint=self.fingerprint,
             token=position.token,
             output_offset=sink.offset,
@@ -350,14 +363,26 @@ class _Download:
             complete=complete,
             last_inserted_token=position.last_inserted_token,
             sink=sink.resume_info(),
-        ))
+            output_tail=sink.output.committed_tail(),
+            output_end=sink.output.end,
+        )
+        save_state(self.settings.state, self.saved)
 
     def _close_early(self, sink: Sink) -> None:
         try:
             sink.rollback_page()
             sink.abort()
+            self._record_clean_stop(sink)
         except OutputError as error:
             _say(str(error))
+
+    def _record_clean_stop(self, sink: Sink) -> None:
+        """Record the size the output was left with, so that what others add later is seen."""
+        saved, end = self.saved, sink.output.end
+        if self.settings.state and saved and end is not None and saved.output_offset == sink.offset:
+            tail = sink.output.committed_tail() or saved.output_tail
+            self.saved = dataclasses.replace(saved, output_end=end, output_tail=tail)
+            save_state(self.settings.state, self.saved)
 
     def _stopped(self, sink: Sink, position: _Position, stop: Interrupted) -> int:
         self._close_early(sink)
