@@ -17,6 +17,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -176,8 +177,23 @@ def _temporary_beside(path: str) -> tuple[int, str]:
     return tempfile.mkstemp(prefix=f".{base}.", suffix=".tmp", dir=directory)
 
 
+def _remove_leftovers(path: str) -> None:
+    """Remove temporary files a killed save left (and the fixed name versions before 2 used)."""
+    directory, base = os.path.split(os.path.abspath(path))
+    ours = re.compile(re.escape(f".{base}.") + r"[a-z0-9_]{8}\.tmp|" + re.escape(f"{base}.tmp"))
+    for name in os.listdir(directory):
+        if ours.fullmatch(name):
+            try:
+                os.unlink(os.path.join(directory, name))  # removes a link, never its target
+            except OSError:
+                pass
+
+
 def check_state_path(path: str) -> None:
     """Check, before any request, that a state can be kept at ``path``.
+
+    Holding the state's lock (:func:`hubasync.lock.lock_file`), call it first: it also removes the
+    temporary files a killed save left beside ``path``.
 
     Raises :class:`OutputError` when ``path`` is a directory, its directory is missing or not
     writable, or an existing state cannot be read.
@@ -188,6 +204,7 @@ def check_state_path(path: str) -> None:
         fd, temporary = _temporary_beside(path)
         os.close(fd)
         os.unlink(temporary)
+        _remove_leftovers(path)
         if os.path.exists(path):
             with open(path, "rb"):
                 pass
