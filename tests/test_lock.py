@@ -43,9 +43,8 @@ def test_lock_records_the_pid_and_release_lets_another_take_it(tmp_path: Path) -
 
 def test_second_lock_is_busy_naming_the_holder(tmp_path: Path) -> None:
     path = str(tmp_path / "out.state")
-    with lock_file(path, what="state file"):
-        with pytest.raises(Busy) as caught:
-            lock_file(path, what="state file")
+    with lock_file(path, what="state file"), pytest.raises(Busy) as caught:
+        lock_file(path, what="state file")
     message = str(caught.value)
     assert message == f"state file {path} is in use by hubasync pid {os.getpid()}; try again later"
     assert caught.value.exit_code == ExitCode.BUSY == 75
