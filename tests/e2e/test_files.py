@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import pytest
+
 from .helpers import command, read_jsonl, run, share
 
 DEADLINE = 60.0
@@ -95,10 +97,30 @@ def test_two_runs_started_together_never_share_an_output(make_sim: Any, tmp_path
 # -- outputs that are not regular files -----------------------------------------------------------
 
 
-def test_dev_null_as_output_stays_a_device(sim: Any) -> None:
-    done = run([share(sim), "-o", "/dev/null"])
+def null_device(directory: Path) -> Path:
+    """A character device like /dev/null, made in ``directory``: a regression that replaces its
+    output must not replace the machine's own /dev/null (these tests may run as root)."""
+    node = directory / "null"
+    try:
+        os.mknod(node, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    except PermissionError:
+        pytest.skip("making a device node needs CAP_MKNOD; the link test covers devices")
+    return node
+
+
+@pytest.mark.parametrize("kind", ["device", "link to /dev/null"])
+def test_device_as_output_is_written_through_and_stays_a_device(
+        sim: Any, tmp_path: Path, kind: str) -> None:
+    if kind == "device":
+        target = null_device(tmp_path)
+    else:
+        target = tmp_path / "null"
+        os.symlink("/dev/null", target)
+    done = run([share(sim), "-o", str(target)])
     assert done.code == 0, done.stderr
-    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+    assert stat.S_ISCHR(os.stat(target).st_mode)
+    assert os.path.islink(target) == (kind != "device")
+    assert sorted(entry.name for entry in tmp_path.iterdir()) == ["null"]
     assert sim.stats.requests["results"] >= 3  # every page went through it
 
 
@@ -125,14 +147,16 @@ def test_state_with_a_device_or_fifo_output_is_refused_up_front(
         sim: Any, tmp_path: Path) -> None:
     fifo = tmp_path / "events.fifo"
     os.mkfifo(fifo)
-    for target in ("/dev/null", str(fifo)):
+    device = tmp_path / "null"
+    os.symlink("/dev/null", device)
+    for target in (str(device), str(fifo)):
         done = run([share(sim), "-o", target, "--state", str(tmp_path / "s.state")])
         assert done.code == 2, done.stderr
         assert done.stderr == (f"hubasync: --state needs -o to name a regular file: {target} "
                                "is a device, FIFO or socket, which holds nothing a later run "
                                "could continue\n")
     assert sim.stats.requests["post"] == 0
-    assert sorted(entry.name for entry in tmp_path.iterdir()) == ["events.fifo"]
+    assert sorted(entry.name for entry in tmp_path.iterdir()) == ["events.fifo", "null"]
 
 
 def test_symlinked_output_stays_a_link_and_its_target_gets_the_events(
