@@ -253,9 +253,10 @@ def test_a_link_planted_at_the_old_temporary_name_is_not_followed(tmp_path: Path
     victim.write_text("precious\n")
     path = tmp_path / "state.json"
     os.symlink(victim, str(path) + ".tmp")
-    check_state_path(str(path))
     save_state(str(path), full_state())
     assert victim.read_text() == "precious\n"
+    check_state_path(str(path))  # removes the planted link, not its target
+    assert not os.path.lexists(str(path) + ".tmp") and victim.read_text() == "precious\n"
     loaded = load_state(str(path))
     assert loaded is not None and loaded.token == full_state().token
 
