@@ -152,7 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="json: one array (default); jsonl: an event a line; csv: a row an "
                           "event")
     out.add_argument("-o", "--output", metavar="FILE",
-                     help="write to FILE instead of stdout (json and csv appear atomically)")
+                     help="write to FILE instead of stdout (json and csv appear atomically; a "
+                          "device or FIFO is written through, a link's target is written)")
     out.add_argument("--state", metavar="FILE",
                      help="with -o: record progress in FILE after each page; the same command "
                           "run again continues where it stopped")
