@@ -144,3 +144,9 @@ sys.stdin.read()
             child.stdin.close()
             outcomes.append(child.wait(timeout=60))
     assert sorted(outcomes) == [0, 75, 75, 75]
+
+
+def test_a_directory_is_left_for_the_writer_to_refuse(tmp_path: Path) -> None:
+    lock = lock_file(str(tmp_path), what="output")
+    assert not lock.held
+    assert not Path(lock_path(str(tmp_path))).exists()

@@ -104,8 +104,8 @@ def lock_file(path: str, *, what: str = "file") -> FileLock:
     file cannot be created or opened (missing or read-only directory, a link or a non-regular
     file planted at its name).
     """
-    if fcntl is None:
-        return FileLock(path, None, what)
+    if fcntl is None or os.path.isdir(path):
+        return FileLock(path, None, what)  # a directory is refused by the writer, with its message
     name = lock_path(path)
     flags = os.O_RDWR | os.O_CREAT | _O_NOFOLLOW | _O_NONBLOCK | _O_CLOEXEC
     try:
