@@ -580,7 +580,7 @@ def _check_resumed(
 ) -> None:
     """Refuse a file that is not the one the state describes; then cut it to ``resume_offset``."""
     size = os.fstat(fd).st_size
-    advice = f"move {name} away, or remove the state file to start over"
+    advice = f"move {name} away and remove the state file to start over"
     if size < resume_offset:
         raise OutputError(
             f"cannot resume {name}: it holds {size} bytes, but the state says {resume_offset} "

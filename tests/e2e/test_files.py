@@ -254,7 +254,7 @@ def test_lines_appended_after_a_complete_run_are_refused_not_cut(
     done = run(args)
     assert done.code == 7, done.stderr
     assert done.stderr.count("\n") == 1 and "was changed since" in done.stderr
-    assert f"move {out} away, or remove the state file" in done.stderr
+    assert f"move {out} away and remove the state file to start over" in done.stderr
     assert out.read_bytes() == before
     assert sim.stats.requests["post"] == 3  # the refused run asked nothing
 
