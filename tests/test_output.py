@@ -6,6 +6,7 @@ import io
 import os
 import select
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -589,3 +590,203 @@ def test_a_page_that_failed_to_write_cannot_be_committed(
     out.close(complete=True)
     written = (tmp_path / "o").read_bytes() if where == "file" else stream.getvalue()
     assert written == b"good+after"
+
+
+# -- what -o names: devices, FIFOs and links are written through; temporary files are not links --
+
+
+def test_device_is_written_through_and_stays_a_device(tmp_path: Path) -> None:
+    node = tmp_path / "null"  # not /dev/null itself: a regression would replace it (as root)
+    try:
+        os.mknod(node, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    except PermissionError:
+        pytest.skip("making a device node needs CAP_MKNOD; the next test covers devices")
+    out = open_output(str(node))
+    out.write(b"page one")
+    out.commit()
+    out.close(complete=True)
+    assert out.offset == 8
+    assert stat.S_ISCHR(os.stat(node).st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["null"]
+
+
+def test_link_to_a_device_is_written_through_and_stays_a_link(tmp_path: Path) -> None:
+    link = tmp_path / "sink"
+    os.symlink("/dev/null", link)
+    out = open_output(str(link))
+    out.write(b"page")
+    out.commit()
+    out.close(complete=True)
+    assert os.readlink(link) == "/dev/null"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sink"]
+
+
+def read_fifo(path: Path, into: list[bytes]) -> threading.Thread:
+    def reader() -> None:
+        with open(path, "rb") as handle:
+            into.append(handle.read())
+
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_fifo_is_written_through_page_by_page(tmp_path: Path) -> None:
+    fifo = tmp_path / "events.fifo"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    thread = read_fifo(fifo, received)
+    out = open_output(str(fifo))
+    out.write(b"one")
+    out.commit()
+    out.write(b"torn")
+    out.rollback()
+    out.write(b"two")
+    out.close(complete=True)
+    thread.join(timeout=30)
+    assert received == [b"onetwo"]
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["events.fifo"]
+
+
+def test_link_to_a_regular_file_stays_a_link_and_its_target_gets_the_content(
+        tmp_path: Path) -> None:
+    target = tmp_path / "data" / "real.json"
+    target.parent.mkdir()
+    target.write_bytes(b"old content")
+    link = tmp_path / "out.json"
+    os.symlink(target, link)
+    out = open_output(str(link))
+    assert out.name == str(target) + ".part", "the temporary file is beside the target"
+    out.write(b"new")
+    out.close(complete=True)
+    assert os.path.islink(link) and os.readlink(link) == str(target)
+    assert target.read_bytes() == b"new"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["real.json"]
+
+
+def test_dangling_link_gets_its_target_created(tmp_path: Path) -> None:
+    link = tmp_path / "out.jsonl"
+    os.symlink("made.jsonl", link)
+    out = open_output(str(link), append=True)
+    out.write(b"{}\n")
+    out.close(complete=True)
+    assert os.path.islink(link) and (tmp_path / "made.jsonl").read_bytes() == b"{}\n"
+
+
+def test_link_planted_at_the_part_file_is_not_followed(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    path = tmp_path / "out.json"
+    os.symlink(victim, str(path) + ".part")
+    out = open_output(str(path))
+    out.write(b"[1]")
+    out.close(complete=True)
+    assert victim.read_bytes() == b"precious"
+    assert path.read_bytes() == b"[1]" and not os.path.islink(path)
+
+
+def test_link_planted_at_a_part_file_being_resumed_is_refused(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious content")
+    path = tmp_path / "out.json"
+    os.symlink(victim, str(path) + ".part")
+    with pytest.raises(OutputError, match="symbolic link"):
+        open_output(str(path), resume_offset=3)
+    assert victim.read_bytes() == b"precious content"
+
+
+def test_hard_link_planted_at_a_part_file_being_resumed_is_refused(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious content")
+    path = tmp_path / "out.json"
+    os.link(victim, str(path) + ".part")
+    with pytest.raises(OutputError, match="other hard links"):
+        open_output(str(path), resume_offset=3)
+    assert victim.read_bytes() == b"precious content"
+
+
+# -- recognising the file an earlier run left -----------------------------------------------------
+
+
+def stopped_output(path: Path, pages: list[bytes], *, trailer: bytes = b"",
+                   append: bool = False) -> Output:
+    out = open_output(str(path), append=append, durable=True)
+    for data in pages:
+        out.write(data)
+        out.commit()
+    out.write(b"uncommitted")
+    out.close(complete=False, trailer=trailer)
+    return out
+
+
+def test_committed_tail_is_the_digest_of_the_last_64_kib(tmp_path: Path) -> None:
+    import hashlib
+
+    from hubasync.output import TAIL_BYTES
+
+    path = tmp_path / "out.jsonl"
+    body = page("a", 100_000)
+    out = stopped_output(path, [body, b"last"], append=True)
+    written = path.read_bytes()
+    assert written == body + b"last"
+    assert out.end == len(written) and out.offset == len(written)
+    expected = hashlib.sha256(written[-TAIL_BYTES:]).hexdigest()
+    assert out.committed_tail() == expected
+
+
+def test_resume_after_a_clean_stop_continues(tmp_path: Path) -> None:
+    path = tmp_path / "out.json"
+    first = stopped_output(path, [b"[1", b",2"], trailer=b"]")
+    assert first.end == first.offset + 1
+    out = open_output(str(path), resume_offset=first.offset, resume_tail=first.committed_tail(),
+                      resume_end=first.end)
+    out.write(b",3]")
+    out.close(complete=True)
+    assert path.read_bytes() == b"[1,2,3]"
+
+
+def test_lines_appended_after_a_clean_stop_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "out.jsonl"
+    first = stopped_output(path, [b"{}\n"], append=True)
+    with open(path, "ab") as handle:
+        handle.write(b'{"someone": "else"}\n')
+    with pytest.raises(OutputError, match=r"stopped cleanly at 3: it was changed since .*move"):
+        open_output(str(path), append=True, resume_offset=first.offset,
+                     resume_tail=first.committed_tail(), resume_end=first.end)
+    assert path.read_bytes() == b'{}\n{"someone": "else"}\n'
+
+
+def test_torn_tail_is_still_cut_when_the_run_did_not_stop_cleanly(tmp_path: Path) -> None:
+    path = tmp_path / "out.jsonl"
+    out = open_output(str(path), append=True, durable=True)
+    out.write(b"{}\n")
+    out.commit()
+    tail = out.committed_tail()
+    out.write(page("torn", BIG))  # reaches the file; then the process "dies"
+    assert path.stat().st_size > 3
+    resumed = open_output(str(path), append=True, resume_offset=3, resume_tail=tail,
+                          resume_end=None)
+    resumed.close(complete=True)
+    assert path.read_bytes() == b"{}\n"
+
+
+@pytest.mark.parametrize("end", [None, 6])
+def test_another_file_at_the_path_is_refused(tmp_path: Path, end: int | None) -> None:
+    path = tmp_path / "out.jsonl"
+    out = stopped_output(path, [b"{}\n", b"{}\n"], append=True)
+    path.write_bytes(b"[9]\n[8]\n")  # same size or larger, other bytes
+    if end is not None:
+        path.write_bytes(b"[9]\n[]")
+    with pytest.raises(OutputError, match="not what the state describes.*move .* away"):
+        open_output(str(path), append=True, resume_offset=out.offset,
+                     resume_tail=out.committed_tail(), resume_end=end)
+    assert path.read_bytes().startswith(b"[9]\n[")  # nothing was cut
+
+
+def test_a_state_without_a_tail_skips_the_content_check(tmp_path: Path) -> None:
+    path = tmp_path / "out.jsonl"
+    path.write_bytes(b"[9]\n[8]\n")
+    out = open_output(str(path), append=True, resume_offset=4, resume_tail=None)
+    out.close(complete=True)
+    assert path.read_bytes() == b"[9]\n"

@@ -136,7 +136,20 @@ def test_leftover_tmp_does_not_matter(tmp_path: Path) -> None:
     save_state(path, RunState(fingerprint="f", token="better"))
     loaded = load_state(path)
     assert loaded is not None and loaded.token == "better"
-    assert not Path(path + ".tmp").exists()
+    check_state_path(path)  # at the start of a run, under its lock: leftovers are removed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
+
+
+def test_leftovers_of_a_killed_save_are_removed_but_nothing_else(tmp_path: Path) -> None:
+    path = str(tmp_path / "state.json")
+    save_state(path, RunState(fingerprint="f", token="good"))
+    (tmp_path / ".state.json.k3j_x9ab.tmp").write_text("{half")
+    (tmp_path / ".other.json.k3j_x9ab.tmp").write_text("not ours")
+    (tmp_path / ".state.json.2.k3j_x9ab.tmp").write_text("another state's, maybe in use")
+    (tmp_path / "state.json.lock").write_text("")
+    check_state_path(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".other.json.k3j_x9ab.tmp", ".state.json.2.k3j_x9ab.tmp", "state.json", "state.json.lock"]
 
 
 def test_failed_save_keeps_the_old_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -200,3 +213,67 @@ def test_fingerprint_is_stable_and_discriminating() -> None:
     assert base != fingerprint(url, [("start", "2020-10-01")], "json", None)
     assert fingerprint({"a": 1, "b": 2}) == fingerprint({"b": 2, "a": 1})
     assert fingerprint("a", "b") != fingerprint("b", "a")
+
+
+def test_version_2_round_trips_what_recognises_the_output(tmp_path: Path) -> None:
+    path = str(tmp_path / "state.json")
+    state = full_state()
+    state.output_tail = "ab" * 32
+    state.output_end = 12346
+    save_state(path, state)
+    assert json.loads(Path(path).read_text())["version"] == 2
+    assert load_state(path) == state
+
+
+def test_a_version_1_state_is_still_read(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    document = {"version": 1, "fingerprint": "f", "token": "tok", "output_offset": 10,
+                "events": 3, "pages": 1, "complete": False, "last_inserted_token": None,
+                "sink": {"format": "jsonl", "events": 3}, "updated": "2026-01-01T00:00:00+00:00"}
+    path.write_text(json.dumps(document))
+    loaded = load_state(str(path))
+    assert loaded is not None and loaded.token == "tok" and loaded.output_offset == 10
+    assert loaded.output_tail is None and loaded.output_end is None
+
+
+@pytest.mark.parametrize(("field", "value"), [("output_tail", 5), ("output_end", "9"),
+                                              ("output_end", 12344)])
+def test_version_2_fields_are_checked(tmp_path: Path, field: str, value: object) -> None:
+    path = tmp_path / "state.json"
+    save_state(str(path), full_state())
+    document = json.loads(path.read_text())
+    document[field] = value
+    path.write_text(json.dumps(document))
+    with pytest.raises(UsageError, match=repr(field)):
+        load_state(str(path))
+
+
+def test_a_link_planted_at_the_old_temporary_name_is_not_followed(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    path = tmp_path / "state.json"
+    os.symlink(victim, str(path) + ".tmp")
+    save_state(str(path), full_state())
+    assert victim.read_text() == "precious\n"
+    check_state_path(str(path))  # removes the planted link, not its target
+    assert not os.path.lexists(str(path) + ".tmp") and victim.read_text() == "precious\n"
+    loaded = load_state(str(path))
+    assert loaded is not None and loaded.token == full_state().token
+
+
+def test_temporary_names_are_unpredictable_and_never_left_behind(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = str(tmp_path / "state.json")
+    used: list[str] = []
+    real_replace = os.replace
+
+    def spying_replace(source: str, target: str) -> None:
+        used.append(source)
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", spying_replace)
+    save_state(path, RunState(fingerprint="f"))
+    save_state(path, RunState(fingerprint="f"))
+    assert len(set(used)) == 2 and all(name != path + ".tmp" for name in used)
+    assert all(os.path.dirname(name) == str(tmp_path) for name in used)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]

@@ -14,6 +14,7 @@ from .client import Client, Event, Page
 from .errors import (
     AuthError,
     BadBody,
+    Busy,
     ExitCode,
     HubasyncError,
     HubUnavailable,
@@ -30,6 +31,7 @@ from .version import __version__
 __all__ = [
     "AuthError",
     "BadBody",
+    "Busy",
     "Client",
     "Event",
     "ExitCode",

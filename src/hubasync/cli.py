@@ -17,6 +17,7 @@ from .access import check_key_and_origin
 from .download import run
 from .errors import ExitCode, HubasyncError, UsageError, one_line
 from .job import DEFAULT_JOB_TIMEOUT
+from .output import resolve_output
 from .params import Query, parse_param, parse_projection
 from .retry import DEFAULT_RETRIES, DEFAULT_TIMEOUT
 from .session import DEFAULT_PAGE_TIMEOUT
@@ -49,7 +50,8 @@ exit codes:
   4    share not found (404)
   5    the hub rejected the query (400: invalid inputs or token)
   6    the hub or the network failed beyond the retries
-  7    the output could not be written
+  7    the output could not be written, or is not the file --state describes
+  75   another hubasync run is writing the same output or state: try again later
   130  interrupted (SIGINT/SIGTERM); the JSON written so far stays valid
 
 examples:
@@ -135,7 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="json: one array (default); jsonl: an event a line; csv: a row an "
                           "event")
     out.add_argument("-o", "--output", metavar="FILE",
-                     help="write to FILE instead of stdout (json and csv appear atomically)")
+                     help="write to FILE instead of stdout (json and csv appear atomically; a "
+                          "device or FIFO is written through, a link's target is written)")
     out.add_argument("--state", metavar="FILE",
                      help="with -o: record progress in FILE after each page; the same command "
                           "run again continues where it stopped")
@@ -267,6 +270,9 @@ def settings_from(argv: Optional[Sequence[str]]) -> Settings:
         raise UsageError("--state needs -o FILE: a state records how much of a file is written")
     if args.state and args.output and os.path.abspath(args.state) == os.path.abspath(args.output):
         raise UsageError("--state and -o must be different files")
+    if args.state and args.output and not resolve_output(args.output).regular:
+        raise UsageError(f"--state needs -o to name a regular file: {args.output} is a device, "
+                         "FIFO or socket, which holds nothing a later run could continue")
     if args.follow and args.state and args.format != "jsonl":
         raise UsageError("--follow with --state keeps a JSON-lines file: add --format jsonl")
     if args.recover and not (args.state and args.format == "jsonl"):

@@ -24,7 +24,8 @@ def run_state(fingerprint: str, cursor: Cursor, sink: Sink) -> RunState:
     """What the state file records after a commit: the cursor, and where the output stands."""
     return RunState(fingerprint=fingerprint, token=cursor.token, output_offset=sink.offset,
                     events=cursor.events, pages=cursor.pages, complete=cursor.done,
-                    last_inserted_token=cursor.last_inserted, sink=sink.resume_info())
+                    last_inserted_token=cursor.last_inserted, sink=sink.resume_info(),
+                    output_tail=sink.output.committed_tail(), output_end=sink.output.end)
 
 
 class _Page:

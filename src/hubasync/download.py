@@ -16,6 +16,7 @@ import sys
 import time
 import traceback
 from calendar import timegm
+from contextlib import ExitStack
 from typing import Callable, Optional
 
 from .body import PageStream
@@ -29,7 +30,8 @@ from .errors import (
     QueryRejected,
     UsageError,
 )
-from .output import open_output
+from .lock import lock_file
+from .output import lock_output, open_output, resolve_output
 from .params import Query, query_url
 from .pipeline import fetch_pages
 from .progress import Progress
@@ -63,9 +65,14 @@ def run(settings: Settings) -> int:
 
     session = _session(settings, settings.share.count)
     try:
-        if settings.share.count:
-            return _count(settings, session, session.attempts(on_retry))
-        return Download(settings, session, progress, stopper, on_retry).run()
+        with ExitStack() as locks:  # one writer per file, before anything is written
+            if settings.state:
+                locks.enter_context(lock_file(settings.state, what="state file"))
+            if settings.output:
+                locks.enter_context(lock_output(settings.output))
+            if settings.share.count:
+                return _count(settings, session, session.attempts(on_retry))
+            return Download(settings, session, progress, stopper, on_retry).run()
     finally:
         session.close()
         stopper.uninstall()
@@ -154,7 +161,9 @@ class Download:
                 self.cursor = self.cursor.next_pass()
         append = settings.format == "jsonl" and settings.state is not None
         output = open_output(settings.output, append=append, atomic=not append,
-                             resume_offset=resume_offset, durable=settings.state is not None)
+                             resume_offset=resume_offset, durable=settings.state is not None,
+                             resume_tail=state.output_tail if state else None,
+                             resume_end=state.output_end if state else None)
         sink = make_sink(settings.format, output, projection=self.query.projection,
                          resume=resume_sink)
         if state is None and self.progress.enabled and not settings.follow:
@@ -171,8 +180,10 @@ class Download:
         """A finished run whose output may not have been renamed into place yet."""
         settings = self.settings
         assert settings.output is not None
-        if settings.format != "jsonl" and os.path.exists(settings.output + ".part"):
-            output = open_output(settings.output, resume_offset=state.output_offset)
+        part = resolve_output(settings.output).path + ".part"
+        if settings.format != "jsonl" and os.path.exists(part):
+            output = open_output(settings.output, resume_offset=state.output_offset,
+                                 resume_tail=state.output_tail, resume_end=state.output_end)
             make_sink(settings.format, output, projection=self.query.projection,
                       resume=state.sink).finish()
         if not settings.quiet:
@@ -289,9 +300,12 @@ class Download:
         save_state(self.settings.state, run_state(self.fingerprint, cursor, sink))
 
     def _close_early(self, sink: Sink) -> None:
+        """Leave the output holding its committed pages, and the state saying where it ends
+        (so that what others add to it later is seen)."""
         try:
             sink.rollback_page()
             sink.abort()
+            self._save(self.destination.cursor, sink)
         except OutputError as error:
             _say(str(error))
 

@@ -21,6 +21,7 @@ class ExitCode:
     REJECTED = 5
     UNAVAILABLE = 6
     OUTPUT = 7
+    BUSY = 75  # EX_TEMPFAIL from sysexits.h: try again later
     INTERRUPTED = 130
 
 
@@ -147,6 +148,12 @@ class OutputError(HubasyncError):
     """The output could not be written (full disk, closed pipe, unwritable path)."""
 
     exit_code = ExitCode.OUTPUT
+
+
+class Busy(HubasyncError):
+    """Another hubasync process holds the lock on a file this run would write."""
+
+    exit_code = ExitCode.BUSY
 
 
 class Interrupted(HubasyncError):

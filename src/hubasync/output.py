@@ -10,6 +10,10 @@ An :class:`Output` receives the bytes of one page through :meth:`Output.write`, 
   later run can continue it (it is removed when no page was committed);
 - a file path, ``append=True``: the bytes go straight into ``PATH`` itself, after what it holds;
 - a file path, ``atomic=False``: ``PATH`` is written in place from empty;
+- a file path naming a character device, a FIFO or a socket (``-o /dev/null``): written through,
+  as ``cat > PATH`` would, each page spooled and copied out on commit as for a pipe;
+- a file path naming a symbolic link to a regular file (or to nothing yet): the link's target is
+  the file written, so the link stays a link;
 - standard output that is a regular file (``> out.json``, ``>> out.json``): written straight
   through and truncated back on rollback, like a file path;
 - standard output that is anything else (pipe, terminal, socket, device): each page is spooled
@@ -17,25 +21,38 @@ An :class:`Output` receives the bytes of one page through :meth:`Output.write`, 
   sees a byte of a page that is not committed. A page whose copy fails midway (the reader went
   away, the device is full) may have reached the stream in part: nothing can take it back.
 
+Temporary files (``PATH.part``) are never opened through a symbolic link: a fresh one is created
+with ``O_EXCL | O_NOFOLLOW`` after removing a stale one, a continued one must be a regular file
+with a single link.
+
 ``resume_offset=N`` continues a destination that holds ``N`` committed bytes from an earlier run,
-cutting whatever a killed run left past them. Every ``OSError`` becomes an
+cutting whatever a killed run left past them, once it has checked that the file is the one the
+earlier run wrote (:func:`tail_digest` of its committed bytes, and its size after a clean stop).
+Every ``OSError`` becomes an
 :class:`~hubasync.errors.OutputError` naming the destination and the reason.
 """
 
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import stat
 import sys
 import tempfile
+from dataclasses import dataclass
 from typing import BinaryIO
 
 from hubasync.errors import OutputError
+from hubasync.lock import FileLock, lock_file
 
 STDOUT_NAME = "<stdout>"
 
 _O_BINARY: int = getattr(os, "O_BINARY", 0)
+_O_NOFOLLOW: int = getattr(os, "O_NOFOLLOW", 0)
+_O_NONBLOCK: int = getattr(os, "O_NONBLOCK", 0)
+_O_NOCTTY: int = getattr(os, "O_NOCTTY", 0)
+TAIL_BYTES = 64 << 10
 _WRITE_CHUNK = 1 << 20
 _SPOOL_MEMORY = 8 << 20
 
@@ -55,6 +72,28 @@ def _write_all(fd: int, data: bytes) -> None:
 def _refuse_lost_page(lost: bool, name: str) -> None:
     if lost:
         raise OutputError(f"cannot commit to {name}: part of the page was lost; roll it back")
+
+
+def tail_digest(fd: int, offset: int) -> str:
+    """The sha256 (hex) of the ``TAIL_BYTES`` bytes of ``fd`` before ``offset`` (all when fewer).
+
+    A state records it to recognise its output later; the position of ``fd`` is left as it was.
+    """
+    start = max(0, offset - TAIL_BYTES)
+    digest = hashlib.sha256()
+    here = os.lseek(fd, 0, os.SEEK_CUR)
+    try:
+        os.lseek(fd, start, os.SEEK_SET)
+        left = offset - start
+        while left:
+            chunk = os.read(fd, min(left, _WRITE_CHUNK))
+            if not chunk:
+                break
+            digest.update(chunk)
+            left -= len(chunk)
+    finally:
+        os.lseek(fd, here, os.SEEK_SET)
+    return digest.hexdigest()
 
 
 def fsync_directory(path: str) -> None:
@@ -78,11 +117,18 @@ class Output:
     ``offset`` is the committed size of the destination: what survives any stop of the run.
     ``name`` names the destination in messages. ``continued`` is true when the destination already
     held committed bytes of an earlier run (``resume_offset`` on a file) that this one extends.
+    ``end`` is ``None`` while the output is open; once it is closed, the size it was left with
+    (``offset`` plus any trailer).
     """
 
     name: str
     offset: int
     continued: bool
+    end: int | None = None
+
+    def committed_tail(self) -> str | None:
+        """:func:`tail_digest` of the committed bytes; ``None`` where they cannot be read back."""
+        return None
 
     def write(self, data: bytes) -> None:
         """Add ``data`` to the current page."""
@@ -133,6 +179,12 @@ class _FileOutput(Output):
         self._pending = 0
         self._page_lost = False
         self._closed = False
+        self._tail: tuple[int, str | None] | None = None
+
+    def committed_tail(self) -> str | None:
+        if self._tail is not None and self._tail[0] == self.offset:
+            return self._tail[1]
+        return None if self._closed else self._remember_tail()
 
     def write(self, data: bytes) -> None:
         if self._closed:
@@ -200,23 +252,28 @@ class _FileOutput(Output):
         try:
             if complete:
                 self.commit()
+                self._remember_tail()
                 if self._final_path is not None and not self._durable:
                     self._sync()
                 if self._final_path is not None:
                     os.close(self._fd)
                     fd_open = False
                     self._publish(self._final_path)
+                self.end = self.offset
                 return
             self._cut()
+            self._remember_tail()
             if self._final_path is not None and self.offset == 0:
                 os.close(self._fd)
                 fd_open = False
                 self._discard()
+                self.end = 0
                 return
             if trailer:
                 self._write(trailer)
             if self._durable:
                 self._sync()
+            self.end = self.offset + len(trailer)
         except OSError as exc:
             raise _failure("write", self.name, exc) from exc
         finally:
@@ -225,6 +282,15 @@ class _FileOutput(Output):
                     os.close(self._fd)
                 except OSError:
                     pass
+
+    def _remember_tail(self) -> str | None:
+        """Compute :meth:`committed_tail` now, and keep it for when the descriptor is closed."""
+        try:
+            digest: str | None = tail_digest(self._fd, self.offset)
+        except OSError:
+            digest = None  # a descriptor opened for writing only (standard output)
+        self._tail = (self.offset, digest)
+        return digest
 
     def _publish(self, final_path: str) -> None:
         try:
@@ -246,14 +312,17 @@ class _SpooledOutput(Output):
     """Holds each page in a spool and copies it to a stream that cannot be taken back on commit.
 
     Once a copy is cut short (an error, an interrupt), the stream may end inside a page: nothing
-    more is written to it.
+    more is written to it. ``owns_stream``: the stream is closed with the output.
     """
 
-    def __init__(self, stream: BinaryIO, fd: int | None, name: str) -> None:
+    def __init__(
+        self, stream: BinaryIO, fd: int | None, name: str, *, owns_stream: bool = False
+    ) -> None:
         self.name = name
         self.offset = 0
         self.continued = False
         self._stream = stream
+        self._owns_stream = owns_stream
         self._fd = fd
         self._spool: tempfile.SpooledTemporaryFile[bytes] | None = None
         self._pending = 0
@@ -349,6 +418,12 @@ class _SpooledOutput(Output):
             if self._spool is not None:
                 self._spool.close()
                 self._spool = None
+            if self._owns_stream:
+                try:
+                    self._stream.close()
+                except OSError:
+                    pass
+        self.end = self.offset
 
 
 def _stream_fd(stream: BinaryIO) -> int | None:
@@ -412,6 +487,45 @@ def _open_stdout(stream: BinaryIO, *, resume_offset: int | None, durable: bool) 
     )
 
 
+@dataclass(frozen=True)
+class OutputTarget:
+    """What ``-o PATH`` names, seen as :func:`open_output` will write it.
+
+    ``path`` is the file written: the target of a symbolic link to a regular file (or to nothing
+    yet), else ``PATH`` itself. ``regular`` is true for a regular file or a path that does not exist
+    yet, which are written by rename or in place and can be locked and resumed; false for what is
+    written through (a character device, a FIFO, a socket).
+    """
+
+    path: str
+    regular: bool
+
+
+def resolve_output(path: str) -> OutputTarget:
+    """Where the bytes for ``-o PATH`` go (see :class:`OutputTarget`)."""
+    try:
+        mode: int | None = os.stat(path).st_mode
+    except OSError:
+        mode = None  # nothing there yet, or a dangling link whose target will be created
+    if mode is not None and not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        return OutputTarget(path, regular=False)
+    if os.path.islink(path):
+        return OutputTarget(os.path.realpath(path), regular=True)
+    return OutputTarget(path, regular=True)
+
+
+def lock_output(path: str) -> FileLock:
+    """Take the lock of the file ``-o PATH`` writes (beside a link's target), for the whole run.
+
+    What is written through (a device, a FIFO) is not locked: the returned lock holds nothing.
+    Raises :class:`~hubasync.errors.Busy` when another process holds it.
+    """
+    resolved = resolve_output(path)
+    if not resolved.regular:
+        return FileLock(path, None, "output")
+    return lock_file(resolved.path, what="output")
+
+
 def _check_target(path: str) -> None:
     if os.path.isdir(path):
         raise OutputError(f"cannot write {path}: {os.strerror(errno.EISDIR)}")
@@ -419,11 +533,80 @@ def _check_target(path: str) -> None:
         raise OutputError(f"cannot write {path}: {os.strerror(errno.EACCES)}")
 
 
+def _open_through(path: str) -> Output:
+    """A device, FIFO or socket named by path: written through it, as ``cat > PATH`` would."""
+    try:
+        fd = os.open(path, os.O_WRONLY | _O_BINARY | _O_NOCTTY)
+    except OSError as exc:
+        raise _failure("write", path, exc) from exc
+    return _SpooledOutput(os.fdopen(fd, "wb", buffering=0), fd, path, owns_stream=True)
+
+
+def _open_regular(path: str, flags: int, *, single_link: bool) -> int:
+    """Open a file that must be a regular file, without following a link at its name.
+
+    ``single_link``: refuse a file with other hard links too (a temporary file someone planted).
+    """
+    try:
+        fd = os.open(path, flags | _O_NOFOLLOW | _O_NONBLOCK, 0o666)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EMLINK) and os.path.islink(path):
+            message = f"cannot write {path}: it is a symbolic link (planted there?)"
+            raise OutputError(message) from exc
+        raise
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OutputError(f"cannot write {path}: not a regular file")
+        if single_link and info.st_nlink != 1:
+            raise OutputError(f"cannot write {path}: it has other hard links (planted there?)")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _create_fresh(path: str, flags: int) -> int:
+    """Create a temporary file anew: a stale one (or a link planted there) is removed first."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    return os.open(path, flags | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW, 0o666)
+
+
+def _check_resumed(
+    fd: int, name: str, resume_offset: int, tail: str | None, end: int | None
+) -> None:
+    """Refuse a file that is not the one the state describes; then cut it to ``resume_offset``."""
+    size = os.fstat(fd).st_size
+    advice = f"move {name} away and remove the state file to start over"
+    if size < resume_offset:
+        raise OutputError(
+            f"cannot resume {name}: it holds {size} bytes, but the state says {resume_offset} "
+            f"were committed; it is not the file the state describes ({advice})"
+        )
+    if end is not None and size != end:
+        raise OutputError(
+            f"cannot resume {name}: it holds {size} bytes, but the run that wrote it stopped "
+            f"cleanly at {end}: it was changed since (lines appended?) ({advice})"
+        )
+    if tail is not None and tail_digest(fd, resume_offset) != tail:
+        raise OutputError(
+            f"cannot resume {name}: its content is not what the state describes: another file, "
+            f"or one changed since ({advice})"
+        )
+    os.ftruncate(fd, resume_offset)
+    os.lseek(fd, resume_offset, os.SEEK_SET)
+
+
 def open_output(
     path: str | None,
     *,
     append: bool = False,
     resume_offset: int | None = None,
+    resume_tail: str | None = None,
+    resume_end: int | None = None,
     atomic: bool = True,
     durable: bool = False,
     stdout: BinaryIO | None = None,
@@ -433,11 +616,18 @@ def open_output(
     ``path=None`` means standard output (``stdout``, else ``sys.stdout.buffer``). For a file,
     ``append=True`` writes into ``PATH`` after what it holds; otherwise ``atomic=True`` writes
     ``PATH.part`` and renames it onto ``PATH`` when complete, and ``atomic=False`` writes ``PATH``
-    in place. ``resume_offset=N`` continues the file an earlier run left (``PATH.part`` when atomic,
-    else ``PATH``) after cutting it to ``N`` bytes; it has no effect on a pipe or terminal, which
-    hold nothing to continue. ``durable=True`` fsyncs each commit.
+    in place. A ``PATH`` that names a device, a FIFO or a socket is written through, whatever the
+    mode; a symbolic link to a regular file is followed (see :func:`resolve_output`).
 
-    Raises :class:`OutputError` when the destination cannot be written.
+    ``resume_offset=N`` continues the file an earlier run left (``PATH.part`` when atomic, else
+    ``PATH``) after cutting it to ``N`` bytes; it has no effect on a pipe or terminal, which hold
+    nothing to continue. Before cutting, the file must match what the earlier run recorded:
+    ``resume_tail`` (its :meth:`Output.committed_tail`, unchecked when ``None``) and
+    ``resume_end`` (its size when that run closed it cleanly; ``None``: it may hold a torn page
+    past ``N``, which is cut). ``durable=True`` fsyncs each commit.
+
+    Raises :class:`OutputError` when the destination cannot be written, or is not the file the
+    earlier run left.
     """
     if resume_offset is not None and resume_offset < 0:
         raise ValueError("resume_offset must not be negative")
@@ -445,15 +635,19 @@ def open_output(
         stream = stdout if stdout is not None else sys.stdout.buffer
         return _open_stdout(stream, resume_offset=resume_offset, durable=durable)
 
+    resolved = resolve_output(path)
+    if not resolved.regular:
+        return _open_through(path)
+    path = resolved.path
     _check_target(path)
     staged = atomic and not append
     target = path + ".part" if staged else path
-    base_flags = os.O_WRONLY | _O_BINARY
+    base_flags = os.O_RDWR | _O_BINARY
     try:
         if resume_offset is not None:
             flags = base_flags | (os.O_CREAT if resume_offset == 0 else 0)
             try:
-                fd = os.open(target, flags, 0o666)
+                fd = _open_regular(target, flags, single_link=staged)
             except FileNotFoundError as exc:
                 hint = "start over without the state"
                 if staged and os.path.exists(path):
@@ -463,16 +657,19 @@ def open_output(
                     f"{resume_offset} bytes were committed to it ({hint})"
                 ) from exc
             try:
-                _truncate_for_resume(fd, target, resume_offset)
+                _check_resumed(fd, target, resume_offset, resume_tail, resume_end)
             except BaseException:
                 os.close(fd)
                 raise
             offset = resume_offset
         elif append:
-            fd = os.open(target, base_flags | os.O_CREAT, 0o666)
+            fd = _open_regular(target, base_flags | os.O_CREAT, single_link=False)
             offset = os.lseek(fd, 0, os.SEEK_END)
+        elif staged:
+            fd = _create_fresh(target, base_flags)
+            offset = 0
         else:
-            fd = os.open(target, base_flags | os.O_CREAT | os.O_TRUNC, 0o666)
+            fd = _open_regular(target, base_flags | os.O_CREAT | os.O_TRUNC, single_link=False)
             offset = 0
     except OSError as exc:
         raise _failure("write", path, exc) from exc

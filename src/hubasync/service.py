@@ -119,6 +119,7 @@ class ShareFollower:
             return destination.cursor.done
         finally:
             sink.abort()
+            self._save(destination.cursor, sink)  # where the output ends, closed cleanly
 
     def _url(self, cursor: Cursor) -> str:
         return query_url(self.config.url, self.config.query, limit=cursor.page_limit,
@@ -138,8 +139,11 @@ class ShareFollower:
             raise OutputError(f"{config.output} exists but has no state beside it: a "
                               f"{config.format} file cannot be continued without one; move it "
                               "away")
+        fresh = offset is None
         output = open_output(config.output, append=config.format == "jsonl", atomic=False,
-                             resume_offset=offset, durable=True)
+                             resume_offset=offset, durable=True,
+                             resume_tail=None if fresh or state is None else state.output_tail,
+                             resume_end=None if fresh or state is None else state.output_end)
         stat = os.stat(config.output)
         self._opened = (stat.st_dev, stat.st_ino)
         return make_sink(config.format, output, projection=config.query.projection,

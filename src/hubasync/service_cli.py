@@ -7,11 +7,14 @@ import signal
 import sys
 import threading
 import time
+from contextlib import ExitStack
 from types import FrameType
 from typing import List, NoReturn, Optional, Sequence
 
 from .errors import ExitCode, UsageError
+from .lock import lock_file
 from .metrics import MetricsServer, ServiceMetrics
+from .output import lock_output
 from .service import Service
 from .service_config import load_config
 from .service_log import LOG_FORMATS, ServiceLog
@@ -85,7 +88,12 @@ def sync(argv: Sequence[str]) -> int:
         log.info("metrics served", address=f"http://{bound[0]}:{bound[1]}/metrics")
     previous = _install(service)
     try:
-        return service.run()
+        with ExitStack() as locks:  # one service per config, one writer per share
+            locks.enter_context(lock_file(config.path, what="config"))
+            for share in config.shares:
+                locks.enter_context(lock_file(share.state, what=f"share {share.name}'s state"))
+                locks.enter_context(lock_output(share.output))
+            return service.run()
     finally:
         _restore(previous)
         if server is not None:

@@ -1,9 +1,12 @@
 """Resume state of a run: where to continue and how much output is committed, saved atomically.
 
 The state is a small JSON document (with a ``version``) replaced as a whole on every save: it is
-written to ``PATH.tmp``, synced, and renamed onto ``PATH``, so a crash at any moment leaves either
-the old state or the new one, never a mix. A state file that cannot be read or written is an
-:class:`~hubasync.errors.OutputError`; one whose content is not a state of this version is a
+written to a new temporary file of an unpredictable name beside ``PATH`` (created exclusively,
+never through a link), synced, and renamed onto ``PATH``, so a crash at any moment leaves either
+the old state or the new one, never a mix. Version 2 added what recognises the output
+(``output_tail``, ``output_end``); a version-1 state is still read, without them. A state file
+that cannot be read or written is an :class:`~hubasync.errors.OutputError`; one whose content is
+not a state of a version this one reads is a
 :class:`~hubasync.errors.UsageError` (the user must remove it or point elsewhere).
 """
 
@@ -14,6 +17,8 @@ import errno
 import hashlib
 import json
 import os
+import re
+import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -21,9 +26,8 @@ from typing import Any
 from hubasync.errors import OutputError, UsageError
 from hubasync.output import fsync_directory
 
-STATE_VERSION = 1
-
-_O_BINARY: int = getattr(os, "O_BINARY", 0)
+STATE_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 @dataclass
@@ -34,6 +38,11 @@ class RunState:
     same command. ``token`` continues right after the last committed page (``None``: from the
     start). ``output_offset`` is the committed size of the output; ``sink`` the sink's
     ``resume_info()``; ``updated`` the UTC time of the last save (ISO 8601).
+
+    ``output_tail`` is the :func:`~hubasync.output.tail_digest` of the output's committed bytes
+    (``None``: unknown, as in a version-1 state). ``output_end`` is the size the run left the
+    output with when it let go of it cleanly (stopped, failed, or complete); ``None`` while it
+    runs, when a ``kill -9`` may leave a torn page past ``output_offset``.
     """
 
     fingerprint: str
@@ -45,6 +54,8 @@ class RunState:
     last_inserted_token: str | None = None
     sink: dict[str, object] = field(default_factory=dict)
     updated: str = ""
+    output_tail: str | None = None
+    output_end: int | None = None
 
 
 _FIELD_TYPES: dict[str, tuple[type, ...]] = {
@@ -57,6 +68,10 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "last_inserted_token": (str, type(None)),
     "sink": (dict,),
     "updated": (str,),
+}
+_V2_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "output_tail": (str, type(None)),
+    "output_end": (int, type(None)),
 }
 
 
@@ -85,19 +100,26 @@ def _decode(path: str, raw: bytes) -> RunState:
     if not isinstance(document, dict):
         raise _corrupt(path, "not a JSON object")
     version = document.get("version")
-    if version != STATE_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool) or (
+        version not in READABLE_VERSIONS
+    ):
         raise _corrupt(path, f"version {version!r}, expected {STATE_VERSION}")
+    expected = dict(_FIELD_TYPES)
+    if version >= 2:
+        expected.update(_V2_FIELD_TYPES)
     values: dict[str, Any] = {}
-    for name, kinds in _FIELD_TYPES.items():
+    for name, kinds in expected.items():
         if name not in document:
             raise _corrupt(path, f"{name!r} is missing")
         value = document[name]
         if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
             raise _corrupt(path, f"{name!r} has the wrong type")
         values[name] = value
-    for name in ("output_offset", "events", "pages"):
-        if values[name] < 0:
+    for name in ("output_offset", "events", "pages", "output_end"):
+        if values.get(name) is not None and values[name] < 0:
             raise _corrupt(path, f"{name!r} is negative")
+    if values.get("output_end") is not None and values["output_end"] < values["output_offset"]:
+        raise _corrupt(path, "'output_end' is before 'output_offset'")
     return RunState(**values)
 
 
@@ -125,9 +147,9 @@ def save_state(path: str, state: RunState) -> None:
     state.updated = datetime.now(timezone.utc).isoformat(timespec="seconds")
     document = {"version": STATE_VERSION, **dataclasses.asdict(state)}
     data = (json.dumps(document, indent=1, sort_keys=True) + "\n").encode("utf-8")
-    temporary = path + ".tmp"
+    temporary = ""
     try:
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _O_BINARY, 0o666)
+        fd, temporary = _temporary_beside(path)
         try:
             view = memoryview(data)
             while view:
@@ -137,27 +159,52 @@ def save_state(path: str, state: RunState) -> None:
             os.close(fd)
         os.replace(temporary, path)
         fsync_directory(path)
-    except OSError as exc:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
-        raise OutputError(f"cannot write state file {path}: {exc.strerror or exc}") from exc
+    except BaseException as exc:
+        if temporary:
+            try:
+                os.unlink(temporary)
+            except OSError:
+                pass
+        if isinstance(exc, OSError):
+            raise OutputError(f"cannot write state file {path}: {exc.strerror or exc}") from exc
+        raise
+
+
+def _temporary_beside(path: str) -> tuple[int, str]:
+    """A new file of an unpredictable name in the directory of ``path``, created exclusively
+    (``O_EXCL``, never through a link): its descriptor and name."""
+    directory, base = os.path.split(os.path.abspath(path))
+    return tempfile.mkstemp(prefix=f".{base}.", suffix=".tmp", dir=directory)
+
+
+def _remove_leftovers(path: str) -> None:
+    """Remove temporary files a killed save left (and the fixed name versions before 2 used)."""
+    directory, base = os.path.split(os.path.abspath(path))
+    ours = re.compile(re.escape(f".{base}.") + r"[a-z0-9_]{8}\.tmp|" + re.escape(f"{base}.tmp"))
+    for name in os.listdir(directory):
+        if ours.fullmatch(name):
+            try:
+                os.unlink(os.path.join(directory, name))  # removes a link, never its target
+            except OSError:
+                pass
 
 
 def check_state_path(path: str) -> None:
     """Check, before any request, that a state can be kept at ``path``.
+
+    Holding the state's lock (:func:`hubasync.lock.lock_file`), call it first: it also removes the
+    temporary files a killed save left beside ``path``.
 
     Raises :class:`OutputError` when ``path`` is a directory, its directory is missing or not
     writable, or an existing state cannot be read.
     """
     if os.path.isdir(path):
         raise OutputError(f"cannot write state file {path}: {os.strerror(errno.EISDIR)}")
-    temporary = path + ".tmp"
     try:
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | _O_BINARY, 0o666)
+        fd, temporary = _temporary_beside(path)
         os.close(fd)
         os.unlink(temporary)
+        _remove_leftovers(path)
         if os.path.exists(path):
             with open(path, "rb"):
                 pass

@@ -172,17 +172,28 @@ def test_the_progress_line_learns_the_total_first(tmp_path: Path) -> None:
     assert "25 / 25 events (100%)" in stream.getvalue()
 
 
-def test_a_finished_json_run_left_unrenamed_is_finished(tmp_path: Path) -> None:
+def test_a_finished_json_run_left_unrenamed_is_finished(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from hubasync.sinks import JsonArraySink
+
+    class Killed(BaseException):
+        pass
+
+    def killed(self: JsonArraySink) -> None:
+        raise Killed  # as kill -9 would stop it: after the last commit, before the rename
+
     hub = MemoryHub(events=25, page_max=10)
     chosen = settings(tmp_path, format="json", output=str(tmp_path / "out.json"))
-    assert download(hub, chosen) == ExitCode.OK
+    with monkeypatch.context() as patched:
+        patched.setattr(JsonArraySink, "finish", killed)
+        with pytest.raises(Killed):
+            download(hub, chosen)
     final = Path(str(chosen.output))
-    body = final.read_bytes()
-    final.rename(str(final) + ".part")  # killed after the state said complete, before the rename
-    Path(str(final) + ".part").write_bytes(body[: state(str(chosen.state))["output_offset"]])
+    assert state(str(chosen.state))["complete"] and not final.exists()
     assert download(hub, chosen) == ExitCode.OK
     assert [event["n"] for event in json.loads(final.read_bytes())] == list(range(25))
     assert not Path(str(final) + ".part").exists()
+    assert len(hub.requests("POST")) == 3  # nothing asked again
 
 
 def test_the_state_of_another_command_is_refused(tmp_path: Path) -> None:
