@@ -15,6 +15,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional, Tuple
+from urllib.parse import unquote
 
 from .access import check_key_and_origin
 from .errors import UsageError
@@ -112,7 +113,7 @@ class ServiceConfig:
         if self.proxy:
             password = _proxy_password(self.proxy)
             if password:
-                found.add(password)
+                found.update((password, unquote(password)))
         return tuple(sorted(found, key=len, reverse=True))
 
 
@@ -180,6 +181,9 @@ class _Loader:
                 hint = ""
                 if key == "sort":
                     hint = " (sync reads every share in insertion order, sort=_id)"
+                elif key.lower() == "apikey":
+                    hint = " (the key itself stays out of the config: name it with apikey_env " \
+                           "or apikey_file)"
                 raise self.refuse(prefix + _shown_key(key), f"unknown key{hint}; expected one "
                                   f"of {', '.join(sorted(allowed))}")
 
