@@ -68,7 +68,8 @@ def test_the_service_metrics_served_and_parsed() -> None:
                      "hubasync_errors": "counter",
                      "hubasync_last_success_timestamp_seconds": "gauge",
                      "hubasync_up": "gauge", "hubasync_behind_seconds": "gauge"}
-    assert "# HELP hubasync_events_total " in body and "# TYPE hubasync_events_total counter" in body
+    assert "# HELP hubasync_events_total " in body
+    assert "# TYPE hubasync_events_total counter" in body
     metrics.failure("quiet", "NetworkError")
     assert metrics.up.value(share="quiet") == 0
 

@@ -15,6 +15,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional, Tuple
+from urllib.parse import unquote
 
 from .access import check_key_and_origin
 from .errors import UsageError
@@ -26,11 +27,6 @@ from .session import DEFAULT_PAGE_TIMEOUT
 from .settings import Settings
 from .stalls import DEFAULT_MAX_EMPTY_PAGES
 from .urls import ShareUrl, parse_share_url
-
-if sys.version_info >= (3, 11):
-    import tomllib  # novermin
-else:
-    import tomli as tomllib
 
 FORMATS = ("jsonl", "json", "csv")
 DEFAULT_FORMAT = "jsonl"
@@ -117,7 +113,7 @@ class ServiceConfig:
         if self.proxy:
             password = _proxy_password(self.proxy)
             if password:
-                found.add(password)
+                found.update((password, unquote(password)))
         return tuple(sorted(found, key=len, reverse=True))
 
 
@@ -172,13 +168,15 @@ class _Loader:
                              proxy=proxy)
 
     def read(self) -> Dict[str, Any]:
+        toml = _toml_module()
         try:
             with open(self.path, "rb") as handle:
-                return tomllib.load(handle)
+                data: Dict[str, Any] = toml.load(handle)
+                return data
         except OSError as error:
             raise UsageError(f"{self.shown}: cannot read the config: "
                              f"{error.strerror or error}") from None
-        except tomllib.TOMLDecodeError as error:
+        except toml.TOMLDecodeError as error:
             raise UsageError(f"{self.shown}: not valid TOML: {error}") from None
         except UnicodeDecodeError:
             raise UsageError(f"{self.shown}: not valid TOML: it is not UTF-8 text") from None
@@ -189,6 +187,9 @@ class _Loader:
                 hint = ""
                 if key == "sort":
                     hint = " (sync reads every share in insertion order, sort=_id)"
+                elif key.lower() == "apikey":
+                    hint = " (the key itself stays out of the config: name it with apikey_env " \
+                           "or apikey_file)"
                 raise self.refuse(prefix + _shown_key(key), f"unknown key{hint}; expected one "
                                   f"of {', '.join(sorted(allowed))}")
 
@@ -438,6 +439,22 @@ class _Loader:
             raise self.refuse(prefix + key, f"must be more than 0 and at most a week "
                                             f"({MAX_SECONDS:g}), not {value:g}")
         return float(value)
+
+
+def _toml_module() -> Any:
+    """tomllib, or tomli before Python 3.11: imported only when a config is read, so that the
+    downloader alone (``hubasync.pyz`` on Python 3.9, say) needs neither."""
+    if sys.version_info >= (3, 11):
+        import tomllib  # novermin
+
+        return tomllib
+    else:
+        try:
+            import tomli
+        except ImportError:
+            raise UsageError("reading a TOML config on Python < 3.11 needs tomli: "
+                             "pip install tomli") from None
+        return tomli
 
 
 _TYPE_NAMES: Dict[type, str] = {
