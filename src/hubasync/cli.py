@@ -17,6 +17,7 @@ from typing import NoReturn, Optional, Sequence
 from . import __version__
 from .errors import ExitCode, HubasyncError, UsageError, one_line
 from .params import Query, parse_param, parse_projection
+from .proxy import parse_proxy_url, secrets_of
 from .retry import DEFAULT_RETRIES, DEFAULT_TIMEOUT
 from .sinks import FORMATS
 from .urls import ShareUrl, is_loopback, parse_share_url, redact
@@ -83,6 +84,12 @@ class Settings:
     debug: bool
     recover: bool
     strict: bool = False
+    proxy: Optional[str] = None  # None: from the environment; "": none; else the proxy's URL
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """What no printed line may show: the API key and the proxy's credentials."""
+        return (self.apikey, *secrets_of(self.proxy))
 
 
 class _Parser(argparse.ArgumentParser):
@@ -183,6 +190,13 @@ def build_parser() -> argparse.ArgumentParser:
     net.add_argument("--cacert", metavar="FILE", help="also trust the CA certificates in FILE")
     net.add_argument("--allow-http", action="store_true",
                      help="allow plain http to a host that is not this machine")
+    proxy = net.add_mutually_exclusive_group()
+    proxy.add_argument("--proxy", metavar="URL",
+                       help="go through this HTTP proxy, http://[USER:PASSWORD@]HOST:PORT "
+                            "(default: https_proxy / http_proxy / no_proxy from the "
+                            "environment)")
+    proxy.add_argument("--no-proxy", action="store_true",
+                       help="connect directly, whatever the environment says")
 
     parser.add_argument("--debug", action="store_true",
                         help="trace requests on stderr (key redacted) and show tracebacks")
@@ -291,36 +305,47 @@ def settings_from(argv: Optional[Sequence[str]]) -> Settings:
             raise UsageError(f"a count URL takes no {', '.join(given)}")
     if args.cacert and not os.path.isfile(args.cacert):
         raise UsageError(f"--cacert {args.cacert}: no such file")
+    proxy: Optional[str] = None
+    if args.no_proxy:
+        proxy = ""
+    elif args.proxy is not None:
+        parse_proxy_url(args.proxy)  # refused now, before any request
+        proxy = args.proxy
     return Settings(
         share=share, apikey=apikey, query=query, limit=limit, token=token,
         format=args.format, output=args.output, state=args.state, follow=args.follow,
         interval=args.interval, progress=None if args.quiet else args.progress,
         quiet=args.quiet, timeout=args.timeout, retries=args.retries, cacert=args.cacert,
-        debug=args.debug, recover=args.recover, strict=args.strict,
+        debug=args.debug, recover=args.recover, strict=args.strict, proxy=proxy,
     )
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit code."""
     debug = "--debug" in (sys.argv[1:] if argv is None else argv)
-    secret: Optional[str] = None
+    secrets: tuple[str, ...] = secrets_of(None)
     try:
         settings = settings_from(argv)
-        secret = settings.apikey
+        secrets = (*secrets, *settings.secrets)
         from .download import run
 
         return run(settings)
     except HubasyncError as error:
         if debug:
-            traceback.print_exc()
-        print(f"{PROG}: {redact(str(error), secret)}", file=sys.stderr)
+            _print_traceback(secrets)
+        print(f"{PROG}: {redact(str(error), *secrets)}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return ExitCode.INTERRUPTED
     except Exception as error:  # a bug: still one line, unless --debug
         if debug:
-            traceback.print_exc()
-        print(f"{PROG}: internal error: {redact(one_line(repr(error)), secret)} (run with "
+            _print_traceback(secrets)
+        print(f"{PROG}: internal error: {redact(one_line(repr(error)), *secrets)} (run with "
               f"--debug for the traceback)", file=sys.stderr)
         return 1
+
+
+def _print_traceback(secrets: Sequence[str]) -> None:
+    """The current exception's traceback on stderr, with every secret redacted."""
+    print(redact(traceback.format_exc(), *secrets), file=sys.stderr, end="")

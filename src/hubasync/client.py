@@ -17,6 +17,7 @@ from typing import IO, Any, Dict, Iterable, Iterator, Optional, Union
 from .errors import UsageError
 from .pages import Pager
 from .params import Query, encode_query
+from .proxy import parse_proxy_url
 from .retry import DEFAULT_RETRIES, DEFAULT_TIMEOUT, RetryPolicy
 from .session import HubSession, PageHead
 from .stream import Batch
@@ -104,7 +105,9 @@ class Client:
 
     ``url`` is the share's URL as the command line takes it (async, sync or with
     ``?apikey=``); ``apikey`` defaults to the URL's key, then to the ``APIKEY`` environment
-    variable. Failures raise :mod:`hubasync.errors` exceptions.
+    variable. ``proxy`` is an HTTP proxy's URL (``http://[USER:PASSWORD@]HOST:PORT``), ``""``
+    for none, or None (the default) to read ``https_proxy``/``http_proxy``/``no_proxy`` from
+    the environment as :mod:`urllib` does. Failures raise :mod:`hubasync.errors` exceptions.
     """
 
     url: str
@@ -113,6 +116,7 @@ class Client:
     retries: int = DEFAULT_RETRIES
     cacert: Optional[str] = None
     allow_http: bool = False
+    proxy: Optional[str] = None
 
     def __post_init__(self) -> None:
         self._share = parse_share_url(self.url)
@@ -123,6 +127,8 @@ class Client:
                                                  is_loopback(self._share.host)):
             raise UsageError("refusing plain http to a remote host (allow_http=True to force)")
         self._key = key
+        if self.proxy:
+            parse_proxy_url(self.proxy, "proxy")  # refused now, before any request
 
     def __repr__(self) -> str:
         return f"Client({self._share.display()!r})"
@@ -131,7 +137,7 @@ class Client:
         # strict: every event is parsed on arrival, so a page never fails once handed out
         return HubSession(self._share.with_count(count), self._key, timeout=self.timeout,
                           policy=RetryPolicy(retries=self.retries), cacert=self.cacert,
-                          strict=True)
+                          strict=True, proxy=self.proxy)
 
     def count(self, *, start: Optional[str] = None, end: Optional[str] = None,
               filter: Optional[str] = None, params: Optional[dict[str, str]] = None) -> int:

@@ -89,13 +89,13 @@ def run(settings: Settings) -> int:
     def on_retry(reason: str, wait: float, failures: int) -> None:
         note = f"retry {failures}/{settings.retries} in {wait:.1f} s: {reason}"
         if settings.debug:
-            _say(redact(note, settings.apikey))
+            _say(redact(note, *settings.secrets))
         progress.note(note)
 
     session = HubSession(settings.share, settings.apikey, timeout=settings.timeout,
                          policy=RetryPolicy(retries=settings.retries), cacert=settings.cacert,
                          trace=_say if settings.debug else None, on_retry=on_retry,
-                         strict=settings.strict)
+                         strict=settings.strict, proxy=settings.proxy)
     try:
         if settings.share.count:
             return _count(settings, session)
@@ -383,7 +383,7 @@ class _Download:
                     "written, or " if self.settings.format == "jsonl" else "")
             message += (f" (the token in {self.settings.state} can no longer be continued: "
                         f"{hint}remove the state file to start over)")
-        _say(redact(message, self.settings.apikey))
+        _say(redact(message, *self.settings.secrets))
         if position.token and not isinstance(error, (OutputError, QueryRejected)):
             print(position.token, file=sys.stderr, flush=True)
         return error.exit_code

@@ -29,6 +29,7 @@ from .protocol import (
     after_status,
     parse_count,
 )
+from .proxy import route_for
 from .retry import Attempts, RetryPolicy
 from .stream import Batch, EventSplitter, make_decoder
 from .transport import (
@@ -40,7 +41,7 @@ from .transport import (
     make_ssl_context,
     read_ahead,
 )
-from .urls import ShareUrl
+from .urls import ShareUrl, origin_of
 
 USER_AGENT = f"hubasync/{__version__} (Python {sys.version_info[0]}.{sys.version_info[1]})"
 
@@ -105,7 +106,8 @@ class HubSession:
     def __init__(self, share: ShareUrl, apikey: str, *, timeout: float, policy: RetryPolicy,
                  cacert: Optional[str] = None, trace: Optional[Trace] = None,
                  on_retry: Optional[Callable[[str, float, int], None]] = None,
-                 sleep: Callable[[float], None] = time.sleep, strict: bool = False) -> None:
+                 sleep: Callable[[float], None] = time.sleep, strict: bool = False,
+                 proxy: Optional[str] = None) -> None:
         self.share = share
         self.policy = policy
         self.strict = strict
@@ -119,8 +121,10 @@ class HubSession:
             "User-Agent": USER_AGENT,
         }
         context = make_ssl_context(cacert) if share.scheme == "https" else None
+        scheme, host, port = origin_of(share.post_url)
         self.transport = Transport(share.post_url, headers=headers, timeout=timeout,
-                                   ssl_context=context, trace=trace)
+                                   ssl_context=context, trace=trace,
+                                   route=route_for(proxy, scheme, host, port))
 
     def attempts(self) -> Attempts:
         """A fresh failure budget for one unit of work."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import ssl
 import sys
 import time
 from typing import List, Optional
@@ -59,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="delay of the slow, trickle and stall faults (default %(default)s)")
     p.add_argument("--event-size", type=int, metavar="BYTES",
                    help="pad generated events to about this many bytes of JSON")
+    p.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"),
+                   help="serve https with this PEM certificate chain and private key")
     p.add_argument("--log", action="store_true", help="log each request on stderr")
     p.add_argument("--list-faults", action="store_true", help="list the faults and exit")
     return p
@@ -80,13 +83,18 @@ def main(argv: Optional[List[str]] = None) -> int:
         result_ttl=args.result_ttl, data=args.data, grow=args.grow,
         relative_locations=args.relative_locations, faults=tuple(args.fault),
         fault_rate=args.fault_rate, fault_delay=args.fault_delay, event_size=args.event_size,
-        log=args.log,
+        log=args.log, tls_cert=args.tls[0] if args.tls else None,
+        tls_key=args.tls[1] if args.tls else None,
     )
+    for path in args.tls or ():
+        if not os.path.isfile(path):
+            print(f"hubasync-sim: --tls: no such file: {path}", file=sys.stderr)
+            return 2
     started = time.monotonic()
     try:
         sim = Simulator(config)
         sim.start()
-    except (ValueError, DataError) as exc:
+    except (ValueError, DataError, ssl.SSLError) as exc:
         print(f"hubasync-sim: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:

@@ -27,6 +27,8 @@ class SimConfig:
     fault_delay: float = 2.0
     event_size: Optional[int] = None
     log: bool = False
+    tls_cert: Optional[str] = None  # PEM certificate chain: with tls_key, serve https
+    tls_key: Optional[str] = None
 
     def validate(self) -> None:
         """Raise ValueError for option values the simulator cannot honour."""
@@ -50,6 +52,8 @@ class SimConfig:
             raise ValueError("fault-rate must be between 0 and 1")
         if self.event_size is not None and self.event_size < 0:
             raise ValueError("event-size must be >= 0")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls needs both a certificate and a key")
         if not self.apikey or any(c.isspace() for c in self.apikey):
             raise ValueError("apikey must be a non-empty string without spaces")
 
