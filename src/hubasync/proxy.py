@@ -25,7 +25,7 @@ DEFAULT_PROXY_PORT = 80
 # scheme://userinfo@host:port/rest, every part but the host optional.
 _PROXY_URL_RE = re.compile(
     r"(?:(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://)?"
-    r"(?:(?P<userinfo>[^@/?#]*)@)?"
+    r"(?:(?P<userinfo>[^/?#]*)@)?"  # up to the authority's last @, as urllib reads it
     r"(?P<host>\[[^\]/?#]*\]|[^:/?#\[\]@]*)"
     r"(?::(?P<port>[^/?#]*))?"
     r"(?P<rest>[/?#].*)?",
@@ -90,7 +90,7 @@ DIRECT = ProxyRoute(None, "no proxy configured")
 
 def _shown(text: str) -> str:
     """A proxy URL as it may appear in a message: its userinfo hidden."""
-    return re.sub(r"^((?:[A-Za-z][A-Za-z0-9+.-]*://)?)[^@/?#]*@", rf"\1{REDACTED}@", text)
+    return re.sub(r"^((?:[A-Za-z][A-Za-z0-9+.-]*://)?)[^/?#]*@", rf"\1{REDACTED}@", text)
 
 
 def parse_proxy_url(text: str, source: str = "--proxy") -> Proxy:
