@@ -373,7 +373,8 @@ class _Download:
 
     def _failed(self, sink: Sink, position: _Position, error: HubasyncError) -> int:
         if self.settings.debug:
-            traceback.print_exception(type(error), error, error.__traceback__)
+            lines = traceback.format_exception(type(error), error, error.__traceback__)
+            print(redact("".join(lines), *self.settings.secrets), file=sys.stderr, end="")
         self._close_early(sink)
         self.progress.clear()
         message = str(error)

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -377,6 +378,106 @@ def test_the_api_key_never_goes_to_the_proxy_and_its_credentials_never_reach_the
             assert seen.headers["authorization"] == f"token {KEY}"
             assert "proxy-authorization" not in seen.headers
     assert KEY not in proxy.log.read_text()
+
+
+# -- a hostile proxy ----------------------------------------------------------------------------
+
+
+class ScriptedProxy:
+    """A listener on 127.0.0.1 that reads each request head and answers ``answer``, then
+    closes; ``heads`` holds what it was sent."""
+
+    def __init__(self, answer: bytes) -> None:
+        self.answer = answer
+        self.heads: List[bytes] = []
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(16)
+        self._listener.settimeout(0.1)
+        self.port = self._listener.getsockname()[1]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(10)
+                head = b""
+                try:
+                    while b"\r\n\r\n" not in head and len(head) < 65536:
+                        data = conn.recv(4096)
+                        if not data:
+                            break
+                        head += data
+                    self.heads.append(head)
+                    conn.sendall(self.answer)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self._listener.close()
+
+
+@pytest.fixture
+def scripted_proxy() -> Iterator[Callable[[bytes], ScriptedProxy]]:
+    started: List[ScriptedProxy] = []
+
+    def factory(answer: bytes) -> ScriptedProxy:
+        started.append(ScriptedProxy(answer))
+        return started[-1]
+
+    yield factory
+    for proxy in started:
+        proxy.close()
+
+
+def test_a_proxy_echoing_the_credentials_cannot_make_them_shown(
+        make_sim: Any, certs: Certs, scripted_proxy: Callable[[bytes], ScriptedProxy]) -> None:
+    import base64
+
+    sim = make_sim(tls_cert=certs.cert, tls_key=certs.key)
+    basic = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    proxy = scripted_proxy(f"HTTP/1.1 407 unknown {USER}:{PASSWORD} ({basic})\r\n"
+                           f"Content-Length: 0\r\n\r\n".encode())
+    done = run([tls_share(sim), "--cacert", certs.ca, "--debug",
+                "--proxy", f"http://{USER}:{ESCAPED}@127.0.0.1:{proxy.port}"])
+    assert done.code == 2, done.stderr
+    assert "407 unknown" in done.last_stderr_line
+    for secret in (PASSWORD, ESCAPED, basic):
+        assert secret not in done.stderr
+    assert len(proxy.heads) == 1
+    head = proxy.heads[0].decode()
+    assert head.startswith(f"CONNECT localhost:{sim.port} HTTP/1.1\r\n")
+    assert f"Host: localhost:{sim.port}\r\n" in head
+    assert f"Proxy-Authorization: Basic {basic}\r\n" in head
+    assert KEY not in head
+
+
+@pytest.mark.parametrize(("answer", "reason"), [
+    (b"HTTP/1.1 200 OK\r\n" + b"X-Flood: 1\r\n" * 5000, "more than 100 headers"),
+    (b"HTTP/1.1 200 " + b"A" * 200_000, "answer line longer than 8192 bytes"),
+    (b"SSH-2.0-OpenSSH\r\n\r\n", "malformed answer to CONNECT"),
+    (b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n",
+     "refused the tunnel to the hub (502 Bad Gateway)"),
+])
+def test_a_hostile_answer_to_connect_is_bounded_and_retried(
+        make_sim: Any, certs: Certs, scripted_proxy: Callable[[bytes], ScriptedProxy],
+        answer: bytes, reason: str) -> None:
+    sim = make_sim(tls_cert=certs.cert, tls_key=certs.key)
+    proxy = scripted_proxy(answer)
+    done = run([tls_share(sim), "--cacert", certs.ca, "--retries", "1", "--timeout", "5",
+                "--proxy", f"127.0.0.1:{proxy.port}"])
+    assert done.code == 6, done.stderr
+    line = one_line(done)
+    assert f"proxy 127.0.0.1:{proxy.port}" in line and reason in line, line
+    assert len(proxy.heads) == 2  # retried once
 
 
 # -- the library ---------------------------------------------------------------------------------
