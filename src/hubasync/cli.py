@@ -40,11 +40,12 @@ EPILOG = """\
 exit codes:
   0    done
   1    internal error (a bug: please report it with the --debug output)
-  2    usage or configuration error (bad option, bad URL, no API key)
+  2    usage or configuration error (bad option, bad URL, no API key, a proxy URL
+       that is not http://), or the proxy refused its credentials (407)
   3    the hub refused the API key (401/403)
   4    share not found (404)
   5    the hub rejected the query (400: invalid inputs or token)
-  6    the hub or the network failed beyond the retries
+  6    the hub, the network or the proxy failed beyond the retries
   7    the output could not be written
   130  interrupted (SIGINT/SIGTERM); the JSON written so far stays valid
 
@@ -59,6 +60,7 @@ examples:
       --projection="feed,observation time"
   hubasync URL --format jsonl -o events.jsonl --state events.state --sort _id
   hubasync URL --follow --interval 300 --format jsonl -o events.jsonl --state events.state
+  https_proxy=http://proxy.corp:3128 hubasync URL        (or --proxy URL; --no-proxy)
 """
 
 
