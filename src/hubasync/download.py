@@ -87,9 +87,10 @@ def run(settings: Settings) -> int:
     progress = Progress(sys.stderr, enabled=_progress_wanted(settings))
 
     def on_retry(reason: str, wait: float, failures: int) -> None:
-        note = f"retry {failures}/{settings.retries} in {wait:.1f} s: {reason}"
+        note = redact(f"retry {failures}/{settings.retries} in {wait:.1f} s: {reason}",
+                      *settings.secrets)
         if settings.debug:
-            _say(redact(note, *settings.secrets))
+            _say(note)
         progress.note(note)
 
     session = HubSession(settings.share, settings.apikey, timeout=settings.timeout,

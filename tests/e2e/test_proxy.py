@@ -223,6 +223,18 @@ def test_https_goes_through_a_connect_tunnel_to_the_hub_over_tls(
     assert len(tunnels) == len(connections(done)), proxy.log.read_text()
 
 
+def test_kept_alive_tunnels_dropped_by_the_hub_are_reopened_through_the_proxy(
+        make_sim: Any, make_proxy: Callable[..., RealProxy], certs: Certs) -> None:
+    sim = make_sim(tls_cert=certs.cert, tls_key=certs.key, faults=["keepalive-drop:4"])
+    proxy = make_proxy()
+    done = run([tls_share(sim), "--cacert", certs.ca, "--retries", "0", "--debug"],
+               env={"https_proxy": proxy.url()})
+    assert done.code == 0, done.stderr
+    assert same_events(done.events, sim.share_events())
+    assert sim.stats.snapshot()["faults"].get("keepalive-drop") == 4
+    assert len(connections(done)) >= 4
+
+
 def test_the_hubs_certificate_is_checked_against_the_hubs_name_inside_the_tunnel(
         make_sim: Any, make_proxy: Callable[..., RealProxy], certs: Certs) -> None:
     sim = make_sim(tls_cert=certs.wrong_cert, tls_key=certs.wrong_key)
