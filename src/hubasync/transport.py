@@ -389,7 +389,7 @@ class Transport:
     def _connect(self) -> http.client.HTTPConnection:
         scheme, host, port = self.origin
         proxy = self.route.proxy
-        self.trace(f"new connection to {scheme}://{_netloc(host, port)} {self.route.describe()}")
+        self.trace(f"> connect to {scheme}://{_netloc(host, port)} {self.route.describe()}")
         if proxy is not None:
             if scheme == "https":
                 return _TunnelledHTTPSConnection(proxy, host, port, self._timeout,
