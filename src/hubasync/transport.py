@@ -364,7 +364,8 @@ class Transport:
             target = f"http://{_netloc(host, port)}{target}"  # absolute form, for the proxy
         reused = bool(self._idle) and not fresh
         conn = self._idle.pop() if reused else self._connect()
-        self.trace(f"> {method} {url}")
+        self.trace(f"> {method} {url}" + ("" if reused else
+                                           f" (new connection, {self.route.describe()})"))
         try:
             conn.request(method, target, headers=self._headers)
         except _STALE_CONNECTION as error:
@@ -389,7 +390,6 @@ class Transport:
     def _connect(self) -> http.client.HTTPConnection:
         scheme, host, port = self.origin
         proxy = self.route.proxy
-        self.trace(f"> connect to {scheme}://{_netloc(host, port)} {self.route.describe()}")
         if proxy is not None:
             if scheme == "https":
                 return _TunnelledHTTPSConnection(proxy, host, port, self._timeout,

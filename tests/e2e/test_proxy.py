@@ -184,7 +184,7 @@ def one_line(done: Run) -> str:
 
 
 def connections(done: Run) -> List[str]:
-    return [line for line in done.stderr.splitlines() if "hubasync: > connect to " in line]
+    return [line for line in done.stderr.splitlines() if "(new connection, " in line]
 
 
 # -- through the proxy ---------------------------------------------------------------------------
