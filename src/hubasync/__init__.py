@@ -24,6 +24,7 @@ from .errors import (
     NotFoundError,
     OutputError,
     ProtocolError,
+    ProxyAuthError,
     QueryRejected,
     UsageError,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "OutputError",
     "Page",
     "ProtocolError",
+    "ProxyAuthError",
     "QueryRejected",
     "UsageError",
     "__version__",
