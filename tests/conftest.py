@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any, Callable, Iterator, List
 
 import pytest
@@ -18,6 +19,14 @@ from hubasync.sim import SimConfig, Simulator
 
 SIM_DEFAULTS = {"events": 2500, "page_max": 1000, "job_latency": 0.0, "retry_after": 0.05,
                 "fault_delay": 0.3}
+
+
+@pytest.fixture(autouse=True)
+def no_proxy_from_the_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process clients read the environment's proxies: no test depends on the machine's."""
+    for name in list(os.environ):
+        if name.lower().endswith("_proxy") or name == "REQUEST_METHOD":
+            monkeypatch.delenv(name)
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from .errors import (
     NotFoundError,
     OutputError,
     ProtocolError,
+    ProxyAuthError,
     QueryRejected,
     UsageError,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "OutputError",
     "Page",
     "ProtocolError",
+    "ProxyAuthError",
     "QueryRejected",
     "UsageError",
     "__version__",

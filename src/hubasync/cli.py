@@ -19,6 +19,7 @@ from .errors import ExitCode, HubasyncError, UsageError, one_line
 from .job import DEFAULT_JOB_TIMEOUT
 from .output import resolve_output
 from .params import Query, parse_param, parse_projection
+from .proxy import parse_proxy_url, secrets_of
 from .retry import DEFAULT_RETRIES, DEFAULT_TIMEOUT
 from .session import DEFAULT_PAGE_TIMEOUT
 from .settings import PROG, Settings
@@ -45,11 +46,12 @@ EPILOG = """\
 exit codes:
   0    done
   1    internal error (a bug: please report it with the --debug output)
-  2    usage or configuration error (bad option, bad URL, no API key)
+  2    usage or configuration error (bad option, bad URL, no API key, a proxy URL
+       that is not http://), or the proxy refused its credentials (407)
   3    the hub refused the API key (401/403)
   4    share not found (404)
   5    the hub rejected the query (400: invalid inputs or token)
-  6    the hub or the network failed beyond the retries
+  6    the hub, the network or the proxy failed beyond the retries
   7    the output could not be written, or is not the file --state describes
   75   another hubasync run is writing the same output or state: try again later
   130  interrupted (SIGINT/SIGTERM); the JSON written so far stays valid
@@ -65,6 +67,7 @@ examples:
       --projection="feed,observation time"
   hubasync URL --format jsonl -o events.jsonl --state events.state --sort _id
   hubasync URL --follow --interval 300 --format jsonl -o events.jsonl --state events.state
+  https_proxy=http://proxy.corp:3128 hubasync URL        (or --proxy URL; --no-proxy)
 
 many shares, one service (see hubasync sync --help, hubasync status --help):
   hubasync sync CONFIG [--once]     follow every share of a TOML config
@@ -184,6 +187,13 @@ def build_parser() -> argparse.ArgumentParser:
                              f"run stops (default {DEFAULT_MAX_EMPTY_PAGES})")
     net.add_argument("--allow-http", action="store_true",
                      help="allow plain http to a host that is not this machine")
+    proxy = net.add_mutually_exclusive_group()
+    proxy.add_argument("--proxy", metavar="URL",
+                       help="go through this HTTP proxy, http://[USER:PASSWORD@]HOST:PORT "
+                            "(default: https_proxy / http_proxy / no_proxy from the "
+                            "environment)")
+    proxy.add_argument("--no-proxy", action="store_true",
+                       help="connect directly, whatever the environment says")
 
     parser.add_argument("--debug", action="store_true",
                         help="trace requests on stderr (key redacted) and show tracebacks")
@@ -285,12 +295,18 @@ def settings_from(argv: Optional[Sequence[str]]) -> Settings:
             raise UsageError(f"a count URL takes no {', '.join(given)}")
     if args.cacert and not os.path.isfile(args.cacert):
         raise UsageError(f"--cacert {args.cacert}: no such file")
+    proxy: Optional[str] = None
+    if args.no_proxy:
+        proxy = ""
+    elif args.proxy is not None:
+        parse_proxy_url(args.proxy)  # refused now, before any request
+        proxy = args.proxy
     return Settings(
         share=share, apikey=apikey, query=query, limit=limit, token=token,
         format=args.format, output=args.output, state=args.state, follow=args.follow,
         interval=args.interval, progress=None if args.quiet else args.progress,
         quiet=args.quiet, timeout=args.timeout, retries=args.retries, cacert=args.cacert,
-        debug=args.debug, recover=args.recover, strict=args.strict,
+        debug=args.debug, recover=args.recover, strict=args.strict, proxy=proxy,
         job_timeout=args.job_timeout, page_timeout=args.page_timeout,
         max_empty_pages=args.max_empty_pages,
     )
@@ -299,7 +315,7 @@ def settings_from(argv: Optional[Sequence[str]]) -> Settings:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit code."""
     debug = "--debug" in (sys.argv[1:] if argv is None else argv)
-    secret: Optional[str] = None
+    secrets: tuple[str, ...] = secrets_of(None)
     arguments = sys.argv[1:] if argv is None else list(argv)
     try:
         if arguments and arguments[0] in SERVICE_COMMANDS:
@@ -307,19 +323,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
             return run_command(arguments[0], arguments[1:])
         settings = settings_from(argv)
-        secret = settings.apikey
+        secrets = (*secrets, *settings.secrets)
         return run(settings)
     except HubasyncError as error:
         if debug:
-            traceback.print_exc()
-        print(f"{PROG}: {redact(str(error), secret)}", file=sys.stderr)
+            _print_traceback(secrets)
+        print(f"{PROG}: {redact(str(error), *secrets)}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return ExitCode.INTERRUPTED
     except Exception as error:  # a bug: still one line, unless --debug
         if debug:
-            traceback.print_exc()
-        print(f"{PROG}: internal error: {redact(one_line(repr(error)), secret)} (run with "
+            _print_traceback(secrets)
+        print(f"{PROG}: internal error: {redact(one_line(repr(error)), *secrets)} (run with "
               f"--debug for the traceback)", file=sys.stderr)
         return 1
+
+
+def _print_traceback(secrets: Sequence[str]) -> None:
+    """The current exception's traceback on stderr, with every secret redacted."""
+    print(redact(traceback.format_exc(), *secrets), file=sys.stderr, end="")

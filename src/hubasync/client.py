@@ -20,6 +20,7 @@ from .cursor import Cursor
 from .errors import UsageError
 from .params import Query, query_url
 from .pipeline import fetch_pages
+from .proxy import parse_proxy_url
 from .retry import DEFAULT_RETRIES, DEFAULT_TIMEOUT, RetryPolicy
 from .session import HubSession, hub_transport
 from .stream import Batch
@@ -113,7 +114,9 @@ class Client:
 
     ``url`` is the share's URL as the command line takes it (async, sync or with
     ``?apikey=``); ``apikey`` defaults to the URL's key, then to the ``APIKEY`` environment
-    variable. Failures raise :mod:`hubasync.errors` exceptions.
+    variable. ``proxy`` is an HTTP proxy's URL (``http://[USER:PASSWORD@]HOST:PORT``), ``""``
+    for none, or None (the default) to read ``https_proxy``/``http_proxy``/``no_proxy`` from
+    the environment as :mod:`urllib` does. Failures raise :mod:`hubasync.errors` exceptions.
     """
 
     url: str
@@ -122,6 +125,7 @@ class Client:
     retries: int = DEFAULT_RETRIES
     cacert: Optional[str] = None
     allow_http: bool = False
+    proxy: Optional[str] = None
 
     def __post_init__(self) -> None:
         self._share = parse_share_url(self.url)
@@ -130,13 +134,15 @@ class Client:
             raise UsageError("no API key: pass apikey= or set APIKEY")
         check_key_and_origin(self._share, key, allow_http=self.allow_http)
         self._key = key
+        if self.proxy:
+            parse_proxy_url(self.proxy, "proxy")  # refused now, before any request
 
     def __repr__(self) -> str:
         return f"Client({self._share.display()!r})"
 
     def _session(self, count: bool) -> HubSession:
         transport = hub_transport(self._share.with_count(count), self._key,
-                                  timeout=self.timeout, cacert=self.cacert)
+                                  timeout=self.timeout, cacert=self.cacert, proxy=self.proxy)
         # strict: every event is parsed on arrival, so a page never fails once handed out
         return HubSession(transport, policy=RetryPolicy(retries=self.retries), strict=True)
 

@@ -58,9 +58,10 @@ def run(settings: Settings) -> int:
     progress = Progress(sys.stderr, enabled=_progress_wanted(settings))
 
     def on_retry(reason: str, wait: float, failures: int) -> None:
-        note = f"retry {failures}/{settings.retries} in {wait:.1f} s: {reason}"
+        note = redact(f"retry {failures}/{settings.retries} in {wait:.1f} s: {reason}",
+                      *settings.secrets)
         if settings.debug:
-            _say(redact(note, settings.apikey))
+            _say(note)
         progress.note(note)
 
     session = _session(settings, settings.share.count)
@@ -81,7 +82,8 @@ def run(settings: Settings) -> int:
 def _session(settings: Settings, count: bool, retries: Optional[int] = None) -> HubSession:
     share = settings.share.with_count(count)
     transport = hub_transport(share, settings.apikey, timeout=settings.timeout,
-                              cacert=settings.cacert, trace=_say if settings.debug else None)
+                              cacert=settings.cacert, trace=_say if settings.debug else None,
+                              proxy=settings.proxy)
     policy = RetryPolicy(retries=settings.retries if retries is None else retries)
     return HubSession(transport, policy=policy, job_timeout=settings.job_timeout,
                       page_timeout=settings.page_timeout, strict=settings.strict)
@@ -323,7 +325,8 @@ class Download:
 
     def _failed(self, sink: Sink, error: HubasyncError) -> int:
         if self.settings.debug:
-            traceback.print_exception(type(error), error, error.__traceback__)
+            lines = traceback.format_exception(type(error), error, error.__traceback__)
+            print(redact("".join(lines), *self.settings.secrets), file=sys.stderr, end="")
         self._close_early(sink)
         self.progress.clear()
         message = str(error)
@@ -334,7 +337,7 @@ class Download:
                     "written, or " if self.settings.format == "jsonl" else "")
             message += (f" (the token in {self.settings.state} can no longer be continued: "
                         f"{hint}remove the state file to start over)")
-        _say(redact(message, self.settings.apikey))
+        _say(redact(message, *self.settings.secrets))
         if token and not isinstance(error, (OutputError, QueryRejected)):
             print(token, file=sys.stderr, flush=True)
         return error.exit_code

@@ -51,6 +51,13 @@ class UsageError(HubasyncError):
     exit_code = ExitCode.USAGE
 
 
+class ProxyAuthError(HubasyncError):
+    """The HTTP proxy refused the credentials, or wants some (407): a configuration error,
+    not retried."""
+
+    exit_code = ExitCode.USAGE
+
+
 class AuthError(HubasyncError):
     """The hub refused the API key (401 or 403)."""
 

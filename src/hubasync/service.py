@@ -79,7 +79,7 @@ class ShareFollower:
         self.fingerprint = fingerprint(config.url.display(), config.query.pairs(),
                                        config.format, os.path.abspath(config.output), None, None)
         transport = hub_transport(config.url, config.apikey, timeout=config.timeout,
-                                  cacert=config.cacert)
+                                  cacert=config.cacert, proxy=service.config.proxy)
         self.session = HubSession(transport, policy=RetryPolicy(retries=config.retries),
                                   clock=service.clock, job_timeout=config.job_timeout,
                                   page_timeout=config.page_timeout)

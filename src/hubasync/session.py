@@ -17,11 +17,12 @@ from .errors import BadBody, HubasyncError, NetworkError
 from .job import DEFAULT_JOB_TIMEOUT, RESULTS, Job
 from .polling import PollClock
 from .protocol import Answer, Read, parse_count
+from .proxy import route_for
 from .retry import Attempts, RetryNote, RetryPolicy
 from .stream import make_decoder
 from .transport import SMALL_BODY_LIMIT, Transport, make_ssl_context
 from .transport_interface import HttpResponse, HttpTransport, SentRequest
-from .urls import ShareUrl
+from .urls import ShareUrl, origin_of
 from .version import __version__
 
 USER_AGENT = f"hubasync/{__version__} (Python {sys.version_info[0]}.{sys.version_info[1]})"
@@ -31,7 +32,7 @@ Trace = Callable[[str], None]
 
 
 def hub_transport(share: ShareUrl, apikey: str, *, timeout: float, cacert: Optional[str] = None,
-                  trace: Optional[Trace] = None) -> Transport:
+                  trace: Optional[Trace] = None, proxy: Optional[str] = None) -> Transport:
     """Kept-alive HTTP(S) connections to the share's origin, sending the key with each request."""
     headers = {
         "Authorization": f"token {apikey}",
@@ -40,8 +41,9 @@ def hub_transport(share: ShareUrl, apikey: str, *, timeout: float, cacert: Optio
         "User-Agent": USER_AGENT,
     }
     context = make_ssl_context(cacert) if share.scheme == "https" else None
+    scheme, host, port = origin_of(share.post_url)
     return Transport(share.post_url, headers=headers, timeout=timeout, ssl_context=context,
-                     trace=trace)
+                     trace=trace, route=route_for(proxy, scheme, host, port))
 
 
 def small_body(response: HttpResponse, limit: int = SMALL_BODY_LIMIT) -> bytes:

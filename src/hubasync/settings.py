@@ -7,6 +7,7 @@ from typing import Optional
 
 from .job import DEFAULT_JOB_TIMEOUT
 from .params import Query
+from .proxy import secrets_of
 from .retry import DEFAULT_RETRIES, DEFAULT_TIMEOUT
 from .session import DEFAULT_PAGE_TIMEOUT
 from .stalls import DEFAULT_MAX_EMPTY_PAGES
@@ -40,6 +41,12 @@ class Settings:
     job_timeout: float = DEFAULT_JOB_TIMEOUT
     page_timeout: float = DEFAULT_PAGE_TIMEOUT
     max_empty_pages: int = DEFAULT_MAX_EMPTY_PAGES
+    proxy: Optional[str] = None  # None: from the environment; "": none; else the proxy's URL
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """What no printed line may show: the API key and the proxy's credentials."""
+        return (self.apikey, *secrets_of(self.proxy))
 
     def __repr__(self) -> str:
         return f"Settings({self.share.display()!r}, ...)"

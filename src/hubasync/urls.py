@@ -323,11 +323,16 @@ def is_loopback(host: str) -> bool:
     return address.is_loopback
 
 
-def redact(text: str, secret: str | None = None) -> str:
-    """Text safe to print: apikey=... values in URLs and every occurrence of secret replaced."""
+def redact(text: str, *secrets: str | None) -> str:
+    """Text safe to print: apikey=... values in URLs and every occurrence of each secret
+    (the API key, a proxy's password and credential) replaced."""
     text = _APIKEY_VALUE_RE.sub(f"apikey={REDACTED}", text)
-    if not secret:
-        return text
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = _redact_one(text, secret)
+    return text
+
+
+def _redact_one(text: str, secret: str) -> str:
     forms = {secret, quote(secret, safe=""), quote_plus(secret, safe="")}
     for form in sorted(forms, key=len, reverse=True):
         text = text.replace(form, REDACTED)

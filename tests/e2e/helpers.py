@@ -44,8 +44,14 @@ def command(entry: str = "async") -> list[str]:
 def run(args: Sequence[str], *, apikey: Optional[str] = "demo-key", entry: str = "async",
         env: Optional[dict[str, str]] = None, timeout: float = 120,
         cwd: Optional[str] = None) -> Run:
-    """Run the CLI to completion; the key goes in APIKEY unless None."""
-    environment = {k: v for k, v in os.environ.items() if k != "APIKEY"}
+    """Run the CLI to completion; the key goes in APIKEY unless None.
+
+    The machine's ``*_proxy`` / ``*_PROXY`` variables (and ``REQUEST_METHOD``) are not passed
+    on: only those in ``env`` reach the child.
+    """
+    environment = {k: v for k, v in os.environ.items()
+                   if k != "APIKEY" and k != "REQUEST_METHOD"
+                   and not k.lower().endswith("_proxy")}
     if apikey is not None:
         environment["APIKEY"] = apikey
     environment.update(env or {})

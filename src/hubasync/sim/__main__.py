@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import ssl
 import sys
 import time
 from typing import List, Optional
@@ -66,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--refuse-key", action="append", default=[], metavar="SHARE",
                    help="share id (demo, notify, sK) that answers 401 to the right key; "
                         "repeatable")
+    p.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"),
+                   help="serve https with this PEM certificate chain and private key")
     p.add_argument("--log", action="store_true", help="log each request on stderr")
     p.add_argument("--list-faults", action="store_true", help="list the faults and exit")
     return p
@@ -89,12 +92,17 @@ def main(argv: Optional[List[str]] = None) -> int:
         relative_locations=args.relative_locations, faults=tuple(args.fault),
         fault_rate=args.fault_rate, fault_delay=args.fault_delay, event_size=args.event_size,
         shares=args.shares, refused_shares=tuple(args.refuse_key), log=args.log,
+        tls_cert=args.tls[0] if args.tls else None, tls_key=args.tls[1] if args.tls else None,
     )
+    for path in args.tls or ():
+        if not os.path.isfile(path):
+            print(f"hubasync-sim: --tls: no such file: {path}", file=sys.stderr)
+            return 2
     started = time.monotonic()
     try:
         sim = Simulator(config)
         sim.start()
-    except (ValueError, DataError) as exc:
+    except (ValueError, DataError, ssl.SSLError) as exc:
         print(f"hubasync-sim: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:

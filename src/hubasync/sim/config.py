@@ -36,6 +36,8 @@ class SimConfig:
     shares: int = 0
     refused_shares: Sequence[str] = field(default_factory=tuple)
     log: bool = False
+    tls_cert: Optional[str] = None  # PEM certificate chain: with tls_key, serve https
+    tls_key: Optional[str] = None
 
     def validate(self) -> None:
         """Raise ValueError for option values the simulator cannot honour."""
@@ -65,6 +67,8 @@ class SimConfig:
         for name in self.refused_shares:
             if name not in known:
                 raise ValueError(f"refuse-key: no share {name!r} (known: demo, notify, s1..sN)")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls needs both a certificate and a key")
         if not self.apikey or any(c.isspace() for c in self.apikey):
             raise ValueError("apikey must be a non-empty string without spaces")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ssl
 import threading
 import time
 from types import TracebackType
@@ -38,7 +39,18 @@ class Simulator:
         """Bind and serve in a background thread (idempotent)."""
         if self._server is not None:
             return self
-        self._server = SimServer((self.config.host, self.config.port), self.hub)
+        server = SimServer((self.config.host, self.config.port), self.hub)
+        if self.config.tls_cert is not None:
+            try:
+                context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+                context.load_cert_chain(self.config.tls_cert, self.config.tls_key)
+                # The handshake happens in each connection's thread, not in the accept loop.
+                server.socket = context.wrap_socket(server.socket, server_side=True,
+                                                    do_handshake_on_connect=False)
+            except BaseException:
+                server.server_close()
+                raise
+        self._server = server
         self._stop.clear()
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
@@ -100,13 +112,14 @@ class Simulator:
 
     @property
     def url(self) -> str:
-        """The base URL, e.g. ``http://127.0.0.1:8080``."""
+        """The base URL, e.g. ``http://127.0.0.1:8080`` (https when serving TLS)."""
         host = self.config.host
         if ":" in host:
             host = f"[{host}]"
         elif host in ("", "0.0.0.0"):
             host = "127.0.0.1"
-        return f"http://{host}:{self.port}"
+        scheme = "https" if self.config.tls_cert is not None else "http"
+        return f"{scheme}://{host}:{self.port}"
 
     @property
     def apikey(self) -> str:
