@@ -523,3 +523,21 @@ def test_the_library_reads_the_environment_by_default(
     monkeypatch.setenv("https_proxy", f"http://127.0.0.1:{refusing_port}")
     client = Client(tls_share(sim), apikey=KEY, cacert=certs.ca, retries=0, proxy="")
     assert client.count() == len(sim.share_events())
+
+
+def test_the_sync_service_goes_through_its_configured_proxy(
+        make_sim: Any, make_proxy: Callable[..., RealProxy], tmp_path: Path) -> None:
+    sim, proxy = make_sim(shares=2, events=300, page_max=100), make_proxy(basic_auth="svc:s3cr3t-pw")
+    config = tmp_path / "hubasync.toml"
+    config.write_text(
+        f'directory = "{tmp_path}"\napikey_env = "APIKEY"\n'
+        f'proxy = "{proxy.url("svc", "s3cr3t-pw")}"\n'
+        + "".join(f'[shares.s{n}]\nurl = "{sim.url}/shares/v2/async/s{n}"\n' for n in (1, 2)))
+    done = run(["sync", str(config), "--once", "--debug"])
+    assert done.code == 0, done.stderr
+    assert "s3cr3t-pw" not in done.stderr
+    for n in (1, 2):
+        with open(tmp_path / f"s{n}.jsonl", encoding="utf-8") as handle:
+            assert same_events([json.loads(line) for line in handle],
+                               sim.share_events(f"s{n}"))
+        assert proxy.wait_for_log(f"POST 127.0.0.1:{sim.port}/shares/v2/async/s{n}")
