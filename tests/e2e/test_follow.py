@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
-import subprocess
-import time
 from typing import Any
+
+from processes import Child, wait_until
 
 from .helpers import command, read_jsonl, share
 
 
-def follow_for(args: list[str], seconds: float, sig: int = signal.SIGTERM) -> tuple[int, str]:
-    environment = dict(os.environ, APIKEY="demo-key")
-    process = subprocess.Popen(command() + args, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, env=environment)
-    time.sleep(seconds)
-    process.send_signal(sig)
-    _, err = process.communicate(timeout=30)
-    return process.returncode, err.decode()
+def follow(args: list[str]) -> Child:
+    return Child(command() + args, env=dict(os.environ, APIKEY="demo-key"))
+
+
+def lines_in(path: Any) -> int:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read().count(b"\n")
+    except FileNotFoundError:
+        return 0
 
 
 def test_follow_stopped_and_restarted_writes_every_event_once(make_sim: Any,
@@ -27,30 +30,31 @@ def test_follow_stopped_and_restarted_writes_every_event_once(make_sim: Any,
     out, state = tmp_path / "events.jsonl", tmp_path / "events.state"
     args = [share(sim), "--follow", "--interval=0.3", "--format=jsonl", "-o", str(out),
             "--state", str(state)]
-    code, err = follow_for(args, 2.5)
-    assert code == 0, err
+    with follow(args) as child:
+        wait_until(lambda: lines_in(out) > 800, "events written beyond the first 800",
+                   child=child)
+        assert child.stop(signal.SIGTERM) == 0, child.stderr_text()
     first = read_jsonl(str(out))
     assert len(first) > 800
-    time.sleep(1.0)  # events keep arriving while nobody follows
-    code, err = follow_for(args, 2.5, signal.SIGINT)
-    assert code == 0, err
+    # events keep arriving while nobody follows
+    wait_until(lambda: len(sim.share_events("demo")) > len(first) + 40, "the share to grow")
+    with follow(args) as child:
+        grown = len(sim.share_events("demo"))
+        wait_until(lambda: lines_in(out) >= grown, "the events added meanwhile", child=child)
+        assert child.stop(signal.SIGINT) == 0, child.stderr_text()
     got = read_jsonl(str(out))
     truth = sim.share_events("demo")
-    assert len(got) > len(first)
+    assert len(got) >= grown
     assert got == truth[:len(got)]  # in insertion order, no gap, no repeat
 
 
 def test_follow_to_stdout_closes_the_array_on_stop(make_sim: Any) -> None:
-    import json
-
     sim = make_sim(events=300, grow=20)
-    environment = dict(os.environ, APIKEY="demo-key")
-    process = subprocess.Popen(command() + [share(sim), "--follow", "--interval=0.2"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment)
-    time.sleep(2.0)
-    process.send_signal(signal.SIGTERM)
-    out, err = process.communicate(timeout=30)
-    assert process.returncode == 0, err
-    events = json.loads(out)
+    # the first page (300 events, over 64 KB) would fill a pipe: stdout goes to a file
+    with follow([share(sim), "--follow", "--interval=0.2"]) as child:
+        wait_until(lambda: child.stdout_bytes().count(b'"uuid"') > 300,
+                   "events beyond the first 300 on stdout", child=child)
+        assert child.stop(signal.SIGTERM) == 0, child.stderr_text()
+        events = json.loads(child.stdout_bytes())
     assert len(events) > 300
     assert events == sim.share_events("demo")[:len(events)]
