@@ -12,7 +12,6 @@ import itertools
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from typing import Any, Dict, Iterator, List
 
 import pytest
 from fakehub import SHARE, FakeHub, reply, tiny_share
+from processes import refused_port
 
 import hubasync
 from hubasync import (
@@ -45,12 +45,6 @@ def hub(make_sim: Any) -> Any:
 
 def client(sim: Any, share: str = "demo", **options: Any) -> hubasync.Client:
     return hubasync.Client(f"{sim.url}/shares/v2/async/{share}", apikey=KEY, **options)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def rendered(error: BaseException) -> str:
@@ -303,8 +297,12 @@ def test_invalid_token_raises_query_rejected_marked_as_a_token_error(hub: Any) -
 
 
 def test_dead_port_raises_hub_unavailable_after_the_retries() -> None:
-    url = f"http://127.0.0.1:{free_port()}/shares/v2/demo?apikey={KEY}"  # the UI's URL form
-    dead = hubasync.Client(url, retries=1, timeout=2)
+    with refused_port() as port:
+        url = f"http://127.0.0.1:{port}/shares/v2/demo?apikey={KEY}"  # the UI's URL form
+        dead_port_raises_hub_unavailable(hubasync.Client(url, retries=1, timeout=2))
+
+
+def dead_port_raises_hub_unavailable(dead: hubasync.Client) -> None:
     started = time.monotonic()
     with pytest.raises(HubUnavailable) as caught:
         list(dead.events())

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from processes import wait_until
 
 from hubasync.errors import OutputError, UsageError
 from hubasync.state import (
@@ -167,10 +168,8 @@ while True:
     save_state({path!r}, RunState(fingerprint="f", token="t" * (number % 5000), pages=number))
 """
     child = subprocess.Popen([sys.executable, "-c", script])
-    deadline = time.monotonic() + 10
-    while not os.path.exists(path) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.3)
+    wait_until(lambda: os.path.exists(path), "the first state saved")
+    time.sleep(0.3)  # then let it save many more times, and kill it in the middle of one
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
     loaded = load_state(path)
