@@ -10,18 +10,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import traceback
 from dataclasses import dataclass
 from typing import NoReturn, Optional, Sequence
 
 from . import __version__
-from .errors import ExitCode, HubasyncError, UsageError, one_line
+from .checks import check_cacert, check_sendable
+from .errors import ExitCode, HubasyncError, OutputError, UsageError, one_line
+from .messages import PROG, keep_secret, say, say_traceback
 from .params import Query, parse_param, parse_projection
 from .retry import DEFAULT_RETRIES, DEFAULT_TIMEOUT
 from .sinks import FORMATS
-from .urls import ShareUrl, is_loopback, parse_share_url, redact
-
-PROG = "hubasync"
+from .urls import ShareUrl, is_loopback, parse_share_url
 
 DESCRIPTION = """\
 Download events (or an event count) from an Arctic Hub share through its async API.
@@ -39,13 +38,13 @@ EPILOG = """\
 exit codes:
   0    done
   1    internal error (a bug: please report it with the --debug output)
-  2    usage or configuration error (bad option, bad URL, no API key)
+  2    usage or configuration error (bad option, bad URL, no API key, bad --cacert)
   3    the hub refused the API key (401/403)
   4    share not found (404)
   5    the hub rejected the query (400: invalid inputs or token)
   6    the hub or the network failed beyond the retries
-  7    the output could not be written
-  130  interrupted (SIGINT/SIGTERM); the JSON written so far stays valid
+  7    the output could not be written (or stdout is closed and there is no -o)
+  130  interrupted (SIGINT, SIGTERM or SIGHUP); the JSON written so far stays valid
 
 examples:
   export APIKEY=...
@@ -156,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "run again continues where it stopped")
     out.add_argument("--follow", action="store_true",
                      help="keep the output in sync: read in insertion order, then ask again "
-                          "every --interval seconds, until SIGINT or SIGTERM")
+                          "every --interval seconds, until SIGINT, SIGTERM or SIGHUP")
     out.add_argument("--interval", type=_seconds, default=60.0, metavar="SECONDS",
                      help="with --follow: seconds between checks once caught up (default 60)")
     out.add_argument("--recover", action="store_true",
@@ -251,6 +250,11 @@ def settings_from(argv: Optional[Sequence[str]]) -> Settings:
         )
     apikey = _apikey(args, share)
     _check_key(apikey)
+    for option, value in (("--token", args.token), ("--start", args.start), ("--end", args.end),
+                          ("--filter", args.filter), ("--projection", args.projection),
+                          ("--sort", args.sort), *(("--param", text) for text in args.param)):
+        if value is not None:
+            check_sendable(option, value)
     limit, token, pasted = _take_paging(share, args.limit, args.token)
     extra = pasted + tuple(parse_param(text) for text in args.param)
     query = Query(
@@ -289,8 +293,8 @@ def settings_from(argv: Optional[Sequence[str]]) -> Settings:
                  if value]
         if given:
             raise UsageError(f"a count URL takes no {', '.join(given)}")
-    if args.cacert and not os.path.isfile(args.cacert):
-        raise UsageError(f"--cacert {args.cacert}: no such file")
+    if args.cacert:
+        check_cacert(args.cacert)
     return Settings(
         share=share, apikey=apikey, query=query, limit=limit, token=token,
         format=args.format, output=args.output, state=args.state, follow=args.follow,
@@ -300,27 +304,51 @@ def settings_from(argv: Optional[Sequence[str]]) -> Settings:
     )
 
 
+def _reopen_closed_standard_streams() -> tuple[bool, bool]:
+    """Give each closed standard descriptor (0, 1, 2) /dev/null, so that no file this run
+    opens lands on one of them; returns whether stdout and stderr were closed."""
+    closed = []
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            closed.append(fd)
+    for fd in closed:
+        opened = os.open(os.devnull, os.O_RDWR)
+        if opened != fd:
+            os.dup2(opened, fd)
+            os.close(opened)
+    stdout_closed = 1 in closed or sys.stdout is None
+    stderr_closed = 2 in closed or sys.stderr is None
+    if stdout_closed:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (for the life of the process)
+    if stderr_closed:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (messages are dropped)
+    return stdout_closed, stderr_closed
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit code."""
+    stdout_closed, _ = _reopen_closed_standard_streams()
     debug = "--debug" in (sys.argv[1:] if argv is None else argv)
-    secret: Optional[str] = None
     try:
         settings = settings_from(argv)
-        secret = settings.apikey
+        keep_secret(settings.apikey)
+        if stdout_closed and settings.output is None:
+            raise OutputError("standard output is closed: give -o FILE, or leave stdout open")
         from .download import run
 
         return run(settings)
     except HubasyncError as error:
         if debug:
-            traceback.print_exc()
-        print(f"{PROG}: {redact(str(error), secret)}", file=sys.stderr)
+            say_traceback(error)
+        say(str(error))
         return error.exit_code
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
+        say("interrupted")
         return ExitCode.INTERRUPTED
     except Exception as error:  # a bug: still one line, unless --debug
         if debug:
-            traceback.print_exc()
-        print(f"{PROG}: internal error: {redact(one_line(repr(error)), secret)} (run with "
-              f"--debug for the traceback)", file=sys.stderr)
+            say_traceback(error)
+        say(f"internal error: {one_line(repr(error))} (run with --debug for the traceback)")
         return 1

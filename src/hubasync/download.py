@@ -13,12 +13,11 @@ import json
 import os
 import sys
 import time
-import traceback
 from calendar import timegm
 from dataclasses import dataclass
 from typing import Optional
 
-from .cli import PROG, Settings
+from .cli import Settings
 from .errors import (
     ExitCode,
     HubasyncError,
@@ -28,6 +27,7 @@ from .errors import (
     QueryRejected,
     UsageError,
 )
+from .messages import say, say_line, say_traceback
 from .output import open_output
 from .pages import Pager
 from .params import Query, encode_query
@@ -43,8 +43,7 @@ from .urls import redact
 TIME_KEYS = ("observation time", "source time")
 
 
-def _say(message: str) -> None:
-    print(f"{PROG}: {message}", file=sys.stderr, flush=True)
+_say = say
 
 
 class _SinkConsumer:
@@ -88,8 +87,9 @@ def run(settings: Settings) -> int:
 
     def on_retry(reason: str, wait: float, failures: int) -> None:
         note = f"retry {failures}/{settings.retries} in {wait:.1f} s: {reason}"
+        note = redact(note, settings.apikey)
         if settings.debug:
-            _say(redact(note, settings.apikey))
+            _say(note)
         progress.note(note)
 
     session = HubSession(settings.share, settings.apikey, timeout=settings.timeout,
@@ -261,7 +261,7 @@ class _Download:
         self.progress.update(sink.events_written, position.pages, force=True)
         self.progress.clear()
         if position.more and position.token:
-            print(position.token, file=sys.stderr, flush=True)
+            say_line(position.token)
         return ExitCode.OK
 
     def _pager(self, position: _Position) -> Pager:
@@ -368,12 +368,12 @@ class _Download:
             return ExitCode.OK
         _say(str(stop))
         if position.token:
-            print(position.token, file=sys.stderr, flush=True)
+            say_line(position.token)
         return ExitCode.INTERRUPTED
 
     def _failed(self, sink: Sink, position: _Position, error: HubasyncError) -> int:
         if self.settings.debug:
-            traceback.print_exception(type(error), error, error.__traceback__)
+            say_traceback(error)
         self._close_early(sink)
         self.progress.clear()
         message = str(error)
@@ -385,5 +385,5 @@ class _Download:
                         f"{hint}remove the state file to start over)")
         _say(redact(message, self.settings.apikey))
         if position.token and not isinstance(error, (OutputError, QueryRejected)):
-            print(position.token, file=sys.stderr, flush=True)
+            say_line(position.token)
         return error.exit_code

@@ -14,7 +14,7 @@ import pytest
 from fakehub import SHARE, FakeHub, Reply, Seen, reply
 from processes import Child, refused_port, wait_until
 
-from .helpers import command, run, share
+from .helpers import Run, command, run, share
 
 
 def one_line(stderr: str) -> str:
@@ -146,7 +146,7 @@ def polls_of_job_two(hub: FakeHub) -> int:
         return sum(1 for seen in hub.requests if seen.path == f"{SHARE}/jobs/2")
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_a_signal_during_a_pending_job_exits_130_with_valid_json_and_the_token(
         signum: int) -> None:
     release = threading.Event()
@@ -178,3 +178,79 @@ def test_debug_never_shows_the_key(sim: Any) -> None:
     assert done.code == 0
     assert "demo-key" not in done.stderr
     assert "POST" in done.stderr  # the trace is there
+
+
+def run_with_closed(streams: str, args: list[str], apikey: str = "demo-key") -> Run:
+    """Run the CLI with some standard streams closed: ``streams`` is e.g. ``">&-"``."""
+    environment = dict(os.environ, APIKEY=apikey)
+    done = subprocess.run(["sh", "-c", f'exec "$@" {streams}', "sh", *command(), *args],
+                          capture_output=True, env=environment, timeout=120)
+    return Run(done.returncode, done.stdout, done.stderr.decode("utf-8", "replace"))
+
+
+def test_closed_stdout_without_output_file_exits_7_before_any_request(sim: Any) -> None:
+    done = run_with_closed(">&-", [share(sim)])
+    assert done.code == 7, done.stderr
+    assert "standard output is closed" in one_line(done.stderr)
+    assert sim.stats.requests["post"] == 0
+    done = run_with_closed(">&-", [share(sim, tail="/count")])
+    assert done.code == 7, done.stderr
+
+
+def test_closed_stdout_with_an_output_file_works(sim: Any, tmp_path: Any) -> None:
+    out = tmp_path / "out.json"
+    done = run_with_closed(">&- <&-", [share(sim), "--sort=_id", "-o", str(out)])
+    assert done.code == 0, done.stderr
+    assert json.loads(out.read_bytes()) == sim.share_events("demo")
+
+
+@pytest.mark.parametrize("debug", [[], ["--debug"]])
+def test_closed_stderr_changes_no_exit_code_and_no_output(sim: Any, tmp_path: Any,
+                                                          debug: list[str]) -> None:
+    out = tmp_path / "out.json"
+    done = run_with_closed("2>&-", [share(sim), "--sort=_id", "-o", str(out), *debug])
+    assert done.code == 0
+    assert done.stdout == b""  # nothing meant for stderr comes out on stdout
+    assert json.loads(out.read_bytes()) == sim.share_events("demo")  # nor in the file
+    done = run_with_closed("2>&-", [share(sim), "--limit=5", *debug])
+    assert done.code == 0
+    assert len(json.loads(done.stdout)) == 5
+    assert run_with_closed("2>&-", [share(sim), *debug], apikey="wrong").code == 3
+    assert run_with_closed("2>&-", [share(sim), "--limit=0", *debug]).code == 2
+    assert run_with_closed("2>&-", [share(sim, "nosuchshare"), *debug]).code == 4
+
+
+@pytest.mark.parametrize("content", [b"not a certificate\n", b"", b"\x00\xff" * 100])
+def test_cacert_that_is_not_pem_exits_2(tmp_path: Any, content: bytes) -> None:
+    path = tmp_path / "ca.pem"
+    path.write_bytes(content)
+    done = run(["https://hub.example.com/shares/v2/async/abc", f"--cacert={path}"])
+    assert done.code == 2, done.stderr
+    line = one_line(done.stderr)
+    assert "--cacert" in line and str(path) in line and "PEM" in line
+
+
+def test_cacert_that_is_a_directory_exits_2(tmp_path: Any) -> None:
+    done = run(["https://hub.example.com/shares/v2/async/abc", f"--cacert={tmp_path}"])
+    assert done.code == 2, done.stderr
+    assert "--cacert" in one_line(done.stderr)
+
+
+@pytest.mark.parametrize("option", ["--token", "--start", "--filter", "--sort", "--param"])
+def test_option_bytes_that_cannot_be_encoded_exit_2_naming_the_option(option: str) -> None:
+    value = b"x=\xff\xfe" if option == "--param" else b"\xff\xfeabc"
+    environment = dict(os.environ, APIKEY="k", LC_ALL="C.UTF-8")
+    done = subprocess.run(
+        [os.fsencode(part) for part in command()]
+        + [b"https://hub.example.com/shares/v2/async/abc", option.encode() + b"=" + value],
+        capture_output=True, env=environment, timeout=60)
+    stderr = done.stderr.decode("utf-8", "replace")
+    assert done.returncode == 2, stderr
+    assert option in one_line(stderr)
+
+
+@pytest.mark.parametrize("name", ["limit", "token", "LIMIT"])
+def test_param_limit_or_token_is_refused(name: str) -> None:
+    done = run(["https://hub.example.com/shares/v2/async/abc", f"--param={name}=5"], apikey="k")
+    assert done.code == 2, done.stderr
+    assert f"--{name.lower()}" in one_line(done.stderr)
