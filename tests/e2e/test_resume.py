@@ -101,3 +101,23 @@ def test_nightly_sync_appends_only_new_events(make_sim: Any, tmp_path: Any) -> N
     assert done.code == 0, done.stderr
     assert read_jsonl(str(out)) == sim.share_events("demo")
     assert len(sim.share_events("demo")) == 2200
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_a_complete_state_with_the_part_file_left_finishes_it(make_sim: Any, tmp_path: Any,
+                                                                fmt: str) -> None:
+    sim = make_sim(events=700, page_max=300)
+    out, state = tmp_path / f"out.{fmt}", tmp_path / "state.json"
+    args = [share(sim), "--sort=_id", f"--format={fmt}", "-o", str(out), "--state", str(state)]
+    first = run(args)
+    assert first.code == 0, first.stderr
+    whole = out.read_bytes()
+    # as if the run had stopped after recording "complete" and before renaming the file
+    os.rename(out, str(out) + ".part")
+    assert json.loads(state.read_text())["complete"] is True
+    sim.stats.reset()
+    again = run(args)
+    assert again.code == 0, again.stderr
+    assert out.read_bytes() == whole
+    assert not os.path.exists(str(out) + ".part")
+    assert sim.stats.requests["post"] == 0  # nothing asked again
