@@ -55,8 +55,14 @@ def test_sigkill_at_random_moments_then_resume_gives_every_event_once(
             rows = list(csv.DictReader(handle))
         assert [row["uuid"] for row in rows] == [event["uuid"] for event in expected]
     assert json.loads(state.read_text())["complete"] is True
+    written = out.read_bytes()
+    sim.stats.reset()
     again = run(args)  # a finished run does nothing more
-    assert again.code == 0
+    assert again.code == 0, again.stderr
+    assert out.read_bytes() == written
+    if fmt != "jsonl":  # a JSON-lines file sorted by _id is a sync: it asks for newer events
+        assert "already complete" in again.stderr
+        assert sim.stats.requests["post"] == 0
 
 
 def test_interrupted_run_resumes_exactly_once(make_sim: Any, tmp_path: Any) -> None:
