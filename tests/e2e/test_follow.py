@@ -7,6 +7,7 @@ import os
 import signal
 from typing import Any
 
+import pytest
 from processes import Child, wait_until
 
 from .helpers import command, read_jsonl, share
@@ -63,13 +64,14 @@ def test_follow_stopped_and_restarted_writes_every_event_once(make_sim: Any,
     assert got == truth[:len(got)]  # in insertion order, no gap, no repeat
 
 
-def test_follow_to_stdout_closes_the_array_on_stop(make_sim: Any) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_follow_to_stdout_closes_the_array_on_stop(make_sim: Any, signum: int) -> None:
     sim = make_sim(events=300, grow=20)
     # the first page (300 events, over 64 KB) would fill a pipe: stdout goes to a file
     with follow([share(sim), "--follow", "--interval=0.2"]) as child:
         wait_until(lambda: child.stdout_bytes().count(b'"uuid"') > 300,
                    "events beyond the first 300 on stdout", child=child)
-        assert child.stop(signal.SIGTERM) == 0, child.stderr_text()
+        assert child.stop(signum) == 0, child.stderr_text()
         events = json.loads(child.stdout_bytes())
     assert len(events) > 300
     assert events == sim.share_events("demo")[:len(events)]
