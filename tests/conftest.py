@@ -14,8 +14,13 @@ import os
 from typing import Any, Callable, Iterator, List
 
 import pytest
+from hypothesis import settings
 
 from hubasync.sim import SimConfig, Simulator
+
+# every run of the suite tries the same examples: a failure is found again by running again
+settings.register_profile("repeatable", derandomize=True, database=None)
+settings.load_profile("repeatable")
 
 SIM_DEFAULTS = {"events": 2500, "page_max": 1000, "job_latency": 0.0, "retry_after": 0.05,
                 "fault_delay": 0.3}

@@ -12,7 +12,6 @@ import itertools
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from typing import Any, Dict, Iterator, List
 
 import pytest
 from fakehub import SHARE, FakeHub, reply, tiny_share
+from processes import refused_port
 
 import hubasync
 from hubasync import (
@@ -45,12 +45,6 @@ def hub(make_sim: Any) -> Any:
 
 def client(sim: Any, share: str = "demo", **options: Any) -> hubasync.Client:
     return hubasync.Client(f"{sim.url}/shares/v2/async/{share}", apikey=KEY, **options)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def rendered(error: BaseException) -> str:
@@ -303,8 +297,12 @@ def test_invalid_token_raises_query_rejected_marked_as_a_token_error(hub: Any) -
 
 
 def test_dead_port_raises_hub_unavailable_after_the_retries() -> None:
-    url = f"http://127.0.0.1:{free_port()}/shares/v2/demo?apikey={KEY}"  # the UI's URL form
-    dead = hubasync.Client(url, retries=1, timeout=2)
+    with refused_port() as port:
+        url = f"http://127.0.0.1:{port}/shares/v2/demo?apikey={KEY}"  # the UI's URL form
+        dead_port_raises_hub_unavailable(hubasync.Client(url, retries=1, timeout=2))
+
+
+def dead_port_raises_hub_unavailable(dead: hubasync.Client) -> None:
     started = time.monotonic()
     with pytest.raises(HubUnavailable) as caught:
         list(dead.events())
@@ -442,3 +440,166 @@ def test_a_malformed_event_raises_a_hubasync_error() -> None:
         made = hubasync.Client(fake.url + SHARE, apikey=KEY, retries=1)
         with pytest.raises(HubasyncError):
             list(made.events())
+
+
+# --- the library under misuse ----------------------------------------------------------------
+
+
+def every_form_of(made: hubasync.Client) -> str:
+    """Everything introspection shows of a client: repr, str, vars, its attributes' reprs."""
+    shown = [repr(made), str(made), repr(vars(made)), str(vars(made))]
+    shown += [repr(getattr(made, name, None)) for name in dir(made)]
+    shown += [repr(vars(value)) for value in vars(made).values() if hasattr(value, "__dict__")]
+    return "\n".join(shown)
+
+
+@pytest.mark.parametrize("form", ["argument", "sync URL", "async URL", "environment"])
+def test_introspection_never_shows_the_key(hub: Any, form: str, monkeypatch: Any) -> None:
+    import copy
+    import dataclasses
+    import pickle
+
+    monkeypatch.delenv("APIKEY", raising=False)
+    if form == "argument":
+        made = client(hub)
+    elif form == "sync URL":
+        made = hubasync.Client(hub.share_url("demo", sync=True))
+    elif form == "async URL":
+        made = hubasync.Client(f"{hub.url}/shares/v2/async/demo?apikey={KEY}")
+    else:
+        monkeypatch.setenv("APIKEY", KEY)
+        made = hubasync.Client(f"{hub.url}/shares/v2/async/demo")
+    assert KEY not in every_form_of(made)
+    with pytest.raises(TypeError):
+        dataclasses.asdict(made)  # type: ignore[call-overload]
+    with pytest.raises(TypeError):
+        pickle.dumps(made)
+    with pytest.raises(TypeError):
+        copy.deepcopy(made)
+    assert made.timeout > 0 and made.retries >= 0  # the settings can still be read
+    assert made.count() == 2500  # and the key is still used
+
+
+BAD_CLIENT_ARGUMENTS = [
+    ({"url": b"https://hub.invalid/shares/v2/async/demo"}, TypeError, "url"),
+    ({"apikey": 42}, TypeError, "apikey"),
+    ({"timeout": "60"}, TypeError, "timeout"),
+    ({"timeout": True}, TypeError, "timeout"),
+    ({"timeout": 0}, ValueError, "timeout"),
+    ({"timeout": -1.5}, ValueError, "timeout"),
+    ({"timeout": float("nan")}, ValueError, "timeout"),
+    ({"timeout": float("inf")}, ValueError, "timeout"),
+    ({"retries": 2.5}, TypeError, "retries"),
+    ({"retries": "3"}, TypeError, "retries"),
+    ({"retries": -1}, ValueError, "retries"),
+    ({"cacert": 7}, TypeError, "cacert"),
+    ({"cacert": "/nonexistent/ca.pem"}, ValueError, "cacert"),
+    ({"allow_http": "yes"}, TypeError, "allow_http"),
+]
+
+
+@pytest.mark.parametrize("arguments, kind, name", BAD_CLIENT_ARGUMENTS)
+def test_wrong_client_arguments_are_refused_naming_them(arguments: Dict[str, Any], kind: type,
+                                                         name: str) -> None:
+    given: Dict[str, Any] = {"url": "https://hub.invalid/shares/v2/async/demo", "apikey": KEY}
+    given.update(arguments)
+    with pytest.raises(kind) as caught:
+        hubasync.Client(**given)
+    assert name in str(caught.value)
+    assert isinstance(caught.value, UsageError) and caught.value.exit_code == 2
+    assert KEY not in rendered(caught.value)
+
+
+def test_a_cacert_that_is_not_pem_is_refused(tmp_path: Any) -> None:
+    path = tmp_path / "ca.pem"
+    path.write_text("not a certificate\n")
+    with pytest.raises(ValueError, match="cacert.*PEM"):
+        hubasync.Client("https://hub.invalid/shares/v2/async/demo", apikey=KEY,
+                        cacert=str(path))
+
+
+BAD_QUERY_ARGUMENTS = [
+    ({"limit": "10"}, TypeError, "limit"),
+    ({"limit": 2.0}, TypeError, "limit"),
+    ({"limit": True}, TypeError, "limit"),
+    ({"limit": 0}, ValueError, "limit"),
+    ({"limit": -3}, ValueError, "limit"),
+    ({"token": 123}, TypeError, "token"),
+    ({"token": "\udcff\udcfe"}, ValueError, "token"),
+    ({"start": ["2020"]}, TypeError, "start"),
+    ({"end": object()}, TypeError, "end"),
+    ({"filter": 3}, TypeError, "filter"),
+    ({"filter": "ip=\udc80"}, ValueError, "filter"),
+    ({"projection": 5}, TypeError, "projection"),
+    ({"projection": ["feed", 3]}, TypeError, "projection"),
+    ({"projection": {"feed": 1}}, TypeError, "projection"),
+    ({"sort": 1}, TypeError, "sort"),
+    ({"reverse": "yes"}, TypeError, "reverse"),
+    ({"params": [("a", "b")]}, TypeError, "params"),
+    ({"params": {"a": 1}}, TypeError, "params"),
+    ({"params": {"limit": "5"}}, ValueError, "limit"),
+    ({"params": {"token": "T"}}, ValueError, "token"),
+    ({"params": {"apikey": KEY}}, ValueError, "apikey"),
+    ({"params": {"x": "\udcff"}}, ValueError, "params"),
+]
+
+
+@pytest.mark.parametrize("arguments, kind, name", BAD_QUERY_ARGUMENTS)
+@pytest.mark.parametrize("method", ["pages", "events"])
+def test_wrong_query_arguments_are_refused_when_called(hub: Any, arguments: Dict[str, Any],
+                                                       kind: type, name: str,
+                                                       method: str) -> None:
+    made = client(hub)
+    with pytest.raises(kind) as caught:
+        getattr(made, method)(**arguments)  # raised by the call itself, before any request
+    assert name in str(caught.value)
+    assert isinstance(caught.value, UsageError)
+    assert KEY not in rendered(caught.value)
+    assert hub.stats.requests["post"] == 0  # nothing was sent, once or twice
+
+
+@pytest.mark.parametrize("arguments, kind, name", [
+    args for args in BAD_QUERY_ARGUMENTS
+    if next(iter(args[0])) in ("start", "end", "filter", "params")])
+def test_wrong_count_arguments_are_refused(hub: Any, arguments: Dict[str, Any], kind: type,
+                                           name: str) -> None:
+    with pytest.raises(kind) as caught:
+        client(hub).count(**arguments)
+    assert name in str(caught.value)
+    assert hub.stats.requests["post"] == 0
+
+
+def test_params_are_sent_as_given(make_sim: Any) -> None:
+    sim = make_sim(apikey=KEY, events=300)
+    made = client(sim)
+    with pytest.raises(QueryRejected) as caught:
+        list(made.events(params={"severity": "high"}))  # the hub knows no such parameter
+    assert [key for key, _ in caught.value.reasons] == ["severity"]
+    assert made.count(params={"filter": "feed=phishtank"}) == made.count(
+        filter="feed=phishtank")
+
+
+def test_start_as_epoch_seconds_is_accepted(hub: Any) -> None:
+    made = client(hub)
+    assert made.count(start=1) == made.count(start="1") == 2500  # since 1970
+    assert made.count(end=1.0) == made.count(end="1.0") == 0
+
+
+def test_two_iterators_over_one_page_are_independent(hub: Any) -> None:
+    made = client(hub)
+    pages = made.pages(sort="_id", limit=1000)
+    page = next(pages)
+    expected = hub.share_events("demo")[:1000]
+    first = iter(page)
+    head = [next(first) for _ in range(3)]
+    second = iter(page)
+    assert [next(second) for _ in range(5)] == expected[:5]
+    assert head == expected[:3]
+    assert next(first) == expected[3]  # the first goes on where it was
+    assert list(second) == expected[5:]
+    assert list(first) == expected[4:]
+    assert page.events == expected and len(page) == 1000
+    zipped = list(zip(page, page))
+    assert [a for a, _ in zipped] == [b for _, b in zipped] == expected
+    page.close()
+    pages.close()

@@ -113,6 +113,9 @@ def test_location_to_another_origin_is_refused() -> None:
     (202, {}, Poll(STATUS_URL, None)),
     (302, {"Location": "../results/J1"}, Fetch(RESULTS_URL)),
     (302, {}, Retry("status: finished without a Location")),
+    (303, {"Location": "../results/J1"}, Fetch(RESULTS_URL)),  # See Other: the same as 302
+    (303, {"Location": RESULTS_URL}, Fetch(RESULTS_URL)),
+    (303, {}, Retry("status: finished without a Location")),
     (410, {"X-STATUS": "Job expired"}, Repost("job expired")),
     (410, {}, Repost("job no longer exists")),
     (404, {}, Repost("job not found")),

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from processes import wait_until
 
 from hubasync.errors import OutputError, UsageError
 from hubasync.state import (
@@ -180,10 +181,8 @@ while True:
     save_state({path!r}, RunState(fingerprint="f", token="t" * (number % 5000), pages=number))
 """
     child = subprocess.Popen([sys.executable, "-c", script])
-    deadline = time.monotonic() + 10
-    while not os.path.exists(path) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.3)
+    wait_until(lambda: os.path.exists(path), "the first state saved")
+    time.sleep(0.3)  # then let it save many more times, and kill it in the middle of one
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
     loaded = load_state(path)
@@ -277,3 +276,38 @@ def test_temporary_names_are_unpredictable_and_never_left_behind(
     assert len(set(used)) == 2 and all(name != path + ".tmp" for name in used)
     assert all(os.path.dirname(name) == str(tmp_path) for name in used)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
+def test_save_syncs_the_new_state_before_the_rename_and_the_directory_after(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = str(tmp_path / "state.json")
+    save_state(path, RunState(fingerprint="f", token="old"))
+    calls: list[tuple[str, ...]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        target = os.readlink(f"/proc/self/fd/{fd}")
+        size = os.fstat(fd).st_size
+        real_fsync(fd)
+        calls.append(("fsync", target, str(size)))
+
+    def replace(source: str, destination: str) -> None:
+        calls.append(("replace", os.path.abspath(source), os.path.abspath(destination)))
+        real_replace(source, destination)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    save_state(path, RunState(fingerprint="f", token="new"))
+    monkeypatch.undo()
+
+    renames = [call for call in calls if call[0] == "replace"]
+    assert len(renames) == 1 and renames[0][2] == path, calls
+    temporary = renames[0][1]
+    assert os.path.dirname(temporary) == str(tmp_path)  # the same directory: rename is atomic
+    at = calls.index(renames[0])
+    synced_before = [call for call in calls[:at] if call[0] == "fsync" and call[1] == temporary]
+    assert synced_before, f"the new state is not synced before the rename: {calls}"
+    assert int(synced_before[-1][2]) == os.path.getsize(path)  # synced once whole
+    synced_after = [call for call in calls[at + 1:] if call[0] == "fsync"]
+    assert ("fsync", str(tmp_path)) in [call[:2] for call in synced_after], (
+        f"the directory is not synced after the rename: {calls}")
+    loaded = load_state(path)
+    assert loaded is not None and loaded.token == "new"

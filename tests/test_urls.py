@@ -416,9 +416,13 @@ def test_redact(text: str, secret: str | None, expected: str) -> None:
 @given(st.text())
 def test_parse_never_raises_anything_but_usage_error(text: str) -> None:
     try:
-        parse_share_url(text)
+        parsed = parse_share_url(text)
     except UsageError:
-        pass
+        return
+    # what parses is a share: its own async URL parses back to the same share
+    again = parse_share_url(parsed.post_url)
+    assert (again.post_url, again.share_id, again.index, again.count) == (
+        parsed.post_url, parsed.share_id, parsed.index, parsed.count)
 
 
 URL_PIECES = st.sampled_from(

@@ -10,22 +10,23 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import traceback
 from typing import NoReturn, Optional, Sequence
 
 from .access import check_key_and_origin
+from .checks import check_cacert, check_sendable
 from .download import run
-from .errors import ExitCode, HubasyncError, UsageError, one_line
+from .errors import ExitCode, HubasyncError, OutputError, UsageError, one_line
 from .job import DEFAULT_JOB_TIMEOUT
+from .messages import PROG, keep_secret, say, say_traceback
 from .output import resolve_output
 from .params import Query, parse_param, parse_projection
 from .proxy import parse_proxy_url, secrets_of
 from .retry import DEFAULT_RETRIES, DEFAULT_TIMEOUT
 from .session import DEFAULT_PAGE_TIMEOUT
-from .settings import PROG, Settings
+from .settings import Settings
 from .sinks import FORMATS
 from .stalls import DEFAULT_MAX_EMPTY_PAGES
-from .urls import ShareUrl, parse_share_url, redact
+from .urls import ShareUrl, parse_share_url
 from .version import __version__
 
 SERVICE_COMMANDS = ("sync", "status")
@@ -46,15 +47,18 @@ EPILOG = """\
 exit codes:
   0    done
   1    internal error (a bug: please report it with the --debug output)
-  2    usage or configuration error (bad option, bad URL, no API key, a proxy URL
-       that is not http://), or the proxy refused its credentials (407)
+  2    usage or configuration error (bad option, bad URL, no API key, bad --cacert, a
+       proxy URL that is not http://), or the proxy refused its credentials (407)
   3    the hub refused the API key (401/403)
   4    share not found (404)
   5    the hub rejected the query (400: invalid inputs or token)
-  6    the hub, the network or the proxy failed beyond the retries
-  7    the output could not be written, or is not the file --state describes
+  6    the hub, the network or the proxy failed beyond the retries (or a hub that
+       misbehaves: a job pending past --job-timeout, a body past --page-timeout, tokens
+       that do not move the run forward)
+  7    the output could not be written, or is not the file --state describes (or stdout
+       is closed and there is no -o)
   75   another hubasync run is writing the same output or state: try again later
-  130  interrupted (SIGINT/SIGTERM); the JSON written so far stays valid
+  130  interrupted (SIGINT, SIGTERM or SIGHUP); the JSON written so far stays valid
 
 examples:
   export APIKEY=...
@@ -147,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "run again continues where it stopped")
     out.add_argument("--follow", action="store_true",
                      help="keep the output in sync: read in insertion order, then ask again "
-                          "every --interval seconds, until SIGINT or SIGTERM")
+                          "every --interval seconds, until SIGINT, SIGTERM or SIGHUP")
     out.add_argument("--interval", type=_seconds, default=60.0, metavar="SECONDS",
                      help="with --follow: seconds between checks once caught up (default 60)")
     out.add_argument("--recover", action="store_true",
@@ -252,6 +256,11 @@ def settings_from(argv: Optional[Sequence[str]]) -> Settings:
     share = parse_share_url(args.url)
     apikey = _apikey(args, share)
     check_key_and_origin(share, apikey, allow_http=args.allow_http)
+    for option, value in (("--token", args.token), ("--start", args.start), ("--end", args.end),
+                          ("--filter", args.filter), ("--projection", args.projection),
+                          ("--sort", args.sort), *(("--param", text) for text in args.param)):
+        if value is not None:
+            check_sendable(option, value)
     limit, token, pasted = _take_paging(share, args.limit, args.token)
     extra = pasted + tuple(parse_param(text) for text in args.param)
     query = Query(
@@ -293,8 +302,8 @@ def settings_from(argv: Optional[Sequence[str]]) -> Settings:
                  if value]
         if given:
             raise UsageError(f"a count URL takes no {', '.join(given)}")
-    if args.cacert and not os.path.isfile(args.cacert):
-        raise UsageError(f"--cacert {args.cacert}: no such file")
+    if args.cacert:
+        check_cacert(args.cacert)
     proxy: Optional[str] = None
     if args.no_proxy:
         proxy = ""
@@ -312,10 +321,35 @@ def settings_from(argv: Optional[Sequence[str]]) -> Settings:
     )
 
 
+def _reopen_closed_standard_streams() -> tuple[bool, bool]:
+    """Give each closed standard descriptor (0, 1, 2) /dev/null, so that no file this run
+    opens lands on one of them; returns whether stdout and stderr were closed."""
+    closed = []
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            closed.append(fd)
+    for fd in closed:
+        opened = os.open(os.devnull, os.O_RDWR)
+        if opened != fd:
+            os.dup2(opened, fd)
+            os.close(opened)
+    stdout_closed = 1 in closed or sys.stdout is None
+    stderr_closed = 2 in closed or sys.stderr is None
+    if stdout_closed:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (for the life of the process)
+    if stderr_closed:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (messages are dropped)
+    return stdout_closed, stderr_closed
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit code."""
+    stdout_closed, _ = _reopen_closed_standard_streams()
     debug = "--debug" in (sys.argv[1:] if argv is None else argv)
-    secrets: tuple[str, ...] = secrets_of(None)
+    for secret in secrets_of(None):
+        keep_secret(secret)
     arguments = sys.argv[1:] if argv is None else list(argv)
     try:
         if arguments and arguments[0] in SERVICE_COMMANDS:
@@ -323,24 +357,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
             return run_command(arguments[0], arguments[1:])
         settings = settings_from(argv)
-        secrets = (*secrets, *settings.secrets)
+        for secret in settings.secrets:
+            keep_secret(secret)
+        if stdout_closed and settings.output is None:
+            raise OutputError("standard output is closed: give -o FILE, or leave stdout open")
         return run(settings)
     except HubasyncError as error:
         if debug:
-            _print_traceback(secrets)
-        print(f"{PROG}: {redact(str(error), *secrets)}", file=sys.stderr)
+            say_traceback(error)
+        say(str(error))
         return error.exit_code
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
+        say("interrupted")
         return ExitCode.INTERRUPTED
     except Exception as error:  # a bug: still one line, unless --debug
         if debug:
-            _print_traceback(secrets)
-        print(f"{PROG}: internal error: {redact(one_line(repr(error)), *secrets)} (run with "
-              f"--debug for the traceback)", file=sys.stderr)
+            say_traceback(error)
+        say(f"internal error: {one_line(repr(error))} (run with --debug for the traceback)")
         return 1
 
-
-def _print_traceback(secrets: Sequence[str]) -> None:
-    """The current exception's traceback on stderr, with every secret redacted."""
-    print(redact(traceback.format_exc(), *secrets), file=sys.stderr, end="")

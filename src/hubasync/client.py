@@ -8,26 +8,29 @@ not grow with the page size.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tempfile
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import IO, Any, Dict, Iterable, Iterator, Optional, Union
+from typing import IO, Any, Dict, Iterable, Iterator, Mapping, Optional, Union
 
 from .access import check_key_and_origin
+from .checks import check_cacert, check_sendable
 from .cursor import Cursor
-from .errors import UsageError
+from .errors import InvalidArgument, InvalidArgumentType, UsageError
 from .params import Query, query_url
 from .pipeline import fetch_pages
 from .proxy import parse_proxy_url
 from .retry import DEFAULT_RETRIES, DEFAULT_TIMEOUT, RetryPolicy
 from .session import HubSession, hub_transport
 from .stream import Batch
-from .urls import parse_share_url
+from .urls import REDACTED, parse_share_url, redact
 
 Event = Dict[str, Any]
 SPOOL_MEMORY = 8 * 1024 * 1024
+MAX_TIMEOUT = 86400 * 7  # as the command line's --timeout
+MAX_RETRIES = 1000  # as the command line's --retries
 
 
 class Page:
@@ -45,9 +48,14 @@ class Page:
         return self.count
 
     def __iter__(self) -> Iterator[Event]:
-        """The page's events as dicts, in the hub's order."""
-        self._spool.seek(0)
-        for line in self._spool:
+        """The page's events as dicts, in the hub's order; each iterator reads on its own."""
+        offset = 0
+        while True:
+            self._spool.seek(offset)
+            line = self._spool.readline()
+            if not line:
+                return
+            offset = self._spool.tell()
             event: Event = json.loads(line)
             yield event
 
@@ -96,58 +104,175 @@ class _SpoolDestination:
         return ready
 
 
-def _query(start: Optional[str], end: Optional[str], filter: Optional[str],
-           projection: Union[str, Iterable[str], None], sort: Optional[str], reverse: bool,
-           params: Optional[dict[str, str]]) -> Query:
-    if isinstance(projection, str):
-        keys: tuple[str, ...] = tuple(k.strip() for k in projection.split(",") if k.strip())
-    else:
-        keys = tuple(projection or ())
-    return Query(start=None if start is None else str(start),
-                 end=None if end is None else str(end), filter=filter, projection=keys,
-                 sort=sort, reverse=reverse, extra=tuple((params or {}).items()))
+def _text(name: str, value: Any, *, numbers: bool = False) -> Optional[str]:
+    """A string argument (or None) checked: the right type, and text that can be sent."""
+    if value is None:
+        return None
+    if numbers and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)  # epoch seconds, or <= 0 for seconds before now
+    if not isinstance(value, str):
+        kind = "a string or a number" if numbers else "a string"
+        raise InvalidArgumentType(f"{name} must be {kind}, not {type(value).__name__}")
+    check_sendable(name, value, InvalidArgument)
+    return value
 
 
-@dataclass
+def _projection(value: Union[str, Iterable[str], None]) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        check_sendable("projection", value, InvalidArgument)
+        return tuple(k.strip() for k in value.split(",") if k.strip())
+    if isinstance(value, (bytes, Mapping)) or not isinstance(value, Iterable):
+        raise InvalidArgumentType(f"projection must be a string or an iterable of strings, "
+                                  f"not {type(value).__name__}")
+    keys = tuple(value)
+    for key in keys:
+        if not isinstance(key, str):
+            raise InvalidArgumentType(f"projection keys must be strings, not "
+                                      f"{type(key).__name__}")
+        check_sendable("projection", key, InvalidArgument)
+    return keys
+
+
+def _params(params: Optional[Mapping[str, str]]) -> tuple[tuple[str, str], ...]:
+    if params is None:
+        return ()
+    if not isinstance(params, Mapping):
+        raise InvalidArgumentType(f"params must be a dict of strings, not "
+                                  f"{type(params).__name__}")
+    pairs = []
+    for key, value in params.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise InvalidArgumentType(f"params must map strings to strings: {key!r} -> "
+                                      f"{type(value).__name__}")
+        name = key.strip().lower()
+        if name in ("limit", "token"):
+            raise InvalidArgument(f"params[{key!r}] is refused: pass {name}= instead (the "
+                                  f"pages of a query set {name} themselves)")
+        if name == "apikey":
+            raise InvalidArgument("params['apikey'] is refused: the key goes in the "
+                                  "Authorization header only; pass apikey=")
+        check_sendable(f"params[{key!r}]", key, InvalidArgument)
+        check_sendable(f"params[{key!r}]", value, InvalidArgument)
+        pairs.append((key, value))
+    return tuple(pairs)
+
+
+def _query(start: Any, end: Any, filter: Any, projection: Union[str, Iterable[str], None],
+           sort: Any, reverse: Any, params: Optional[Mapping[str, str]]) -> Query:
+    if not isinstance(reverse, bool):
+        raise InvalidArgumentType(f"reverse must be True or False, not {type(reverse).__name__}")
+    return Query(start=_text("start", start, numbers=True), end=_text("end", end, numbers=True),
+                 filter=_text("filter", filter), projection=_projection(projection),
+                 sort=_text("sort", sort), reverse=reverse, extra=_params(params))
+
+
+def _limit(limit: Any) -> Optional[int]:
+    if limit is None:
+        return None
+    if not isinstance(limit, int) or isinstance(limit, bool):
+        raise InvalidArgumentType(f"limit must be a whole number, not {type(limit).__name__}")
+    if limit < 1:
+        raise InvalidArgument(f"limit must be at least 1, not {limit}")
+    return limit
+
+
+class _Secret:
+    """A value kept out of ``repr()``, ``str()`` and ``vars()`` of whatever holds it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return REDACTED
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> Any:
+        raise TypeError("a secret cannot be pickled")
+
+
 class Client:
     """A share of an Arctic Hub, read through the async API.
 
     ``url`` is the share's URL as the command line takes it (async, sync or with
     ``?apikey=``); ``apikey`` defaults to the URL's key, then to the ``APIKEY`` environment
-    variable. ``proxy`` is an HTTP proxy's URL (``http://[USER:PASSWORD@]HOST:PORT``), ``""``
-    for none, or None (the default) to read ``https_proxy``/``http_proxy``/``no_proxy`` from
-    the environment as :mod:`urllib` does. Failures raise :mod:`hubasync.errors` exceptions.
+    variable. The key is never shown: not by ``repr()``, ``str()`` or ``vars()``. ``proxy``
+    is an HTTP proxy's URL (``http://[USER:PASSWORD@]HOST:PORT``), ``""`` for none, or None
+    (the default) to read ``https_proxy``/``http_proxy``/``no_proxy`` from the environment as
+    :mod:`urllib` does.
+    Arguments of a wrong type raise :class:`~hubasync.errors.InvalidArgumentType` (a
+    ``TypeError``), wrong values :class:`~hubasync.errors.InvalidArgument` (a ``ValueError``),
+    both naming the argument. Failures of a query raise :mod:`hubasync.errors` exceptions.
     """
 
-    url: str
-    apikey: Optional[str] = None
-    timeout: float = DEFAULT_TIMEOUT
-    retries: int = DEFAULT_RETRIES
-    cacert: Optional[str] = None
-    allow_http: bool = False
-    proxy: Optional[str] = None
-
-    def __post_init__(self) -> None:
-        self._share = parse_share_url(self.url)
-        key = self.apikey or self._share.apikey or os.environ.get("APIKEY")
+    def __init__(self, url: str, apikey: Optional[str] = None,
+                 timeout: float = DEFAULT_TIMEOUT, retries: int = DEFAULT_RETRIES,
+                 cacert: Optional[str] = None, allow_http: bool = False,
+                 proxy: Optional[str] = None) -> None:
+        if not isinstance(url, str):
+            raise InvalidArgumentType(f"url must be a string, not {type(url).__name__}")
+        if apikey is not None and not isinstance(apikey, str):
+            raise InvalidArgumentType(f"apikey must be a string, not {type(apikey).__name__}")
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+            raise InvalidArgumentType(f"timeout must be a number of seconds, not "
+                                      f"{type(timeout).__name__}")
+        if not 0 < timeout <= MAX_TIMEOUT:  # NaN fails this too
+            raise InvalidArgument(f"timeout must be more than 0 and at most {MAX_TIMEOUT:g} "
+                                  f"seconds, not {timeout!r}")
+        if isinstance(retries, bool) or not isinstance(retries, int):
+            raise InvalidArgumentType(f"retries must be a whole number, not "
+                                      f"{type(retries).__name__}")
+        if not 0 <= retries <= MAX_RETRIES:
+            raise InvalidArgument(f"retries must be between 0 and {MAX_RETRIES}, not {retries}")
+        if cacert is not None:
+            if not isinstance(cacert, (str, os.PathLike)):
+                raise InvalidArgumentType(f"cacert must be a path, not {type(cacert).__name__}")
+            cacert = os.fspath(cacert)
+            if not isinstance(cacert, str):
+                raise InvalidArgumentType("cacert must be a path given as text")
+            check_cacert(cacert, "cacert", InvalidArgument)
+        if not isinstance(allow_http, bool):
+            raise InvalidArgumentType(f"allow_http must be True or False, not "
+                                      f"{type(allow_http).__name__}")
+        if proxy is not None and not isinstance(proxy, str):
+            raise InvalidArgumentType(f"proxy must be a URL, \"\" or None, not "
+                                      f"{type(proxy).__name__}")
+        if proxy:
+            parse_proxy_url(proxy, "proxy")  # refused now, before any request
+        share = parse_share_url(url)
+        key = apikey or share.apikey or os.environ.get("APIKEY")
         if not key:
             raise UsageError("no API key: pass apikey= or set APIKEY")
-        check_key_and_origin(self._share, key, allow_http=self.allow_http)
-        self._key = key
-        if self.proxy:
-            parse_proxy_url(self.proxy, "proxy")  # refused now, before any request
+        check_key_and_origin(share, key, allow_http=allow_http)
+        self.url = redact(url)
+        self.timeout = float(timeout)
+        self.retries = retries
+        self.cacert = cacert
+        self.allow_http = allow_http
+        self._share = dataclasses.replace(share, apikey=None)
+        self._key = _Secret(key)
+        self._proxy = _Secret(proxy) if proxy else proxy
 
     def __repr__(self) -> str:
         return f"Client({self._share.display()!r})"
 
     def _session(self, count: bool) -> HubSession:
-        transport = hub_transport(self._share.with_count(count), self._key,
-                                  timeout=self.timeout, cacert=self.cacert, proxy=self.proxy)
         # strict: every event is parsed on arrival, so a page never fails once handed out
+        proxy = self._proxy.reveal() if isinstance(self._proxy, _Secret) else self._proxy
+        transport = hub_transport(self._share.with_count(count), self._key.reveal(),
+                                  timeout=self.timeout, cacert=self.cacert, proxy=proxy)
         return HubSession(transport, policy=RetryPolicy(retries=self.retries), strict=True)
 
     def count(self, *, start: Optional[str] = None, end: Optional[str] = None,
-              filter: Optional[str] = None, params: Optional[dict[str, str]] = None) -> int:
+              filter: Optional[str] = None, params: Optional[Mapping[str, str]] = None,
+              ) -> int:
         """How many events match the query."""
         query = _query(start, end, filter, None, None, False, params)
         query.check_for(self._share)
@@ -162,12 +287,19 @@ class Client:
               start: Optional[str] = None, end: Optional[str] = None,
               filter: Optional[str] = None, projection: Union[str, Iterable[str], None] = None,
               sort: Optional[str] = None, reverse: bool = False,
-              params: Optional[dict[str, str]] = None) -> Iterator[Page]:
-        """The query's pages, each complete, with the token that continues after it."""
-        if limit is not None and limit < 1:
-            raise UsageError("limit must be at least 1")
+              params: Optional[Mapping[str, str]] = None) -> Iterator[Page]:
+        """The query's pages, each complete, with the token that continues after it.
+
+        The arguments are checked when this is called, before the first page is asked for.
+        """
+        limit = _limit(limit)
+        token = _text("token", token)
         query = _query(start, end, filter, projection, sort, reverse, params)
         query.check_for(self._share)
+        return self._pages(query, limit, token)
+
+    def _pages(self, query: Query, limit: Optional[int], token: Optional[str],
+               ) -> Iterator[Page]:
         session = self._session(count=False)
         destination = _SpoolDestination()
 
@@ -186,8 +318,13 @@ class Client:
             session.close()
 
     def events(self, **query: Any) -> Iterator[Event]:
-        """The query's events as dicts; takes the same keywords as :meth:`pages`."""
-        for page in self.pages(**query):
+        """The query's events as dicts; takes the same keywords as :meth:`pages` (checked
+        when this is called)."""
+        return self._events(self.pages(**query))
+
+    @staticmethod
+    def _events(pages: Iterator[Page]) -> Iterator[Event]:
+        for page in pages:
             try:
                 yield from page
             finally:

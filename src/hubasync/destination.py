@@ -21,11 +21,15 @@ SaveState = Callable[[Cursor, Sink], None]
 
 
 def run_state(fingerprint: str, cursor: Cursor, sink: Sink) -> RunState:
-    """What the state file records after a commit: the cursor, and where the output stands."""
+    """What the state file records after a commit: the cursor, and where the output stands
+    (its committed offset, the checksum of the bytes before it, and its size once closed)."""
+    output = sink.output
+    # once a document is finished, its ending lies past the offset a later run would continue
+    tail = output.committed_tail() if output.offset == sink.offset else None
     return RunState(fingerprint=fingerprint, token=cursor.token, output_offset=sink.offset,
                     events=cursor.events, pages=cursor.pages, complete=cursor.done,
                     last_inserted_token=cursor.last_inserted, sink=sink.resume_info(),
-                    output_tail=sink.output.committed_tail(), output_end=sink.output.end)
+                    output_tail=tail, output_end=output.end)
 
 
 class _Page:

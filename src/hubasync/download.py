@@ -14,7 +14,6 @@ import json
 import os
 import sys
 import time
-import traceback
 from calendar import timegm
 from contextlib import ExitStack
 from typing import Callable, Optional
@@ -31,13 +30,14 @@ from .errors import (
     UsageError,
 )
 from .lock import lock_file
+from .messages import say, say_line, say_traceback
 from .output import lock_output, open_output, resolve_output
 from .params import Query, query_url
 from .pipeline import fetch_pages
 from .progress import Progress
 from .retry import Attempts, RetryNote, RetryPolicy
 from .session import HubSession, hub_transport
-from .settings import PROG, Settings
+from .settings import Settings
 from .signals import Stopper
 from .sinks import Sink, make_sink
 from .stalls import StallDetector
@@ -45,10 +45,6 @@ from .state import RunState, check_state_path, fingerprint, load_state, save_sta
 from .urls import redact
 
 TIME_KEYS = ("observation time", "source time")
-
-
-def _say(message: str) -> None:
-    print(f"{PROG}: {message}", file=sys.stderr, flush=True)
 
 
 def run(settings: Settings) -> int:
@@ -61,7 +57,7 @@ def run(settings: Settings) -> int:
         note = redact(f"retry {failures}/{settings.retries} in {wait:.1f} s: {reason}",
                       *settings.secrets)
         if settings.debug:
-            _say(note)
+            say(note)
         progress.note(note)
 
     session = _session(settings, settings.share.count)
@@ -82,7 +78,7 @@ def run(settings: Settings) -> int:
 def _session(settings: Settings, count: bool, retries: Optional[int] = None) -> HubSession:
     share = settings.share.with_count(count)
     transport = hub_transport(share, settings.apikey, timeout=settings.timeout,
-                              cacert=settings.cacert, trace=_say if settings.debug else None,
+                              cacert=settings.cacert, trace=say if settings.debug else None,
                               proxy=settings.proxy)
     policy = RetryPolicy(retries=settings.retries if retries is None else retries)
     return HubSession(transport, policy=policy, job_timeout=settings.job_timeout,
@@ -189,7 +185,7 @@ class Download:
             make_sink(settings.format, output, projection=self.query.projection,
                       resume=state.sink).finish()
         if not settings.quiet:
-            _say(f"already complete ({state.events} events; state {settings.state}): "
+            say(f"already complete ({state.events} events; state {settings.state}): "
                  "nothing to do")
 
     def _learn_total(self) -> None:
@@ -255,7 +251,7 @@ class Download:
         self.progress.update(done.events, done.pages, force=True)
         self.progress.clear()
         if done.more and done.token:
-            print(done.token, file=sys.stderr, flush=True)
+            say_line(done.token)
         return ExitCode.OK
 
     def _recover(self, sink: Sink) -> Cursor:
@@ -265,7 +261,7 @@ class Download:
             raise UsageError("--recover: no event with a time was written yet; remove the "
                              "state file to start over")
         self.query = dataclasses.replace(self.query, start=str(start))
-        _say(f"the stored token is no longer valid: starting again from "
+        say(f"the stored token is no longer valid: starting again from "
              f"{time.strftime('%Y-%m-%d %H:%M:%SZ', time.gmtime(start))}, the time of the last "
              "event written (events from that time on may be written again)")
         cursor = dataclasses.replace(self.destination.cursor, token=None)
@@ -309,24 +305,23 @@ class Download:
             sink.abort()
             self._save(self.destination.cursor, sink)
         except OutputError as error:
-            _say(str(error))
+            say(str(error))
 
     def _stopped(self, sink: Sink, stop: Interrupted) -> int:
         self._close_early(sink)
         self.progress.clear()
         if self.settings.follow:
             if not self.settings.quiet:
-                _say(f"{stop}: {self.destination.cursor.events} events written in this pass")
+                say(f"{stop}: {self.destination.cursor.events} events written in this pass")
             return ExitCode.OK
-        _say(str(stop))
+        say(str(stop))
         if self.destination.cursor.token:
-            print(self.destination.cursor.token, file=sys.stderr, flush=True)
+            say_line(self.destination.cursor.token)
         return ExitCode.INTERRUPTED
 
     def _failed(self, sink: Sink, error: HubasyncError) -> int:
         if self.settings.debug:
-            lines = traceback.format_exception(type(error), error, error.__traceback__)
-            print(redact("".join(lines), *self.settings.secrets), file=sys.stderr, end="")
+            say_traceback(error)
         self._close_early(sink)
         self.progress.clear()
         message = str(error)
@@ -337,8 +332,8 @@ class Download:
                     "written, or " if self.settings.format == "jsonl" else "")
             message += (f" (the token in {self.settings.state} can no longer be continued: "
                         f"{hint}remove the state file to start over)")
-        _say(redact(message, *self.settings.secrets))
+        say(message)
         if token and not isinstance(error, (OutputError, QueryRejected)):
-            print(token, file=sys.stderr, flush=True)
+            say_line(token)
         return error.exit_code
 

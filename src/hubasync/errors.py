@@ -58,6 +58,14 @@ class ProxyAuthError(HubasyncError):
     exit_code = ExitCode.USAGE
 
 
+class InvalidArgument(UsageError, ValueError):
+    """A library argument with a wrong value; the message names the argument."""
+
+
+class InvalidArgumentType(UsageError, TypeError):
+    """A library argument of a wrong type; the message names the argument."""
+
+
 class AuthError(HubasyncError):
     """The hub refused the API key (401 or 403)."""
 
@@ -164,6 +172,6 @@ class Busy(HubasyncError):
 
 
 class Interrupted(HubasyncError):
-    """The run was stopped by SIGINT or SIGTERM."""
+    """The run was stopped by SIGINT, SIGTERM or SIGHUP."""
 
     exit_code = ExitCode.INTERRUPTED

@@ -81,6 +81,10 @@ def parse_param(text: str) -> tuple[str, str]:
             "--param apikey=... is refused: the key goes in the Authorization header only; "
             "give it with --apikey or the APIKEY environment variable"
         )
+    if key.strip().lower() in ("limit", "token"):
+        name = key.strip().lower()
+        raise UsageError(f"--param {name}=... is refused: give --{name} (the pages of a run "
+                         f"set {name} themselves)")
     if not equals:
         raise UsageError(f"--param takes KEY=VALUE; {text!r} has no '='")
     if not key.strip():

@@ -13,12 +13,12 @@ from typing import List, NoReturn, Optional, Sequence
 
 from .errors import ExitCode, UsageError
 from .lock import lock_file
+from .messages import PROG
 from .metrics import MetricsServer, ServiceMetrics
 from .output import lock_output
 from .service import Service
 from .service_config import load_config
 from .service_log import LOG_FORMATS, ServiceLog
-from .settings import PROG
 from .share_status import load_status, render_table, stale_after
 
 SYNC_DESCRIPTION = """\

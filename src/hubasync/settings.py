@@ -13,8 +13,6 @@ from .session import DEFAULT_PAGE_TIMEOUT
 from .stalls import DEFAULT_MAX_EMPTY_PAGES
 from .urls import ShareUrl
 
-PROG = "hubasync"
-
 
 @dataclass(frozen=True)
 class Settings:

@@ -1,4 +1,4 @@
-"""Stopping cleanly on SIGINT and SIGTERM.
+"""Stopping cleanly on SIGINT, SIGTERM and SIGHUP (a closed terminal).
 
 A signal raises :class:`~hubasync.errors.Interrupted` where the program is, so that a run
 blocked on the network stops at once, except inside a critical section (committing a page
@@ -15,9 +15,14 @@ from typing import Any, Iterator, Optional
 
 from .errors import Interrupted
 
+# SIGHUP exists on POSIX only
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
+                     if hasattr(signal, name))
+
 
 class Stopper:
-    """Turns SIGINT and SIGTERM into :class:`Interrupted`, deferred in critical sections."""
+    """Turns SIGINT, SIGTERM and SIGHUP into :class:`Interrupted`, deferred in critical
+    sections."""
 
     def __init__(self) -> None:
         self.requested: Optional[str] = None
@@ -27,7 +32,7 @@ class Stopper:
     def install(self) -> None:
         if threading.current_thread() is not threading.main_thread():
             return
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in STOP_SIGNALS:
             self._previous[signum] = signal.signal(signum, self._handle)
 
     def uninstall(self) -> None:

@@ -527,7 +527,8 @@ def test_the_library_reads_the_environment_by_default(
 
 def test_the_sync_service_goes_through_its_configured_proxy(
         make_sim: Any, make_proxy: Callable[..., RealProxy], tmp_path: Path) -> None:
-    sim, proxy = make_sim(shares=2, events=300, page_max=100), make_proxy(basic_auth="svc:s3cr3t-pw")
+    sim = make_sim(shares=2, events=300, page_max=100)
+    proxy = make_proxy(basic_auth="svc:s3cr3t-pw")
     config = tmp_path / "hubasync.toml"
     config.write_text(
         f'directory = "{tmp_path}"\napikey_env = "APIKEY"\n'

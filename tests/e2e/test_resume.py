@@ -7,10 +7,10 @@ import os
 import random
 import signal
 import subprocess
-import time
 from typing import Any
 
 import pytest
+from processes import Child, wait_until
 
 from .helpers import command, read_jsonl, run, share
 
@@ -20,18 +20,18 @@ def kill_and_resume_until_done(args: list[str], *, seed: int, max_runs: int = 60
     rng = random.Random(seed)
     environment = dict(os.environ, APIKEY="demo-key")
     for runs in range(1, max_runs + 1):
-        process = subprocess.Popen(command() + args, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.PIPE, env=environment)
-        try:
-            process.wait(timeout=rng.uniform(0.2, 1.2))
-        except subprocess.TimeoutExpired:
-            process.send_signal(signal.SIGKILL)
-            process.wait()
-            continue
-        assert process.stderr is not None
-        assert process.returncode == 0, process.stderr.read()
-        return runs
+        with Child(command() + args, env=environment) as child:
+            try:
+                child.process.wait(timeout=rng.uniform(0.2, 1.2))
+            except subprocess.TimeoutExpired:
+                child.kill()  # SIGKILL
+                continue
+            assert child.returncode == 0, child.stderr_text()
+            return runs
     raise AssertionError("never finished")
+
+
+SEEDS = {"jsonl": 1, "json": 2, "csv": 3}  # not hash(fmt): it changes with PYTHONHASHSEED
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "json", "csv"])
@@ -40,7 +40,7 @@ def test_sigkill_at_random_moments_then_resume_gives_every_event_once(
     sim = make_sim(events=6000, page_max=250, job_latency=0.05)
     out, state = tmp_path / f"out.{fmt}", tmp_path / "state.json"
     args = [share(sim), "--sort=_id", f"--format={fmt}", "-o", str(out), "--state", str(state)]
-    runs = kill_and_resume_until_done(args, seed=hash(fmt) & 0xFFFF)
+    runs = kill_and_resume_until_done(args, seed=SEEDS[fmt])
     assert runs > 1  # it was really killed along the way
     expected = sim.share_events("demo")
     if fmt == "jsonl":
@@ -55,24 +55,34 @@ def test_sigkill_at_random_moments_then_resume_gives_every_event_once(
             rows = list(csv.DictReader(handle))
         assert [row["uuid"] for row in rows] == [event["uuid"] for event in expected]
     assert json.loads(state.read_text())["complete"] is True
+    written = out.read_bytes()
+    sim.stats.reset()
     again = run(args)  # a finished run does nothing more
-    assert again.code == 0
+    assert again.code == 0, again.stderr
+    assert out.read_bytes() == written
+    if fmt != "jsonl":  # a JSON-lines file sorted by _id is a sync: it asks for newer events
+        assert "already complete" in again.stderr
+        assert sim.stats.requests["post"] == 0
 
 
 def test_interrupted_run_resumes_exactly_once(make_sim: Any, tmp_path: Any) -> None:
-    sim = make_sim(events=4000, page_max=400, job_latency=0.2)
+    sim = make_sim(events=2000, page_max=400, job_latency=0.5)
     out, state = tmp_path / "out.json", tmp_path / "state.json"
     args = [share(sim), "--sort=_id", "-o", str(out), "--state", str(state)]
     environment = dict(os.environ, APIKEY="demo-key")
-    process = subprocess.Popen(command() + args, stderr=subprocess.PIPE, env=environment)
-    time.sleep(1.5)
-    process.send_signal(signal.SIGTERM)
-    _, err = process.communicate(timeout=30)
-    assert process.returncode == 130, err
+    with Child(command() + args, env=environment) as child:
+        # stopped after its first page, while later jobs are pending (2 s of them at least)
+        wait_until(lambda: json.loads(state.read_text())["pages"] >= 1 if state.exists()
+                   else False, "the first page recorded in the state", child=child)
+        assert child.stop(signal.SIGTERM) == 130, child.stderr_text()
     assert not out.exists()  # a JSON file appears only when complete
+    recorded = json.loads(state.read_text())
+    assert 1 <= recorded["pages"] < 5 and recorded["events"] == 400 * recorded["pages"]
+    sim.stats.reset()
     done = run(args)
     assert done.code == 0, done.stderr
     assert json.loads(out.read_bytes()) == sim.share_events("demo")
+    assert sim.stats.requests["results"] == 5 - recorded["pages"]  # no page fetched twice
 
 
 def test_state_of_another_command_is_refused(make_sim: Any, tmp_path: Any) -> None:
@@ -97,3 +107,23 @@ def test_nightly_sync_appends_only_new_events(make_sim: Any, tmp_path: Any) -> N
     assert done.code == 0, done.stderr
     assert read_jsonl(str(out)) == sim.share_events("demo")
     assert len(sim.share_events("demo")) == 2200
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_a_complete_state_with_the_part_file_left_finishes_it(make_sim: Any, tmp_path: Any,
+                                                                fmt: str) -> None:
+    sim = make_sim(events=700, page_max=300)
+    out, state = tmp_path / f"out.{fmt}", tmp_path / "state.json"
+    args = [share(sim), "--sort=_id", f"--format={fmt}", "-o", str(out), "--state", str(state)]
+    first = run(args)
+    assert first.code == 0, first.stderr
+    whole = out.read_bytes()
+    # as if the run had stopped after recording "complete" and before renaming the file
+    os.rename(out, str(out) + ".part")
+    assert json.loads(state.read_text())["complete"] is True
+    sim.stats.reset()
+    again = run(args)
+    assert again.code == 0, again.stderr
+    assert out.read_bytes() == whole
+    assert not os.path.exists(str(out) + ".part")
+    assert sim.stats.requests["post"] == 0  # nothing asked again

@@ -21,6 +21,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 from fakehub import SHARE, TINY_EVENTS, FakeHub, Seen, reply, tiny_share
+from processes import refused_port
 
 from .helpers import Run, run, share
 
@@ -34,12 +35,6 @@ def one_line(done: Run) -> str:
     assert len(lines) == 1, done.stderr
     assert "Traceback" not in done.stderr
     return lines[0]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def assert_no_key(done: Run, *keys: str) -> None:
@@ -226,8 +221,9 @@ def test_debug_run_against_the_simulator_never_shows_the_key(make_sim: Any, form
     assert len(json.loads(run([share(sim)], apikey=KEY).stdout)) == 300
 
 
-def failing_runs(sim: Any, tmp_path: Any) -> List[Tuple[str, List[str], Optional[str], int]]:
-    dead = f"http://127.0.0.1:{free_port()}"
+def failing_runs(sim: Any, tmp_path: Any, dead_port: int,
+                 ) -> List[Tuple[str, List[str], Optional[str], int]]:
+    dead = f"http://127.0.0.1:{dead_port}"
     sync = f"{sim.url}/shares/v2/demo?apikey={KEY}"
     return [
         ("wrong key", [share(sim)], WRONG, 3),
@@ -248,11 +244,12 @@ def failing_runs(sim: Any, tmp_path: Any) -> List[Tuple[str, List[str], Optional
 
 def test_no_failing_exit_path_shows_the_key(make_sim: Any, tmp_path: Any) -> None:
     sim = make_sim(apikey=KEY, events=100)
-    cases = [(name, args + debug, apikey, code)
-             for name, args, apikey, code in failing_runs(sim, tmp_path)
-             for debug in ([], ["--debug"])]
-    with ThreadPoolExecutor(max_workers=8) as pool:  # independent processes: run them at once
-        runs = list(pool.map(lambda case: run(case[1], apikey=case[2]), cases))
+    with refused_port() as dead_port:
+        cases = [(name, args + debug, apikey, code)
+                 for name, args, apikey, code in failing_runs(sim, tmp_path, dead_port)
+                 for debug in ([], ["--debug"])]
+        with ThreadPoolExecutor(max_workers=8) as pool:  # independent processes: all at once
+            runs = list(pool.map(lambda case: run(case[1], apikey=case[2]), cases))
     for (name, args, _, code), done in zip(cases, runs):
         assert done.code == code, (name, args, done.stderr)
         assert_no_key(done, KEY, WRONG)

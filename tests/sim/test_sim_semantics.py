@@ -5,6 +5,8 @@ from __future__ import annotations
 import calendar
 import time
 
+from processes import wait_until
+
 API = "/shares/v2/async/demo"
 
 
@@ -179,10 +181,13 @@ def test_repeated_single_parameters_are_invalid(hub):
 
 
 def test_grow_appends_events_every_second(make_sim, hub_for):
+    started = time.monotonic()
     sim = make_sim(events=100, grow=40)
-    time.sleep(0.6)
-    size = len(sim.share_events())
-    assert 110 <= size <= 140
+    size = wait_until(lambda: len(sim.share_events()) >= 120 and len(sim.share_events()),
+                      "the share to grow by 20 events")
+    elapsed = time.monotonic() - started
+    assert elapsed >= 0.5 - 0.1  # not faster than 40 a second (one 0.1 s tick early at most)
+    assert size <= 100 + 40 * elapsed + 1  # nor faster, however slow the machine
     events, _ = hub_for(sim).fetch_all(API, [("sort", "_id")])
     assert len(events) >= size and events[:100] == sim.share_events()[:100]
 
