@@ -16,6 +16,7 @@ from .client import Client, Event, Page
 from .errors import (
     AuthError,
     BadBody,
+    BodyTooLarge,
     ExitCode,
     HubasyncError,
     HubUnavailable,
@@ -31,6 +32,7 @@ from .errors import (
 __all__ = [
     "AuthError",
     "BadBody",
+    "BodyTooLarge",
     "Client",
     "Event",
     "ExitCode",
