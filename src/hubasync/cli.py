@@ -19,6 +19,7 @@ from .errors import ExitCode, HubasyncError, UsageError, one_line
 from .params import Query, parse_param, parse_projection
 from .retry import DEFAULT_RETRIES, DEFAULT_TIMEOUT
 from .sinks import FORMATS
+from .stream import DEFAULT_MAX_EVENT_SIZE, size_text
 from .urls import ShareUrl, is_loopback, parse_share_url, redact
 
 PROG = "hubasync"
@@ -43,7 +44,8 @@ exit codes:
   3    the hub refused the API key (401/403)
   4    share not found (404)
   5    the hub rejected the query (400: invalid inputs or token)
-  6    the hub or the network failed beyond the retries
+  6    the hub or the network failed beyond the retries, or sent a body beyond a
+       bound (an event larger than --max-event-size): not retried
   7    the output could not be written
   130  interrupted (SIGINT/SIGTERM); the JSON written so far stays valid
 
@@ -83,6 +85,7 @@ class Settings:
     debug: bool
     recover: bool
     strict: bool = False
+    max_event_size: int = DEFAULT_MAX_EVENT_SIZE
 
 
 class _Parser(argparse.ArgumentParser):
@@ -117,6 +120,26 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
     if not 0 < value <= 86400 * 7:
         raise argparse.ArgumentTypeError(f"must be more than 0 and at most a week: {text!r}")
+    return value
+
+
+_SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+MAX_EVENT_SIZE_RANGE = (1 << 10, 1 << 32)
+
+
+def _size(text: str) -> int:
+    """A size in bytes, with an optional binary suffix: 512K, 8M, 1G (KiB, MiB, GiB)."""
+    number = text.strip().upper().removesuffix("IB").removesuffix("B")
+    unit = number[-1:] if number[-1:] in ("K", "M", "G") else ""
+    try:
+        value = int(number[: len(number) - len(unit)]) * _SIZE_UNITS[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a size in bytes (e.g. 8M, 512K, 1G): {text!r}") from None
+    low, high = MAX_EVENT_SIZE_RANGE
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(
+            f"must be between {size_text(low)} and {size_text(high)}: {text!r}")
     return value
 
 
@@ -170,6 +193,11 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--strict", action="store_true",
                      help="parse every event with the json module before writing it (slower; "
                           "by default events are checked by their structure only)")
+    out.add_argument("--max-event-size", type=_size, default=DEFAULT_MAX_EVENT_SIZE,
+                     metavar="BYTES",
+                     help=f"the largest event accepted, and the longest run of whitespace "
+                          f"between events; a body beyond it ends the run (exit 6). Suffixes "
+                          f"K, M, G (default {size_text(DEFAULT_MAX_EVENT_SIZE)})")
     out.add_argument("--quiet", action="store_true",
                      help="no progress line and no notices: only errors and the token line")
 
@@ -297,6 +325,7 @@ def settings_from(argv: Optional[Sequence[str]]) -> Settings:
         interval=args.interval, progress=None if args.quiet else args.progress,
         quiet=args.quiet, timeout=args.timeout, retries=args.retries, cacert=args.cacert,
         debug=args.debug, recover=args.recover, strict=args.strict,
+        max_event_size=args.max_event_size,
     )
 
 

@@ -19,7 +19,7 @@ from .pages import Pager
 from .params import Query, encode_query
 from .retry import DEFAULT_RETRIES, DEFAULT_TIMEOUT, RetryPolicy
 from .session import HubSession, PageHead
-from .stream import Batch
+from .stream import DEFAULT_MAX_EVENT_SIZE, Batch
 from .urls import is_loopback, parse_share_url
 
 Event = Dict[str, Any]
@@ -104,7 +104,8 @@ class Client:
 
     ``url`` is the share's URL as the command line takes it (async, sync or with
     ``?apikey=``); ``apikey`` defaults to the URL's key, then to the ``APIKEY`` environment
-    variable. Failures raise :mod:`hubasync.errors` exceptions.
+    variable. ``max_event_size`` caps one event's size in bytes (as ``--max-event-size``):
+    a larger one raises ``BodyTooLarge``. Failures raise :mod:`hubasync.errors` exceptions.
     """
 
     url: str
@@ -113,8 +114,14 @@ class Client:
     retries: int = DEFAULT_RETRIES
     cacert: Optional[str] = None
     allow_http: bool = False
+    max_event_size: int = DEFAULT_MAX_EVENT_SIZE
 
     def __post_init__(self) -> None:
+        if type(self.max_event_size) is not int:
+            raise TypeError(f"max_event_size must be an int (bytes): {self.max_event_size!r}")
+        if self.max_event_size < 1024:
+            raise ValueError(f"max_event_size must be at least 1024 bytes: "
+                             f"{self.max_event_size!r}")
         self._share = parse_share_url(self.url)
         key = self.apikey or self._share.apikey or os.environ.get("APIKEY")
         if not key:
@@ -131,7 +138,7 @@ class Client:
         # strict: every event is parsed on arrival, so a page never fails once handed out
         return HubSession(self._share.with_count(count), self._key, timeout=self.timeout,
                           policy=RetryPolicy(retries=self.retries), cacert=self.cacert,
-                          strict=True)
+                          strict=True, max_event_size=self.max_event_size)
 
     def count(self, *, start: Optional[str] = None, end: Optional[str] = None,
               filter: Optional[str] = None, params: Optional[dict[str, str]] = None) -> int:

@@ -95,7 +95,7 @@ def run(settings: Settings) -> int:
     session = HubSession(settings.share, settings.apikey, timeout=settings.timeout,
                          policy=RetryPolicy(retries=settings.retries), cacert=settings.cacert,
                          trace=_say if settings.debug else None, on_retry=on_retry,
-                         strict=settings.strict)
+                         strict=settings.strict, max_event_size=settings.max_event_size)
     try:
         if settings.share.count:
             return _count(settings, session)

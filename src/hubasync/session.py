@@ -30,7 +30,7 @@ from .protocol import (
     parse_count,
 )
 from .retry import Attempts, RetryPolicy
-from .stream import Batch, EventSplitter, make_decoder
+from .stream import DEFAULT_MAX_EVENT_SIZE, Batch, EventSplitter, make_decoder
 from .transport import (
     SMALL_BODY_LIMIT,
     Exchange,
@@ -105,10 +105,12 @@ class HubSession:
     def __init__(self, share: ShareUrl, apikey: str, *, timeout: float, policy: RetryPolicy,
                  cacert: Optional[str] = None, trace: Optional[Trace] = None,
                  on_retry: Optional[Callable[[str, float, int], None]] = None,
-                 sleep: Callable[[float], None] = time.sleep, strict: bool = False) -> None:
+                 sleep: Callable[[float], None] = time.sleep, strict: bool = False,
+                 max_event_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
         self.share = share
         self.policy = policy
         self.strict = strict
+        self.max_event_size = max_event_size
         self.clock = PollClock()
         self._on_retry = on_retry
         self._sleep = sleep
@@ -268,7 +270,7 @@ class HubSession:
                 max_events: Optional[int]) -> int:
         """Split the body into events as it arrives; gunzip runs ahead on another thread."""
         decoder = make_decoder(response.header("Content-Encoding"))
-        splitter = EventSplitter(strict=self.strict)
+        splitter = EventSplitter(strict=self.strict, max_event_size=self.max_event_size)
         for data in read_ahead(response, decoder.pieces, decoder.finish):
             batch = splitter.feed_batch(data)
             if batch:
