@@ -41,7 +41,7 @@ def member(data: bytes) -> bytes:
 
 
 def bomb(head: bytes, block: bytes, tail: bytes, inflated: int = INFLATED) -> Tuple[bytes, ...]:
-    """The gzip members of ``head``, then ``block`` repeated to ``inflated`` bytes, then ``tail``."""
+    """Gzip members: ``head``, ``block`` again and again up to ``inflated`` bytes, ``tail``."""
     packed = member(block)
     return (member(head),) + (packed,) * (inflated // len(block)) + (member(tail),)
 
