@@ -509,8 +509,8 @@ def test_body_too_large_is_exit_6_and_not_transient() -> None:
 
 
 def test_default_cap_is_documented_value() -> None:
-    assert DEFAULT_MAX_EVENT_SIZE == 8 << 20
-    assert size_text(DEFAULT_MAX_EVENT_SIZE) == "8 MiB"
+    assert DEFAULT_MAX_EVENT_SIZE == 4 << 20
+    assert size_text(DEFAULT_MAX_EVENT_SIZE) == "4 MiB"
     assert size_text(1536) == "1,536 bytes"
     assert size_text(1 << 30) == "1 GiB"
 

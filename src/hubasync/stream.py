@@ -159,7 +159,7 @@ _LONG_EVENT = 256 << 10
 _MIN_WINDOW = 4 << 10
 _MAX_WINDOW = 4 << 20
 
-DEFAULT_MAX_EVENT_SIZE = 8 << 20
+DEFAULT_MAX_EVENT_SIZE = 4 << 20
 """The default cap on one event's size in bytes (``--max-event-size``)."""
 MAX_DEPTH = 512
 """How deep brackets may nest inside an event, the event's own braces included."""
