@@ -241,3 +241,28 @@ def test_strict_refuses_nan_end_to_end() -> None:
     assert loose.returncode == 0
     assert strict.returncode == 6
     assert b"NaN is not standard JSON" in strict.stderr
+
+
+def test_the_library_has_the_same_bounds() -> None:
+    import hubasync
+
+    big = b'{"a":"' + b"x" * 2000 + b'"}'
+    routes = tiny_share(apikey=KEY)
+    routes[("GET", f"{SHARE}/results/1")] = reply(200, b'[{"a":1},' + big + b"]")
+    with FakeHub(routes=routes) as hub:
+        small = hubasync.Client(hub.url + SHARE, apikey=KEY, retries=3, max_event_size=1024)
+        with pytest.raises(hubasync.BodyTooLarge, match=r"larger than 1 KiB"):
+            list(small.events())
+        assert len(results_fetches(hub)) == 1  # not retried
+        large = hubasync.Client(hub.url + SHARE, apikey=KEY, max_event_size=4096)
+        assert [event["a"] for event in large.events()] == [1, "x" * 2000]
+    routes[("GET", f"{SHARE}/results/1")] = reply(200, b'[{"a":1},{"b":Infinity}]')
+    with FakeHub(routes=routes) as hub:
+        strict = hubasync.Client(hub.url + SHARE, apikey=KEY, retries=0)
+        with pytest.raises(hubasync.HubUnavailable, match="Infinity is not standard JSON"):
+            list(strict.events())
+    for wrong, error in ((1023, ValueError), (0, ValueError), ("4M", TypeError),
+                         (2.0**20, TypeError), (True, TypeError)):
+        with pytest.raises(error, match="max_event_size"):
+            hubasync.Client("http://127.0.0.1:9/shares/v2/async/x", apikey=KEY,
+                            max_event_size=wrong)  # type: ignore[arg-type]
