@@ -576,6 +576,17 @@ def test_whitespace_between_gaps_does_not_add_up() -> None:
     assert split_all(body, [333], cap=cap) == [b"{}", b"{}"]
 
 
+def test_whitespace_gap_ends_at_a_token_that_starts_a_chunk() -> None:
+    cap = 1000
+    gap = b" " * cap
+    for pieces in ([gap, b"[", gap, b"{}", gap, b"]", gap],
+                   [gap, b'[{"a":1}', gap, b',{"b":{"c":2}}', gap, b"]", gap]):
+        splitter = EventSplitter(max_event_size=cap)
+        for piece in pieces:
+            splitter.feed_batch(piece)
+        splitter.finish()
+
+
 def test_a_flood_of_whitespace_is_skipped_quickly() -> None:
     # 64 MiB of whitespace after the array, under a 1 GiB cap: skipped at C speed. Byte by
     # byte in Python this takes tens of seconds; the bound is generous for a loaded machine.

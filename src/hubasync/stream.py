@@ -436,8 +436,6 @@ class EventSplitter:
             raise BodyTooLarge(
                 f"more than {size_text(self.max_event_size)} of whitespace between two events "
                 f"(--max-event-size): the hub padded the body before byte {self._offset + end}")
-        if match is not None:
-            self._gap = 0
         return end
 
     def _fail(self, buf: bytes, pos: int, expected: str) -> BadBody:
@@ -480,6 +478,7 @@ class EventSplitter:
                 pos = self._skip_whitespace(buf, pos)
             if pos == n:
                 break
+            self._gap = 0
             c = buf[pos]
             if state == _AFTER:
                 if c == 0x2C:
