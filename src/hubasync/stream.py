@@ -375,7 +375,7 @@ class EventSplitter:
         self._searched = 0  # bytes of the pending partial event already searched
         self._parts: List[bytes] = []
         self._partial = 0  # bytes in self._parts
-        self._gap = 0  # whitespace since the last byte outside events that was not
+        self._gap = 0  # bytes of the current run of whitespace outside events
         self._stack = bytearray()
         self._in_string = False
         self._escaped = False
