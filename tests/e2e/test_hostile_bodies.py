@@ -266,3 +266,18 @@ def test_the_library_has_the_same_bounds() -> None:
         with pytest.raises(error, match="max_event_size"):
             hubasync.Client("http://127.0.0.1:9/shares/v2/async/x", apikey=KEY,
                             max_event_size=wrong)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("body", [b'[{"a":1}]]', b'[{"a":1}, 5]', b'[{"a":1}] {"b":2}'])
+def test_a_body_that_is_not_an_array_of_objects_is_not_called_cut_short(body: bytes) -> None:
+    routes = tiny_share(apikey=KEY)
+    routes[("GET", f"{SHARE}/results/1")] = reply(200, body)
+    env = {k: v for k, v in os.environ.items() if k != "APIKEY"}
+    env["APIKEY"] = KEY
+    with FakeHub(routes=routes) as hub:
+        done = subprocess.run(command("module") + [hub.url + SHARE, "--retries=0"], env=env,
+                              capture_output=True, timeout=120)
+    stderr = done.stderr.decode()
+    assert done.returncode == 6
+    assert "response body is not a JSON array of objects: expected " in stderr, stderr
+    assert "cut short" not in stderr and stderr.count("\n") == 1
