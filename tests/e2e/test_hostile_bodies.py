@@ -186,6 +186,18 @@ def test_an_event_at_the_cap_passes_one_byte_more_ends_the_run(
         assert out.read_bytes().replace(b",\n", b",") == b'[\n{"b":1},' + event + b',{"c":2}\n]\n'
 
 
+def test_csv_of_an_event_at_the_cap_stays_within_the_bound(tmp_path: Any) -> None:
+    # CSV decodes every event (and writes the nested list as one JSON cell).
+    event = cap_sized_nested_event(DEFAULT_MAX_EVENT_SIZE)
+    with hub_serving((member(b"[" + event + b"]"),)) as hub:
+        done = run_measured([hub.url + SHARE, "--format=csv", "-o", str(tmp_path / "out.csv")],
+                            tmp_path)
+    assert done.code == 0, done.stderr
+    assert done.seconds < WALL_SECONDS
+    assert done.peak_rss < PEAK_RSS_AT_CAP, f"peak RSS {done.peak_rss >> 20} MiB"
+    assert (tmp_path / "out.csv").read_bytes().startswith(b'a,extra\r\n"[[[')
+
+
 def test_a_larger_cap_lets_a_larger_event_through(tmp_path: Any) -> None:
     event = b'{"a":"' + b"x" * (DEFAULT_MAX_EVENT_SIZE + 100) + b'"}'
     members = (member(b"[" + event + b"]"),)
