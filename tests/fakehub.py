@@ -9,6 +9,9 @@ simulator does not give: foreign ``Location`` headers, TLS, odd bodies.
 
 Without ``routes`` it answers like a hub for one tiny share ``demo`` (``TINY_EVENTS``), key
 ``key``: POST -> 202 jobs/1, GET jobs/1 -> 302 results/1, GET results/1 -> 200 the events.
+
+A reply with ``stream`` sends the chunks it yields, without a Content-Length, and closes the
+connection: a body of any size (a decompression bomb) without holding it in memory.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import ssl
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 TINY_EVENTS = [
     {"observation time": "2020-10-01 00:00:00Z", "feed": "alpha", "ip": "192.0.2.1"},
@@ -33,11 +36,18 @@ class Reply:
     status: int
     headers: Tuple[Tuple[str, str], ...] = ()
     body: bytes = b""
+    stream: Optional[Callable[[], Iterable[bytes]]] = None
 
 
 def reply(status: int, body: bytes = b"", **headers: str) -> Reply:
     """An answer; header names use ``_`` for ``-`` (``Retry_After="1"``)."""
     return Reply(status, tuple((k.replace("_", "-"), v) for k, v in headers.items()), body)
+
+
+def streamed(status: int, chunks: Callable[[], Iterable[bytes]], **headers: str) -> Reply:
+    """An answer whose body is what ``chunks()`` yields, sent as it is made, then closed."""
+    return Reply(status, tuple((k.replace("_", "-"), v) for k, v in headers.items()),
+                 stream=chunks)
 
 
 @dataclass(frozen=True)
@@ -105,9 +115,19 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(answer.status)
         for name, value in answer.headers:
             self.send_header(name, value)
-        self.send_header("Content-Length", str(len(answer.body)))
+        if answer.stream is None:
+            self.send_header("Content-Length", str(len(answer.body)))
+            self.end_headers()
+            self.wfile.write(answer.body)
+            return
+        self.send_header("Connection", "close")
         self.end_headers()
-        self.wfile.write(answer.body)
+        self.close_connection = True
+        try:
+            for chunk in answer.stream():
+                self.wfile.write(chunk)
+        except (BrokenPipeError, ConnectionResetError):  # the client stopped reading
+            pass
 
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _answer
 

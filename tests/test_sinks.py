@@ -43,8 +43,9 @@ def batch(first: int, count: int) -> list[Event]:
 
 
 def cell(value: Any) -> str:
+    """A value as the CSV sink writes it; a NUL in a string becomes the text \\u0000."""
     if isinstance(value, str):
-        return value
+        return value.replace("\0", "\\u0000")
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -251,6 +252,32 @@ def test_csv_lone_surrogate_does_not_break_the_output() -> None:
     sink.write_events([b'{"k":"\\ud800x"}'])
     sink.finish()
     assert csv_rows(stream.getvalue()) == [["k", "extra"], ["\\ud800x", ""]]
+
+
+def test_csv_never_holds_a_raw_nul_byte() -> None:
+    # In a value, a key (so the header and the extra column), a list cell, and with a real
+    # backslash before "u0000" that is no NUL at all and must stay as it is.
+    stream = io.BytesIO()
+    sink = make_sink("csv", open_output(None, stdout=stream))
+    sink.write_events([b'{"k":"a\\u0000b","n\\u0000":"x","l":["\\u0000"]}',
+                       b'{"k":"\\\\u0000"}'])
+    sink.write_events([b'{"k":"\\u0000","late\\u0000":"y"}'])
+    sink.finish()
+    data = stream.getvalue()
+    assert b"\0" not in data
+    assert csv_rows(data) == [
+        ["k", "n\\u0000", "l", "extra"],
+        ["a\\u0000b", "x", '["\\u0000"]', ""],
+        ["\\u0000", "", "", ""],  # the text itself, as it came
+        ["\\u0000", "", "", '{"late\\u0000":"y"}'],
+    ]
+
+
+def test_csv_projection_header_without_events_has_no_nul() -> None:
+    stream = io.BytesIO()
+    sink = make_sink("csv", open_output(None, stdout=stream), projection=("a\0b",))
+    sink.finish()
+    assert stream.getvalue() == b"a\\u0000b\r\n"
 
 
 # -- rollback and abort -------------------------------------------------------------------------
@@ -560,7 +587,7 @@ def test_random_page_sequences_keep_exactly_the_committed_events(
     extra = "extra"
     while extra in columns:
         extra = "_" + extra
-    assert rows[0] == columns + [extra]
+    assert rows[0] == [cell(name) for name in columns + [extra]]
     expected_rows = []
     for event in committed:
         row = [cell(event[name]) if name in event else "" for name in columns]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import zlib
 from typing import Any, Dict, List, Optional
 
@@ -10,13 +11,22 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hubasync.errors import BadBody
-from hubasync.stream import EventSplitter, compact_line, decode_event, make_decoder
+from hubasync.errors import BadBody, BodyTooLarge, HubUnavailable
+from hubasync.stream import (
+    DEFAULT_MAX_EVENT_SIZE,
+    MAX_DEPTH,
+    EventSplitter,
+    compact_line,
+    decode_event,
+    make_decoder,
+    size_text,
+)
 
 
-def split_all(body: bytes, sizes: Optional[List[int]] = None, strict: bool = False) -> List[bytes]:
+def split_all(body: bytes, sizes: Optional[List[int]] = None, strict: bool = False,
+              cap: int = DEFAULT_MAX_EVENT_SIZE) -> List[bytes]:
     """Feed ``body`` in chunks of the given sizes (cycled), then finish."""
-    splitter = EventSplitter(strict=strict)
+    splitter = EventSplitter(strict=strict, max_event_size=cap)
     events: List[bytes] = []
     sizes = sizes or [len(body) or 1]
     pos = i = 0
@@ -129,7 +139,6 @@ MALFORMED = [
     pytest.param(b"[{}]]", id="extra-bracket"),
     pytest.param(b'[{"a":{"b":1}, "c":x}]', id="bare-word-nested"),
     pytest.param(b'[{"a":{"b":"\\x"}}]', id="bad-escape-nested"),
-    pytest.param(b"[{" + b"[" * 100000 + b"]" * 100000 + b"}]", id="too-deep"),
 ]
 
 # What only strict mode catches: the fast path does not look inside strings, at literals,
@@ -461,3 +470,223 @@ def test_batch_lines_are_one_event_a_line_whatever_the_separator(body: bytes) ->
     assert [json.loads(line) for line in lines] == json.loads(body)
     joined = b",\n".join(batch.lines(b",\n") for batch in batches if batch)
     assert json.loads(b"[" + joined + b"]") == json.loads(body)
+
+
+# --- bounds against a hostile body ---------------------------------------------------------------
+
+CHUNKINGS = [None, [1], [3, 7], [4096], [65536]]
+
+
+def event_of_size(size: int, filler: bytes = b"x") -> bytes:
+    """A flat event of exactly ``size`` bytes: one string of ``filler``."""
+    return b'{"a":"' + filler * (size - 8) + b'"}'
+
+
+def list_event_of_size(size: int) -> bytes:
+    """``{"a":[[],[],...,[]]}`` padded with spaces to exactly ``size`` bytes: slow path."""
+    head, tail = b'{"a":[', b"[]]}"
+    items = (size - len(head) - len(tail)) // 3
+    event = head + b"[]," * items + tail
+    return event[:-1] + b" " * (size - len(event)) + b"}"
+
+
+@pytest.mark.parametrize("sizes", CHUNKINGS)
+@pytest.mark.parametrize("make", [event_of_size, list_event_of_size], ids=["flat", "nested"])
+def test_an_event_of_exactly_the_cap_passes_one_byte_more_does_not(
+        sizes: Optional[List[int]], make: Any) -> None:
+    cap = 100_000
+    small = b'{"b":1}'
+    exact = make(cap)
+    assert len(exact) == cap
+    body = b"[" + small + b"," + exact + b"," + small + b"]"
+    assert split_all(body, sizes, cap=cap) == [small, exact, small]
+    over = make(cap + 1)
+    with pytest.raises(BodyTooLarge) as caught:
+        split_all(b"[" + small + b"," + over + b"," + small + b"]", sizes, cap=cap)
+    message = str(caught.value)
+    assert message.startswith(f"an event larger than {cap:,} bytes (--max-event-size): ")
+    assert "from byte 9 of the body" in message
+
+
+def test_body_too_large_is_exit_6_and_not_transient() -> None:
+    assert issubclass(BodyTooLarge, HubUnavailable)
+    assert not issubclass(BodyTooLarge, BadBody)  # BadBody is retried
+    assert BodyTooLarge.exit_code == 6
+    assert BodyTooLarge.transient is False
+
+
+def test_default_cap_is_documented_value() -> None:
+    assert DEFAULT_MAX_EVENT_SIZE == 4 << 20
+    assert size_text(DEFAULT_MAX_EVENT_SIZE) == "4 MiB"
+    assert size_text(1536) == "1,536 bytes"
+    assert size_text(1 << 30) == "1 GiB"
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_many_small_events_pass_a_small_cap(strict: bool) -> None:
+    # Runs of events longer than the cap are fine: only one event may not exceed it.
+    events = [json.dumps({"i": i, "s": "y" * (i % 50)}, separators=(",", ":")).encode()
+              for i in range(3000)]
+    body = b"[" + b",".join(events) + b"]"
+    for sizes in (None, [5000], [777]):
+        assert split_all(body, sizes, strict=strict, cap=100) == events
+    big = b'{"i":-1,"s":"' + b"z" * 100 + b'"}'
+    with pytest.raises(BodyTooLarge):
+        split_all(b"[" + b",".join(events[:2000] + [big] + events[2000:]) + b"]", cap=100)
+
+
+def test_partial_event_kept_between_feeds_never_grows_past_the_cap() -> None:
+    cap = 1 << 20
+    chunk = b"x" * 65536
+    for opening in (b'[{"a":"', b'[{"a":[{"b":"'):  # fast path, then exact scanner
+        splitter = EventSplitter(max_event_size=cap)
+        splitter.feed_batch(opening)
+        fed = len(opening)
+        with pytest.raises(BodyTooLarge):
+            while fed < 4 * cap:
+                splitter.feed_batch(chunk)
+                fed += len(chunk)
+                kept = len(splitter._tail) + sum(map(len, splitter._parts))  # noqa: SLF001
+                assert kept <= cap
+        assert fed <= cap + len(chunk) + len(opening)
+        with pytest.raises(BadBody):  # failed for good
+            splitter.feed_batch(b"}]")
+
+
+@pytest.mark.parametrize("sizes", CHUNKINGS)
+@pytest.mark.parametrize("where", ["before", "after-open", "between", "after-close"])
+def test_whitespace_between_events_is_bounded_by_the_cap(
+        sizes: Optional[List[int]], where: str) -> None:
+    cap = 50_000
+    event = b'{"a":1}'
+
+    def body(gap: bytes) -> bytes:
+        before = gap if where == "before" else b""
+        after_open = gap if where == "after-open" else b""
+        between = gap if where == "between" else b""
+        after_close = gap if where == "after-close" else b""
+        return (before + b"[" + after_open + event + between + b"," + event + b"]"
+                + after_close)
+
+    spaces = b" \t\r\n" * (cap // 4)
+    assert split_all(body(spaces), sizes, cap=cap) == [event, event]
+    with pytest.raises(BodyTooLarge) as caught:
+        split_all(body(spaces + b" "), sizes, cap=cap)
+    assert str(caught.value).startswith(
+        "more than 50,000 bytes of whitespace between two events (--max-event-size): ")
+
+
+def test_whitespace_between_gaps_does_not_add_up() -> None:
+    cap = 1000
+    gap = b" " * cap
+    body = gap + b"[" + gap + b"{}" + gap + b"," + gap + b"{}" + gap + b"]" + gap
+    assert split_all(body, [333], cap=cap) == [b"{}", b"{}"]
+
+
+def test_whitespace_gap_ends_at_a_token_that_starts_a_chunk() -> None:
+    cap = 1000
+    gap = b" " * cap
+    for pieces in ([gap, b"[", gap, b"{}", gap, b"]", gap],
+                   [gap, b'[{"a":1}', gap, b',{"b":{"c":2}}', gap, b"]", gap]):
+        splitter = EventSplitter(max_event_size=cap)
+        for piece in pieces:
+            splitter.feed_batch(piece)
+        splitter.finish()
+
+
+def test_a_flood_of_whitespace_is_skipped_quickly() -> None:
+    # 64 MiB of whitespace after the array, under a 1 GiB cap: skipped at C speed. Byte by
+    # byte in Python this takes tens of seconds; the bound is generous for a loaded machine.
+    splitter = EventSplitter(max_event_size=1 << 30)
+    splitter.feed_batch(b'[{"a":1}]')
+    chunk = b" " * (1 << 20)
+    started = time.perf_counter()
+    for _ in range(64):
+        splitter.feed_batch(chunk)
+    splitter.finish()
+    assert time.perf_counter() - started < 10
+
+
+@pytest.mark.parametrize("sizes", [None, [1], [100]])
+def test_nesting_is_bounded(sizes: Optional[List[int]]) -> None:
+    # The event's own braces count: MAX_DEPTH levels in all pass, one more does not.
+    def nested(depth: int) -> bytes:
+        return b'{"a":' + b"[" * (depth - 1) + b"]" * (depth - 1) + b"}"
+
+    assert split_all(b"[" + nested(MAX_DEPTH) + b"]", sizes) == [nested(MAX_DEPTH)]
+    for body in (b"[" + nested(MAX_DEPTH + 1) + b"]",
+                 b"[{" + b"[" * 100000 + b"]" * 100000 + b"}]",
+                 b'[{"a":' + b"[" * 10_000_000):  # cut short, but too deep first
+        with pytest.raises(BodyTooLarge) as caught:
+            split_all(body, sizes)
+        assert str(caught.value).startswith(f"an event nested deeper than {MAX_DEPTH} levels")
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_no_bound_error_from_small_garbage(strict: bool) -> None:
+    # BodyTooLarge needs a body beyond a bound: the garbage properties above stay BadBody.
+    with pytest.raises(BadBody):
+        split_all(b"[" + b"{" * 300 + b"]", strict=strict)
+
+
+# --- strict means standard JSON ------------------------------------------------------------------
+
+NON_STANDARD = [b"NaN", b"Infinity", b"-Infinity"]
+
+
+@pytest.mark.parametrize("constant", NON_STANDARD)
+def test_strict_refuses_nan_and_infinity(constant: bytes) -> None:
+    flat = b'[{"a":1},{"b":' + constant + b'}]'
+    nested = b'[{"a":{"b":[' + constant + b']}}]'  # through the exact scanner
+    for body, count in ((flat, 2), (nested, 1)):
+        for sizes in (None, [1], [7]):
+            with pytest.raises(BadBody, match="not standard JSON"):
+                split_all(body, sizes, strict=True)
+        assert len(split_all(body)) == count  # without --strict, Python's json rules
+    event = b'{"a":' + constant + b"}"
+    with pytest.raises(BadBody, match=f"{constant.decode()} is not standard JSON"):
+        decode_event(event, strict=True)
+    assert isinstance(decode_event(event)["a"], float)
+
+
+def test_strict_accepts_the_strings_and_numbers_that_look_alike() -> None:
+    body = b'[{"a":"NaN","b":1e308,"c":-0.0,"d":"Infinity"}]'
+    assert split_all(body, strict=True) == [body[1:-1]]
+
+
+# --- a body that is not an array of objects is not "cut short" ----------------------------------
+
+NOT_AN_ARRAY_OF_OBJECTS = [
+    pytest.param(b'[{"a":1}]]', id="extra-bracket"),
+    pytest.param(b'[{"a":1}]x', id="garbage-after-the-array"),
+    pytest.param(b'[{"a":1}] {"b":2}', id="object-after-the-array"),
+    pytest.param(b'[{"a":1} {"b":2}]', id="missing-comma"),
+    pytest.param(b'[{"a":1}, 5]', id="number-element"),
+    pytest.param(b'[{"a":1}, [{"b":2}]]', id="list-element"),
+    pytest.param(b'[{"a":1}}]', id="extra-brace"),
+    pytest.param(b'[{"a":1}, "x"', id="string-element-then-cut"),
+]
+
+
+@pytest.mark.parametrize("body", NOT_AN_ARRAY_OF_OBJECTS)
+@pytest.mark.parametrize("strict", [False, True])
+def test_not_an_array_of_objects_is_said_so(body: bytes, strict: bool) -> None:
+    for sizes in (None, [1], [3, 7]):
+        with pytest.raises(BadBody) as caught:
+            split_all(body, sizes, strict=strict)
+        message = str(caught.value)
+        assert "cut short" not in message
+        assert message.startswith(("response body is not a JSON array of objects",
+                                   "response body holds an invalid event"))
+
+
+@pytest.mark.parametrize("body, count", [
+    (b"[", 0), (b"[ ", 0), (b'[{"a":"b"', 0), (b'[{"a":1}', 1), (b'[{"a":1},', 1),
+    (b'[{"a":1},{"b":2}', 2), (b'[{"a":[1,{"b":2}]}, {"c":', 1),
+])
+def test_a_body_cut_short_says_how_many_events_came(body: bytes, count: int) -> None:
+    for sizes in (None, [1], [3, 7]):
+        with pytest.raises(BadBody) as caught:
+            split_all(body, sizes)
+        noun = "event" if count == 1 else "events"
+        assert str(caught.value) == f"response body cut short after {count} {noun}"

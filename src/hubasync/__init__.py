@@ -14,6 +14,7 @@ from .client import Client, Event, Page
 from .errors import (
     AuthError,
     BadBody,
+    BodyTooLarge,
     Busy,
     ExitCode,
     HubasyncError,
@@ -35,6 +36,7 @@ __all__ = [
     "AuthError",
     "BadBody",
     "Busy",
+    "BodyTooLarge",
     "Client",
     "Event",
     "ExitCode",

@@ -17,7 +17,7 @@ from .clock import Clock
 from .cursor import PageResult
 from .errors import PageTimeout, ProtocolError
 from .protocol import Read
-from .stream import Batch, EventSplitter, make_decoder
+from .stream import DEFAULT_MAX_EVENT_SIZE, Batch, EventSplitter, make_decoder
 from .transport_interface import HttpResponse
 
 READ_AHEAD_CHUNKS = 4
@@ -30,7 +30,8 @@ class PageStream:
 
     def __init__(self, response: HttpResponse, token: Optional[str], read: Read, *,
                  clock: Clock, deadline: Optional[float] = None,
-                 max_events: Optional[int] = None, strict: bool = False) -> None:
+                 max_events: Optional[int] = None, strict: bool = False,
+                 max_event_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
         self.token = token
         self.next_token = read.next_token
         self.last_inserted_token = read.last_inserted_token
@@ -38,7 +39,7 @@ class PageStream:
         self._clock = clock
         self._deadline = deadline
         self._max_events = max_events
-        self._splitter = EventSplitter(strict=strict)
+        self._splitter = EventSplitter(strict=strict, max_event_size=max_event_size)
         self._finished = False
         self._first = b""
         self._last = b""

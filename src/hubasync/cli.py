@@ -26,6 +26,7 @@ from .session import DEFAULT_PAGE_TIMEOUT
 from .settings import Settings
 from .sinks import FORMATS
 from .stalls import DEFAULT_MAX_EMPTY_PAGES
+from .stream import DEFAULT_MAX_EVENT_SIZE, size_text
 from .urls import ShareUrl, parse_share_url
 from .version import __version__
 
@@ -52,9 +53,10 @@ exit codes:
   3    the hub refused the API key (401/403)
   4    share not found (404)
   5    the hub rejected the query (400: invalid inputs or token)
-  6    the hub, the network or the proxy failed beyond the retries (or a hub that
-       misbehaves: a job pending past --job-timeout, a body past --page-timeout, tokens
-       that do not move the run forward)
+  6    the hub, the network or the proxy failed beyond the retries, or the hub misbehaved
+       past a bound (a job pending past --job-timeout, a body past --page-timeout, an
+       event larger than --max-event-size, tokens that do not move the run forward): not
+       retried
   7    the output could not be written, or is not the file --state describes (or stdout
        is closed and there is no -o)
   75   another hubasync run is writing the same output or state: try again later
@@ -114,6 +116,26 @@ def _seconds(text: str) -> float:
     return value
 
 
+_SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+MAX_EVENT_SIZE_RANGE = (1 << 10, 1 << 32)
+
+
+def _size(text: str) -> int:
+    """A size in bytes, with an optional binary suffix: 512K, 8M, 1G (KiB, MiB, GiB)."""
+    number = text.strip().upper().removesuffix("IB").removesuffix("B")
+    unit = number[-1:] if number[-1:] in ("K", "M", "G") else ""
+    try:
+        value = int(number[: len(number) - len(unit)]) * _SIZE_UNITS[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a size in bytes (e.g. 8M, 512K, 1G): {text!r}") from None
+    low, high = MAX_EVENT_SIZE_RANGE
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(
+            f"must be between {size_text(low)} and {size_text(high)}: {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description=DESCRIPTION, epilog=EPILOG,
                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -165,6 +187,11 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--strict", action="store_true",
                      help="parse every event with the json module before writing it (slower; "
                           "by default events are checked by their structure only)")
+    out.add_argument("--max-event-size", type=_size, default=DEFAULT_MAX_EVENT_SIZE,
+                     metavar="BYTES",
+                     help=f"the largest event accepted, and the longest run of whitespace "
+                          f"between events; a body beyond it ends the run (exit 6). Suffixes "
+                          f"K, M, G (default {size_text(DEFAULT_MAX_EVENT_SIZE)})")
     out.add_argument("--quiet", action="store_true",
                      help="no progress line and no notices: only errors and the token line")
 
@@ -317,7 +344,7 @@ def settings_from(argv: Optional[Sequence[str]]) -> Settings:
         quiet=args.quiet, timeout=args.timeout, retries=args.retries, cacert=args.cacert,
         debug=args.debug, recover=args.recover, strict=args.strict, proxy=proxy,
         job_timeout=args.job_timeout, page_timeout=args.page_timeout,
-        max_empty_pages=args.max_empty_pages,
+        max_empty_pages=args.max_empty_pages, max_event_size=args.max_event_size,
     )
 
 

@@ -24,7 +24,7 @@ from .pipeline import fetch_pages
 from .proxy import parse_proxy_url
 from .retry import DEFAULT_RETRIES, DEFAULT_TIMEOUT, RetryPolicy
 from .session import HubSession, hub_transport
-from .stream import Batch
+from .stream import DEFAULT_MAX_EVENT_SIZE, Batch
 from .urls import REDACTED, parse_share_url, redact
 
 Event = Dict[str, Any]
@@ -206,7 +206,8 @@ class Client:
     variable. The key is never shown: not by ``repr()``, ``str()`` or ``vars()``. ``proxy``
     is an HTTP proxy's URL (``http://[USER:PASSWORD@]HOST:PORT``), ``""`` for none, or None
     (the default) to read ``https_proxy``/``http_proxy``/``no_proxy`` from the environment as
-    :mod:`urllib` does.
+    :mod:`urllib` does. ``max_event_size`` caps one event's size in bytes (as
+    ``--max-event-size``): a larger one raises :class:`~hubasync.errors.BodyTooLarge`.
     Arguments of a wrong type raise :class:`~hubasync.errors.InvalidArgumentType` (a
     ``TypeError``), wrong values :class:`~hubasync.errors.InvalidArgument` (a ``ValueError``),
     both naming the argument. Failures of a query raise :mod:`hubasync.errors` exceptions.
@@ -215,7 +216,8 @@ class Client:
     def __init__(self, url: str, apikey: Optional[str] = None,
                  timeout: float = DEFAULT_TIMEOUT, retries: int = DEFAULT_RETRIES,
                  cacert: Optional[str] = None, allow_http: bool = False,
-                 proxy: Optional[str] = None) -> None:
+                 proxy: Optional[str] = None,
+                 max_event_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
         if not isinstance(url, str):
             raise InvalidArgumentType(f"url must be a string, not {type(url).__name__}")
         if apikey is not None and not isinstance(apikey, str):
@@ -241,6 +243,12 @@ class Client:
         if not isinstance(allow_http, bool):
             raise InvalidArgumentType(f"allow_http must be True or False, not "
                                       f"{type(allow_http).__name__}")
+        if isinstance(max_event_size, bool) or not isinstance(max_event_size, int):
+            raise InvalidArgumentType(f"max_event_size must be a whole number of bytes, not "
+                                      f"{type(max_event_size).__name__}")
+        if max_event_size < 1024:
+            raise InvalidArgument(f"max_event_size must be at least 1024 bytes, not "
+                                  f"{max_event_size}")
         if proxy is not None and not isinstance(proxy, str):
             raise InvalidArgumentType(f"proxy must be a URL, \"\" or None, not "
                                       f"{type(proxy).__name__}")
@@ -258,6 +266,7 @@ class Client:
         self.allow_http = allow_http
         self._share = dataclasses.replace(share, apikey=None)
         self._key = _Secret(key)
+        self.max_event_size = max_event_size
         self._proxy = _Secret(proxy) if proxy else proxy
 
     def __repr__(self) -> str:
@@ -268,7 +277,8 @@ class Client:
         proxy = self._proxy.reveal() if isinstance(self._proxy, _Secret) else self._proxy
         transport = hub_transport(self._share.with_count(count), self._key.reveal(),
                                   timeout=self.timeout, cacert=self.cacert, proxy=proxy)
-        return HubSession(transport, policy=RetryPolicy(retries=self.retries), strict=True)
+        return HubSession(transport, policy=RetryPolicy(retries=self.retries), strict=True,
+                          max_event_size=self.max_event_size)
 
     def count(self, *, start: Optional[str] = None, end: Optional[str] = None,
               filter: Optional[str] = None, params: Optional[Mapping[str, str]] = None,

@@ -82,7 +82,8 @@ def _session(settings: Settings, count: bool, retries: Optional[int] = None) -> 
                               proxy=settings.proxy)
     policy = RetryPolicy(retries=settings.retries if retries is None else retries)
     return HubSession(transport, policy=policy, job_timeout=settings.job_timeout,
-                      page_timeout=settings.page_timeout, strict=settings.strict)
+                      page_timeout=settings.page_timeout, strict=settings.strict,
+                      max_event_size=settings.max_event_size)
 
 
 def _progress_wanted(settings: Settings) -> bool:

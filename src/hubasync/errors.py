@@ -151,6 +151,16 @@ class BadBody(HubUnavailable):
     transient = True
 
 
+class BodyTooLarge(HubUnavailable):
+    """A results body beyond a bound: an event larger than ``--max-event-size``, a longer run
+    of whitespace between events, or an event nested too deep.
+
+    Not transient: the query is not posted again, since the hub would send the same again.
+    """
+
+    transient = False
+
+
 class ProtocolError(HubUnavailable):
     """The hub answered something the protocol does not allow (e.g. a foreign Location)."""
 

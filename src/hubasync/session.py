@@ -19,7 +19,7 @@ from .polling import PollClock
 from .protocol import Answer, Read, parse_count
 from .proxy import route_for
 from .retry import Attempts, RetryNote, RetryPolicy
-from .stream import make_decoder
+from .stream import DEFAULT_MAX_EVENT_SIZE, make_decoder
 from .transport import SMALL_BODY_LIMIT, Transport, make_ssl_context
 from .transport_interface import HttpResponse, HttpTransport, SentRequest
 from .urls import ShareUrl, origin_of
@@ -66,7 +66,7 @@ class HubSession:
     def __init__(self, transport: HttpTransport, *, policy: Optional[RetryPolicy] = None,
                  clock: Optional[Clock] = None, job_timeout: float = DEFAULT_JOB_TIMEOUT,
                  page_timeout: Optional[float] = DEFAULT_PAGE_TIMEOUT,
-                 strict: bool = False) -> None:
+                 strict: bool = False, max_event_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
         self.transport = transport
         self.policy = policy or RetryPolicy()
         self.clock: Clock = clock or SystemClock()
@@ -74,6 +74,7 @@ class HubSession:
         self.job_timeout = job_timeout
         self.page_timeout = page_timeout
         self.strict = strict
+        self.max_event_size = max_event_size
 
     def job(self, query_url: str) -> Job:
         """A new job for the query at ``query_url``."""
@@ -100,7 +101,8 @@ class HubSession:
         response, read = self._results(job, sent)
         deadline = None if self.page_timeout is None else self.clock.now() + self.page_timeout
         return PageStream(response, token, read, clock=self.clock, deadline=deadline,
-                          max_events=max_events, strict=self.strict)
+                          max_events=max_events, strict=self.strict,
+                          max_event_size=self.max_event_size)
 
     def count(self, job: Job, attempts: Attempts) -> int:
         """The count a count query's results hold."""

@@ -11,6 +11,7 @@ from .proxy import secrets_of
 from .retry import DEFAULT_RETRIES, DEFAULT_TIMEOUT
 from .session import DEFAULT_PAGE_TIMEOUT
 from .stalls import DEFAULT_MAX_EMPTY_PAGES
+from .stream import DEFAULT_MAX_EVENT_SIZE
 from .urls import ShareUrl
 
 
@@ -39,6 +40,7 @@ class Settings:
     job_timeout: float = DEFAULT_JOB_TIMEOUT
     page_timeout: float = DEFAULT_PAGE_TIMEOUT
     max_empty_pages: int = DEFAULT_MAX_EMPTY_PAGES
+    max_event_size: int = DEFAULT_MAX_EVENT_SIZE
     proxy: Optional[str] = None  # None: from the environment; "": none; else the proxy's URL
 
     @property

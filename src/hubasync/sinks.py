@@ -31,7 +31,9 @@ Formats:
 
     A string value is written as it is; any other value (a list, a number, ``null``...) as compact
     JSON text (``["a","b"]``); a missing key as an empty cell, like an empty string. A lone UTF-16
-    surrogate (``"\\ud800"`` in the event) is written as the text ``\\ud800``. The header belongs
+    surrogate (``"\\ud800"`` in the event) is written as the text ``\\ud800``, and a NUL
+    character (``"\\u0000"``), in a value or a key, as the text ``\\u0000``: a CSV never holds a
+    raw NUL byte, which many CSV readers cannot take. The header belongs
     to the page of the batch that fixed the columns: a rollback of that page forgets both. A run
     without events writes only the header with a projection, and an empty output without one
     (there are no columns to name).
@@ -56,6 +58,16 @@ FORMATS = ("json", "jsonl", "csv")
 
 _compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _quote: Callable[[str], str] = json.encoder.encode_basestring
+
+
+def _csv_bytes(text: str) -> bytes:
+    """CSV text as UTF-8, a lone surrogate written as the text ``\\ud800``."""
+    return text.encode("utf-8", "backslashreplace")
+
+
+def _without_nul(text: str) -> str:
+    """``text`` with each NUL written as the text ``\\u0000``."""
+    return text.replace("\0", "\\u0000")
 
 
 def _cell(value: object) -> str:
@@ -197,8 +209,9 @@ class CsvSink(Sink):
         if not batch.count:
             return
         # One parse for the whole batch: its lines are whole events, one a line.
+        joined = batch.lines(b",")
         try:
-            records: list[dict[str, Any]] = json.loads(b"[" + batch.lines(b",") + b"]")
+            records: list[dict[str, Any]] = json.loads(b"[" + joined + b"]")
         except (ValueError, RecursionError) as error:
             raise BadBody(f"response body holds an invalid event: {error}") from error
         text = io.StringIO()
@@ -207,8 +220,11 @@ class CsvSink(Sink):
             self._columns, self._extra = self._choose_columns(records)
             self._header_pending = True
             writer.writerow(self._header())
-        writer.writerows(self._rows(records, self._columns, self._extra))
-        self.output.write(text.getvalue().encode("utf-8", "backslashreplace"))
+        rows = self._rows(records, self._columns, self._extra)
+        if b"\\u0000" in joined:  # the only way a NUL gets into a decoded string
+            rows = ([_without_nul(cell) for cell in row] for row in rows)
+        writer.writerows(rows)
+        self.output.write(_csv_bytes(text.getvalue()))
         self._pending += len(records)
 
     def _choose_columns(self, records: list[dict[str, Any]]) -> tuple[list[str], str | None]:
@@ -224,7 +240,8 @@ class CsvSink(Sink):
 
     def _header(self) -> list[str]:
         assert self._columns is not None
-        return self._columns + ([self._extra] if self._extra is not None else [])
+        names = self._columns + ([self._extra] if self._extra is not None else [])
+        return [_without_nul(name) for name in names]
 
     @staticmethod
     def _rows(
@@ -247,7 +264,7 @@ class CsvSink(Sink):
             self._header_pending = True
             text = io.StringIO()
             csv.writer(text, lineterminator="\r\n").writerow(self._header())
-            self.output.write(text.getvalue().encode("utf-8", "backslashreplace"))
+            self.output.write(_csv_bytes(text.getvalue()))
         super().finish()
 
     def resume_info(self) -> dict[str, object]:

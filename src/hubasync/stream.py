@@ -23,6 +23,14 @@ bytes between tokens or events, raw control characters in strings, and UTF-8 val
 path rejects (nested objects, or an actual error) go through an exact byte scanner one event
 at a time, and each such event is validated with ``json.loads``, so an error is always reported,
 in either mode. Cutting a run into single events (for JSON lines, CSV) is done only when asked.
+``strict=True`` also refuses ``NaN``, ``Infinity`` and ``-Infinity``, which are not standard JSON.
+
+Bounds against a hostile body (``BodyTooLarge``, not retried): no event may be larger than
+``max_event_size`` bytes (:data:`DEFAULT_MAX_EVENT_SIZE` by default), and no run of whitespace
+outside events either; brackets may nest at most :data:`MAX_DEPTH` deep inside an event. The
+partial event kept between chunks never grows past the cap, and whitespace is skipped by
+regular expressions, not byte by byte, so memory stays within a few times the cap (plus the
+decoded event, when one is parsed) and a flood of whitespace or brackets ends in bounded time.
 """
 
 from __future__ import annotations
@@ -32,9 +40,11 @@ import re
 import zlib
 from typing import Iterator, List, Optional, Protocol
 
-from hubasync.errors import BadBody
+from hubasync.errors import BadBody, BodyTooLarge
 
 __all__ = [
+    "DEFAULT_MAX_EVENT_SIZE",
+    "MAX_DEPTH",
     "Decoder",
     "EventSplitter",
     "compact_line",
@@ -131,6 +141,7 @@ _DONE = 6  # only whitespace may follow
 _FAILED = 7
 
 _WHITESPACE = b" \t\n\r"
+_NOT_WHITESPACE = re.compile(rb"[^ \t\n\r]")
 _OPEN_BRACE, _CLOSE_BRACE = 0x7B, 0x7D
 _OPEN_BRACKET, _CLOSE_BRACKET = 0x5B, 0x5D
 _QUOTE, _BACKSLASH = 0x22, 0x5C
@@ -148,18 +159,34 @@ _LONG_EVENT = 256 << 10
 _MIN_WINDOW = 4 << 10
 _MAX_WINDOW = 4 << 20
 
+DEFAULT_MAX_EVENT_SIZE = 4 << 20
+"""The default cap on one event's size in bytes (``--max-event-size``)."""
+MAX_DEPTH = 512
+"""How deep brackets may nest inside an event, the event's own braces included."""
+
+
+def size_text(size: int) -> str:
+    """``size`` bytes in the largest binary unit that divides it (``16 MiB``), else in bytes."""
+    for shift, unit in ((30, "GiB"), (20, "MiB"), (10, "KiB")):
+        if size >= 1 << shift and size % (1 << shift) == 0:
+            return f"{size >> shift} {unit}"
+    return f"{size:,} bytes"
+
+
+def _end_before_whitespace(buf: bytes, pos: int, end: int) -> int:
+    """The index just past the last byte of ``buf[pos:end]`` that is not whitespace, or pos."""
+    if end > pos and buf[end - 1] not in _WHITESPACE:
+        return end
+    return pos + len(buf[pos:end].rstrip(_WHITESPACE))
+
 
 def _last_event_end(buf: bytes, pos: int) -> int:
     """The index of the "}" that ends the array's last event, if ``buf`` ends the array."""
-    end = len(buf) - 1
-    while end > pos and buf[end] in _WHITESPACE:
-        end -= 1
+    end = _end_before_whitespace(buf, pos, len(buf)) - 1
     if end <= pos or buf[end] != _CLOSE_BRACKET:
         return -1
-    end -= 1
-    while end > pos and buf[end] in _WHITESPACE:
-        end -= 1
-    return end if buf[end] == _CLOSE_BRACE else -1
+    end = _end_before_whitespace(buf, pos, end) - 1
+    return end if end > pos and buf[end] == _CLOSE_BRACE else -1
 
 
 def _mask_escapes(region: bytes) -> bytes:
@@ -312,7 +339,7 @@ class Batch:
             events = _split_on(region, self._separator)
             if len(events) == count:
                 return events
-        splitter = EventSplitter()
+        splitter = EventSplitter(max_event_size=max(len(region), 2))
         splitter._fast = False  # noqa: SLF001 - the exact scanner, event by event
         events = splitter.feed(b"[" + region + b"]")
         splitter.finish()
@@ -327,11 +354,17 @@ class EventSplitter:
     ``finish`` at the end of the body checks that the array was complete. Both raise
     ``BadBody`` when the body is not a JSON array of objects; after that the splitter stays
     failed. ``strict=True`` parses every event with the ``json`` module (see the module
-    docstring for what the default checks).
+    docstring for what the default checks). An event larger than ``max_event_size`` bytes, a
+    longer run of whitespace between events, or brackets nested deeper than :data:`MAX_DEPTH`
+    raise ``BodyTooLarge``.
     """
 
-    def __init__(self, strict: bool = False) -> None:
+    def __init__(self, strict: bool = False,
+                 max_event_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
+        if max_event_size < 2:
+            raise ValueError(f"max_event_size must be at least 2 bytes: {max_event_size!r}")
         self.strict = strict
+        self.max_event_size = max_event_size
         self.count = 0
         self._state = _BEFORE
         self._tail = b""
@@ -341,6 +374,8 @@ class EventSplitter:
         self._fast = True
         self._searched = 0  # bytes of the pending partial event already searched
         self._parts: List[bytes] = []
+        self._partial = 0  # bytes in self._parts
+        self._gap = 0  # bytes of the current run of whitespace outside events
         self._stack = bytearray()
         self._in_string = False
         self._escaped = False
@@ -354,7 +389,7 @@ class EventSplitter:
         batch = Batch(self._separator)
         try:
             self._feed(bytes(data), batch)
-        except BadBody:
+        except (BadBody, BodyTooLarge):
             self._state = _FAILED
             raise
         batch._separator = self._separator  # noqa: SLF001 - learnt while feeding
@@ -366,12 +401,42 @@ class EventSplitter:
         state = self._state
         if state == _DONE:
             return
+        if state == _EVENT and self._tail:
+            # Whatever the fast path was waiting for: the exact scanner says what the rest is.
+            tail, self._tail = self._tail, b""
+            self._fast = False
+            self.feed_batch(tail)  # raises if the rest is not the start of an array's end
+            state = self._state
+            if state == _DONE:  # cannot happen: the fast path would have taken it
+                return
         self._state = _FAILED
         if state == _FAILED:
             raise BadBody("response body is not a JSON array of objects")
         if state == _BEFORE:
             raise BadBody("response body is empty")
-        raise BadBody(f"response body cut short after {self.count} events")
+        events = "1 event" if self.count == 1 else f"{self.count} events"
+        raise BadBody(f"response body cut short after {events}")
+
+    def _too_large(self, start: int, size: int) -> BodyTooLarge:
+        return BodyTooLarge(
+            f"an event larger than {size_text(self.max_event_size)} (--max-event-size): the "
+            f"hub sent at least {size:,} bytes of one event, from byte {start} of the body")
+
+    def _too_deep(self, pos: int) -> BodyTooLarge:
+        return BodyTooLarge(
+            f"an event nested deeper than {MAX_DEPTH} levels: the hub sent brackets nested "
+            f"past that at byte {self._offset + pos} of the body")
+
+    def _skip_whitespace(self, buf: bytes, pos: int) -> int:
+        """The index of the next byte that is not whitespace (or ``len(buf)``), within bounds."""
+        match = _NOT_WHITESPACE.search(buf, pos)
+        end = len(buf) if match is None else match.start()
+        self._gap += end - pos
+        if self._gap > self.max_event_size:
+            raise BodyTooLarge(
+                f"more than {size_text(self.max_event_size)} of whitespace between two events "
+                f"(--max-event-size): the hub padded the body before byte {self._offset + end}")
+        return end
 
     def _fail(self, buf: bytes, pos: int, expected: str) -> BadBody:
         found = buf[pos : pos + 1]
@@ -386,13 +451,18 @@ class EventSplitter:
             raise BadBody("response body is not a JSON array of objects")
         if state == _SLOW:
             end = self._scan(data, 0)
+            size = self._partial + (len(data) if end < 0 else end)
+            if size > self.max_event_size:
+                raise self._too_large(self._offset - self._partial, size)
             if end < 0:
                 self._parts.append(data)
+                self._partial = size
                 self._offset += len(data)
                 return
             self._parts.append(data[:end])
-            self._emit_slow(b"".join(self._parts), batch)
-            self._parts = []
+            raw = b"".join(self._parts)
+            self._parts, self._partial = [], 0
+            self._emit_slow(raw, batch)
             buf, pos, state = data, end, _AFTER
         else:
             buf = self._tail + data if self._tail else data
@@ -404,10 +474,11 @@ class EventSplitter:
                 if state != _AFTER:
                     break
                 continue
-            while pos < n and buf[pos] in _WHITESPACE:
-                pos += 1
+            if pos < n and buf[pos] in _WHITESPACE:
+                pos = self._skip_whitespace(buf, pos)
             if pos == n:
                 break
+            self._gap = 0
             c = buf[pos]
             if state == _AFTER:
                 if c == 0x2C:
@@ -458,11 +529,11 @@ class EventSplitter:
         self._searched = 0
         separator = self._separator or self._learn_separator(buf, start)
         if separator is not None:
-            end = buf.rfind(separator, start, pos + self._window)
+            end = buf.rfind(separator, start, pos + min(self._window, self.max_event_size))
             if end < 0:
                 end = buf.find(separator, start)
             if end >= 0:
-                if self._take(buf[pos : end + 1], batch):
+                if self._take(buf[pos : end + 1], batch, pos):
                     self._separator = separator
                     self._window = min(self._window * 2, _MAX_WINDOW)
                     return end + 1, _AFTER
@@ -470,19 +541,23 @@ class EventSplitter:
                 return self._slow(buf, pos, batch)
         last = _last_event_end(buf, pos)
         if last >= 0:
-            if self._take(buf[pos : last + 1], batch):
+            if self._take(buf[pos : last + 1], batch, pos):
                 return last + 1, _AFTER
             return self._slow(buf, pos, batch)
-        if len(buf) - pos < _LONG_EVENT:
+        if len(buf) - pos < min(_LONG_EVENT, self.max_event_size):
             self._searched = len(buf) - pos
             return pos, _EVENT  # wait for the rest of the event
         return self._slow(buf, pos, batch)
 
-    def _take(self, region: bytes, batch: Batch) -> bool:
+    def _take(self, region: bytes, batch: Batch, pos: int) -> bool:
         """Add ``region`` to the batch if the fast check vouches for it."""
         count = _count_flat_events(region)
         if count is None:
             return False
+        if len(region) > self.max_event_size:
+            if count > 1:
+                return False  # the exact scanner measures each event
+            raise self._too_large(self._offset + pos, len(region))
         if self.strict:
             _check_batch(region)
         batch.add(region, count)
@@ -492,8 +567,12 @@ class EventSplitter:
         self._stack.clear()
         self._in_string = self._escaped = False
         end = self._scan(buf, pos)
+        size = (len(buf) if end < 0 else end) - pos
+        if size > self.max_event_size:
+            raise self._too_large(self._offset + pos, size)
         if end < 0:
             self._parts = [buf[pos:]]
+            self._partial = size
             return len(buf), _SLOW
         self._emit_slow(buf[pos:end], batch)
         if self._separator is None:
@@ -530,6 +609,8 @@ class EventSplitter:
                 if c == _QUOTE:
                     self._in_string = True
                 elif c in (_OPEN_BRACE, _OPEN_BRACKET):
+                    if len(stack) >= MAX_DEPTH:
+                        raise self._too_deep(pos - 1)
                     stack.append(c)
                 else:
                     # "}" closes "{" and "]" closes "[": their codes differ by 2.
@@ -540,13 +621,17 @@ class EventSplitter:
         return -1
 
     def _emit_slow(self, raw: bytes, batch: Batch) -> None:
-        decode_event(raw)
+        decode_event(raw, strict=self.strict)
         batch.add(raw, 1)
+
+
+def _refuse_constant(name: str) -> object:
+    raise ValueError(f"{name} is not standard JSON")
 
 
 def _check_batch(region: bytes) -> None:
     try:
-        json.loads(b"[" + region + b"]")
+        json.loads(b"[" + region + b"]", parse_constant=_refuse_constant)
     except (ValueError, RecursionError) as exc:
         raise BadBody(f"response body holds an invalid event: {exc}") from exc
 
@@ -572,10 +657,14 @@ def compact_line(raw: bytes) -> bytes:
     return line
 
 
-def decode_event(raw: bytes) -> dict[str, object]:
-    """Parse one event; raise ``BadBody`` unless it is a JSON object in UTF-8."""
+def decode_event(raw: bytes, strict: bool = False) -> dict[str, object]:
+    """Parse one event; raise ``BadBody`` unless it is a JSON object in UTF-8.
+
+    ``strict`` also refuses ``NaN``, ``Infinity`` and ``-Infinity``.
+    """
     try:
-        value = json.loads(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
+        value = json.loads(text, parse_constant=_refuse_constant) if strict else json.loads(text)
     except (ValueError, RecursionError) as exc:
         raise BadBody(f"response body holds an invalid event: {exc}") from exc
     if not isinstance(value, dict):
