@@ -97,7 +97,7 @@ def split_only(chunks: List[bytes], strict: bool) -> int:
 def decompress_only(chunks: List[bytes]) -> None:
     decoder = make_decoder("gzip")
     for chunk in chunks:
-        decoder.decompress(chunk)
+        b"".join(decoder.pieces(chunk))
     decoder.finish()
 
 
@@ -105,7 +105,7 @@ def decompress_split(chunks: List[bytes]) -> int:
     decoder = make_decoder("gzip")
     splitter = EventSplitter()
     for chunk in chunks:
-        splitter.feed(decoder.decompress(chunk))
+        splitter.feed(b"".join(decoder.pieces(chunk)))
     splitter.feed(decoder.finish())
     splitter.finish()
     return splitter.count

@@ -325,7 +325,7 @@ def test_gzip_decoder_raises_only_bad_body(data: bytes, cuts: list) -> None:
     out = b""
     try:
         for piece in pieces:
-            out += decoder.decompress(piece)
+            out += b"".join(decoder.pieces(piece))
         out += decoder.finish()
     except BadBody:
         return
@@ -338,7 +338,7 @@ def test_gzip_decoder_round_trips_any_members(payload: bytes, members: int) -> N
     parts = [payload[i::members] for i in range(members)]
     body = b"".join(gzip.compress(part) for part in parts)
     decoder = make_decoder("gzip")
-    out = b"".join(decoder.decompress(body[i:i + 97]) for i in range(0, len(body), 97))
+    out = b"".join(b"".join(decoder.pieces(body[i:i + 97])) for i in range(0, len(body), 97))
     assert out + decoder.finish() == b"".join(parts)
 
 

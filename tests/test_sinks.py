@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from hubasync.errors import UsageError
 from hubasync.output import Output, open_output
 from hubasync.sinks import FORMATS, Sink, make_sink
+from hubasync.stream import Batch
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
@@ -86,7 +87,7 @@ def as_parsed(fmt: str, events: list[Event]) -> list[Event]:
 
 def write_page(sink: Sink, events: list[Event], batch_size: int = 7) -> None:
     for start in range(0, len(events), batch_size):
-        sink.write_events([raw(event) for event in events[start : start + batch_size]])
+        sink.write_batch(Batch.of([raw(event) for event in events[start : start + batch_size]]))
 
 
 # -- each format, parsed back -------------------------------------------------------------------
@@ -103,7 +104,7 @@ def test_pages_parse_back_to_the_events(tmp_path: Path, fmt: str) -> None:
         offset = sink.commit_page()
         expected += events
         assert offset == (tmp_path / f"out.{fmt}.part").stat().st_size
-    assert sink.events_written == 120
+    assert sink.started
     sink.finish()
     assert parse(fmt, path.read_bytes()) == as_parsed(fmt, expected)
 
@@ -111,10 +112,10 @@ def test_pages_parse_back_to_the_events(tmp_path: Path, fmt: str) -> None:
 def test_json_array_layout() -> None:
     stream = io.BytesIO()
     sink = make_sink("json", open_output(None, stdout=stream))
-    sink.write_events([b'{"a":1}', b'{"b":2}'])
+    sink.write_batch(Batch.of([b'{"a":1}', b'{"b":2}']))
     sink.commit_page()
-    sink.write_events([])
-    sink.write_events([b'{"c":3}'])
+    sink.write_batch(Batch.of([]))
+    sink.write_batch(Batch.of([b'{"c":3}']))
     sink.commit_page()
     sink.finish()
     assert stream.getvalue() == b'[\n{"a":1},\n{"b":2},\n{"c":3}\n]\n'
@@ -133,7 +134,7 @@ def test_json_passes_events_through_byte_for_byte() -> None:
     events = [b'{"a" : 1.50, "z":"\\u00e9"}', b'{\n  "pretty": [1,\n 2]\n}']
     stream = io.BytesIO()
     sink = make_sink("json", open_output(None, stdout=stream))
-    sink.write_events(events)
+    sink.write_batch(Batch.of(events))
     sink.finish()
     assert stream.getvalue() == b"[\n" + b",\n".join(events) + b"\n]\n"
 
@@ -160,8 +161,8 @@ def test_jsonl_puts_pretty_events_on_one_line() -> None:
     ]
     stream = io.BytesIO()
     sink = make_sink("jsonl", open_output(None, stdout=stream))
-    sink.write_events(events)
-    sink.write_events([b'{"c":1,\r"d":2}'])
+    sink.write_batch(Batch.of(events))
+    sink.write_batch(Batch.of([b'{"c":1,\r"d":2}']))
     sink.finish()
     lines = stream.getvalue().split(b"\n")
     assert lines == [
@@ -183,10 +184,11 @@ def csv_rows(data: bytes) -> list[list[str]]:
 def test_csv_columns_come_from_the_first_batch_and_the_rest_goes_to_extra() -> None:
     stream = io.BytesIO()
     sink = make_sink("csv", open_output(None, stdout=stream))
-    sink.write_events([b'{"feed":"a","ip":["1.2.3.4","5.6.7.8"]}', b'{"port":"80","feed":"b"}'])
-    sink.write_events([b'{"feed":"c","asn":65000,"late":null,"ok":true}'])
+    sink.write_batch(Batch.of([b'{"feed":"a","ip":["1.2.3.4","5.6.7.8"]}',
+                               b'{"port":"80","feed":"b"}']))
+    sink.write_batch(Batch.of([b'{"feed":"c","asn":65000,"late":null,"ok":true}']))
     sink.commit_page()
-    sink.write_events([b'{"ip":[],"new key":"x","nested":{"k":"v"}}'])
+    sink.write_batch(Batch.of([b'{"ip":[],"new key":"x","nested":{"k":"v"}}']))
     sink.finish()
     data = stream.getvalue()
     assert data.endswith(b"\r\n")
@@ -202,7 +204,7 @@ def test_csv_columns_come_from_the_first_batch_and_the_rest_goes_to_extra() -> N
 def test_csv_extra_column_is_renamed_when_an_event_has_that_key() -> None:
     stream = io.BytesIO()
     sink = make_sink("csv", open_output(None, stdout=stream))
-    sink.write_events([b'{"extra":"e","_extra":"f"}', b'{"other":"o","x":"y"}'])
+    sink.write_batch(Batch.of([b'{"extra":"e","_extra":"f"}', b'{"other":"o","x":"y"}']))
     sink.finish()
     assert csv_rows(stream.getvalue()) == [
         ["extra", "_extra", "other", "x", "__extra"],
@@ -214,7 +216,8 @@ def test_csv_extra_column_is_renamed_when_an_event_has_that_key() -> None:
 def test_csv_with_projection() -> None:
     stream = io.BytesIO()
     sink = make_sink("csv", open_output(None, stdout=stream), projection=("ip", "feed"))
-    sink.write_events([b'{"feed":"a","ip":["1"],"unasked":"x"}', b'{"feed":"b, \\"q\\"\\nz"}'])
+    sink.write_batch(Batch.of([b'{"feed":"a","ip":["1"],"unasked":"x"}',
+                               b'{"feed":"b, \\"q\\"\\nz"}']))
     sink.finish()
     assert csv_rows(stream.getvalue()) == [["ip", "feed"], ['["1"]', "a"], ["", 'b, "q"\nz']]
 
@@ -231,14 +234,14 @@ def test_csv_without_events_is_empty_or_just_the_projection_header() -> None:
 def test_csv_rollback_of_the_first_page_forgets_its_columns() -> None:
     stream = io.BytesIO()
     sink = make_sink("csv", open_output(None, stdout=stream))
-    sink.write_events([b'{"gone":"1"}'])
+    sink.write_batch(Batch.of([b'{"gone":"1"}']))
     assert sink.resume_info()["columns"] is None
     sink.rollback_page()
-    sink.write_events([b'{"feed":"a"}'])
+    sink.write_batch(Batch.of([b'{"feed":"a"}']))
     sink.commit_page()
     assert sink.resume_info() == {
         "format": "csv",
-        "events": 1,
+        "started": True,
         "columns": ["feed"],
         "extra": "extra",
     }
@@ -249,7 +252,7 @@ def test_csv_rollback_of_the_first_page_forgets_its_columns() -> None:
 def test_csv_lone_surrogate_does_not_break_the_output() -> None:
     stream = io.BytesIO()
     sink = make_sink("csv", open_output(None, stdout=stream))
-    sink.write_events([b'{"k":"\\ud800x"}'])
+    sink.write_batch(Batch.of([b'{"k":"\\ud800x"}']))
     sink.finish()
     assert csv_rows(stream.getvalue()) == [["k", "extra"], ["\\ud800x", ""]]
 
@@ -259,9 +262,9 @@ def test_csv_never_holds_a_raw_nul_byte() -> None:
     # backslash before "u0000" that is no NUL at all and must stay as it is.
     stream = io.BytesIO()
     sink = make_sink("csv", open_output(None, stdout=stream))
-    sink.write_events([b'{"k":"a\\u0000b","n\\u0000":"x","l":["\\u0000"]}',
-                       b'{"k":"\\\\u0000"}'])
-    sink.write_events([b'{"k":"\\u0000","late\\u0000":"y"}'])
+    sink.write_batch(Batch.of([b'{"k":"a\\u0000b","n\\u0000":"x","l":["\\u0000"]}',
+                       b'{"k":"\\\\u0000"}']))
+    sink.write_batch(Batch.of([b'{"k":"\\u0000","late\\u0000":"y"}']))
     sink.finish()
     data = stream.getvalue()
     assert b"\0" not in data
@@ -295,7 +298,7 @@ def test_rollback_leaves_no_trace(tmp_path: Path, fmt: str) -> None:
     sink.rollback_page()
     write_page(sink, batch(300, 2))
     sink.commit_page()
-    assert sink.events_written == 5
+    assert sink.started
     sink.finish()
     assert parse(fmt, path.read_bytes()) == as_parsed(fmt, batch(100, 3) + batch(300, 2))
 
@@ -331,7 +334,7 @@ def test_abort_on_a_pipe_leaves_valid_output(fmt: str) -> None:
 def test_json_abort_without_events_is_an_empty_array() -> None:
     stream = io.BytesIO()
     sink = make_sink("json", open_output(None, stdout=stream))
-    sink.write_events([b"{}"])
+    sink.write_batch(Batch.of([b"{}"]))
     sink.abort()
     assert stream.getvalue() == b"[]\n"
 
@@ -369,18 +372,19 @@ sys.path.insert(0, {src!r})
 from hubasync.output import open_output
 from hubasync.sinks import make_sink
 from hubasync.state import RunState, save_state
+from hubasync.stream import Batch
 
 fmt, path, state_path = sys.argv[1:4]
 out = open_output(path, append=fmt == "jsonl")
 sink = make_sink(fmt, out)
 for number in range(3):
     events = [{{"n": number * 10 + k, "feed": "f", "k%d" % number: [str(k)]}} for k in range(10)]
-    sink.write_events([json.dumps(e).encode() for e in events])
+    sink.write_batch(Batch.of([json.dumps(e).encode() for e in events]))
     offset = sink.commit_page()
     save_state(state_path, RunState(
         fingerprint="fp", token="t%d" % (number + 1), output_offset=offset,
-        events=sink.events_written, pages=number + 1, sink=sink.resume_info()))
-sink.write_events([b'{{"n": "%s"}}' % (b"uncommitted" * 10)] * 50000)
+        events=(number + 1) * 10, pages=number + 1, sink=sink.resume_info()))
+sink.write_batch(Batch.of([b'{{"n": "%s"}}' % (b"uncommitted" * 10)] * 50000))
 os.kill(os.getpid(), signal.SIGKILL)
 """
 
@@ -412,7 +416,7 @@ def test_resume_after_kill_continues_exactly_once(tmp_path: Path, fmt: str) -> N
 
     output = open_output(str(path), append=fmt == "jsonl", resume_offset=state.output_offset)
     sink = make_sink(fmt, output, resume=state.sink)
-    assert sink.events_written == 30
+    assert sink.started
     write_page(sink, numbered(30, 10))
     sink.commit_page()
     sink.finish()
@@ -445,7 +449,7 @@ def test_corrupt_resume_info_is_refused(tmp_path: Path) -> None:
     (tmp_path / "o.part").write_bytes(b"a,b\r\n1,2\r\n")
     output = open_output(str(tmp_path / "o"), resume_offset=10)
     with pytest.raises(UsageError, match="corrupt"):
-        make_sink("csv", output, resume={"format": "csv", "events": 1, "columns": None})
+        make_sink("csv", output, resume={"format": "csv", "started": True, "columns": None})
     with pytest.raises(UsageError, match="corrupt"):
         make_sink("csv", output, resume={"format": "csv", "events": "1"})
 
@@ -454,7 +458,7 @@ def test_resume_info_is_ignored_on_a_pipe() -> None:
     stream = io.BytesIO()
     output = open_output(None, stdout=stream, resume_offset=50)
     sink = make_sink("json", output, resume={"format": "json", "events": 9})
-    assert sink.events_written == 0
+    assert not sink.started
     sink.finish()
     assert stream.getvalue() == b"[]\n"
 
@@ -471,7 +475,7 @@ def test_jsonl_appends_to_a_non_empty_file(tmp_path: Path) -> None:
     path = tmp_path / "o.jsonl"
     path.write_bytes(b'{"old":1}\n')
     sink = make_sink("jsonl", open_output(str(path), append=True))
-    sink.write_events([b'{"new":2}'])
+    sink.write_batch(Batch.of([b'{"new":2}']))
     sink.finish()
     assert path.read_bytes() == b'{"old":1}\n{"new":2}\n'
 
@@ -534,7 +538,7 @@ def test_random_page_sequences_keep_exactly_the_committed_events(
     try:
         for action, payload in steps:
             if action == "write":
-                sink.write_events([json.dumps(e, indent=indent).encode() for e in payload])
+                sink.write_batch(Batch.of([json.dumps(e, indent=indent).encode() for e in payload]))
                 pending += payload
                 if first_batch is None and pending_first is None and payload:
                     pending_first = payload
@@ -574,7 +578,7 @@ def test_random_page_sequences_keep_exactly_the_committed_events(
             data = b"[]"
     else:
         data = path.read_bytes()
-    assert sink.events_written == len(committed)
+    assert sink.started == bool(committed)
 
     if fmt != "csv":
         assert parse(fmt, data) == committed

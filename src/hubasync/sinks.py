@@ -22,7 +22,7 @@ Formats:
     row:
 
     - with a projection, the projection's keys in its order; other keys are left out;
-    - otherwise, the keys of the *first batch*: the first ``write_events`` call with events that
+    - otherwise, the keys of the *first batch*: the first batch written with events that
       is not rolled back, in first-seen order across that batch's events, then one last column
       named ``extra`` (``_extra``, ``__extra``... if an event key already has that name). ``extra``
       holds, for each event, a compact JSON object of its keys that are not columns, in the
@@ -84,40 +84,37 @@ def _cell(value: object) -> str:
 class Sink:
     """Writes events in one format, page by page, into an :class:`Output`.
 
-    ``events_written`` counts the committed events of the output, those of the run it continues
-    included. ``offset`` is the committed offset the last ``commit_page`` returned (the place a
-    later run continues from; a trailer written by ``abort`` lies past it).
+    ``started`` says whether the output holds committed events (those of the run it continues
+    included): a format needs to know no more (the cursor counts them). ``offset`` is the
+    committed offset the last ``commit_page`` returned (the place a later run continues from; a
+    trailer written by ``abort`` lies past it).
     """
 
     format = ""
 
-    def __init__(self, output: Output, events: int) -> None:
+    def __init__(self, output: Output, started: bool) -> None:
         self.output = output
-        self.events_written = events
+        self.started = started
         self.offset = output.offset
-        self._pending = 0
+        self._pending = False  # the current page holds events
         self._closed = False
 
     def write_batch(self, batch: Batch) -> None:
         """Write a batch of events (the hub's bytes) as part of the current page."""
         raise NotImplementedError
 
-    def write_events(self, events: list[bytes]) -> None:
-        """Write ``events`` (raw JSON objects, one each) as part of the current page."""
-        self.write_batch(Batch.of(events))
-
     def commit_page(self) -> int:
         """Make the current page part of the output; return the committed offset."""
         self.offset = self.output.commit()
-        self.events_written += self._pending
-        self._pending = 0
+        self.started = self.started or self._pending
+        self._pending = False
         self._committed()
         return self.offset
 
     def rollback_page(self) -> None:
         """Forget everything written since the last commit."""
         self.output.rollback()
-        self._pending = 0
+        self._pending = False
         self._rolled_back()
 
     def finish(self) -> None:
@@ -139,13 +136,13 @@ class Sink:
         if self._closed:
             return
         self._closed = True
-        self._pending = 0
+        self._pending = False
         self._rolled_back()
         self.output.close(complete=False, trailer=self._ending())
 
     def resume_info(self) -> dict[str, object]:
         """What a later run needs, with the committed offset, to continue this output."""
-        return {"format": self.format, "events": self.events_written}
+        return {"format": self.format, "started": self.started}
 
     def _ending(self) -> bytes:
         return b""
@@ -165,12 +162,12 @@ class JsonArraySink(Sink):
     def write_batch(self, batch: Batch) -> None:
         if not batch.count:
             return
-        self.output.write(b",\n" if self.events_written or self._pending else b"[\n")
+        self.output.write(b",\n" if self.started or self._pending else b"[\n")
         self.output.write(b",\n".join(batch.regions))
-        self._pending += batch.count
+        self._pending = True
 
     def _ending(self) -> bytes:
-        return b"\n]\n" if self.events_written else b"[]\n"
+        return b"\n]\n" if self.started else b"[]\n"
 
 
 class JsonLinesSink(Sink):
@@ -183,7 +180,7 @@ class JsonLinesSink(Sink):
             return
         self.output.write(batch.lines())
         self.output.write(b"\n")
-        self._pending += batch.count
+        self._pending = True
 
 
 class CsvSink(Sink):
@@ -194,12 +191,12 @@ class CsvSink(Sink):
     def __init__(
         self,
         output: Output,
-        events: int,
+        started: bool,
         projection: tuple[str, ...],
         columns: list[str] | None,
         extra: str | None,
     ) -> None:
-        super().__init__(output, events)
+        super().__init__(output, started)
         self._projection = projection
         self._columns = columns
         self._extra = extra
@@ -225,7 +222,7 @@ class CsvSink(Sink):
             rows = ([_without_nul(cell) for cell in row] for row in rows)
         writer.writerows(rows)
         self.output.write(_csv_bytes(text.getvalue()))
-        self._pending += len(records)
+        self._pending = True
 
     def _choose_columns(self, records: list[dict[str, Any]]) -> tuple[list[str], str | None]:
         if self._projection:
@@ -291,6 +288,18 @@ def _resume_field(resume: dict[str, object], key: str, kind: type) -> Any:
     return value
 
 
+def _resume_started(resume: dict[str, object]) -> bool:
+    """Whether the output a resume information describes holds events (version-1 states
+    counted them: ``events``)."""
+    started = _resume_field(resume, "started", bool)
+    if started is not None:
+        return bool(started)
+    events = _resume_field(resume, "events", int) or 0
+    if events < 0:
+        raise UsageError(f"the resume state is corrupt: {events} events")
+    return events > 0
+
+
 def make_sink(
     fmt: str,
     output: Output,
@@ -315,22 +324,22 @@ def make_sink(
                 f"cannot continue a {resume.get('format')} output as {fmt}: "
                 "use the same format as the run being resumed"
             )
-        events = _resume_field(resume, "events", int) or 0
-        if events < 0 or (events and output.offset == 0):
+        started = _resume_started(resume)
+        if started and output.offset == 0:
             raise UsageError(
-                f"the resume state is corrupt: {events} events but {output.offset} bytes committed"
+                f"the resume state is corrupt: events written but {output.offset} bytes committed"
             )
     else:
-        events = 0
+        started = False
         if fmt != "jsonl" and output.offset > 0:
             raise UsageError(
                 f"cannot add a {fmt} document to {output.name}, which is not empty: "
                 "only jsonl output can be appended to"
             )
     if fmt == "json":
-        return JsonArraySink(output, events)
+        return JsonArraySink(output, started)
     if fmt == "jsonl":
-        return JsonLinesSink(output, events)
+        return JsonLinesSink(output, started)
     columns: list[str] | None = None
     extra: str | None = None
     if resume is not None:
@@ -338,6 +347,6 @@ def make_sink(
         extra = _resume_field(resume, "extra", str)
         if columns is not None and not all(isinstance(name, str) for name in columns):
             raise UsageError("the resume state is corrupt: 'columns' should hold strings")
-    if columns is None and events:
+    if columns is None and started:
         raise UsageError("the resume state is corrupt: csv events were written without columns")
-    return CsvSink(output, events, tuple(projection), columns, extra)
+    return CsvSink(output, started, tuple(projection), columns, extra)

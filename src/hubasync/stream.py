@@ -56,12 +56,9 @@ __all__ = [
 class Decoder(Protocol):
     """Undoes a ``Content-Encoding`` incrementally."""
 
-    def decompress(self, data: bytes) -> bytes:
-        """Return the decoded bytes that ``data`` completes (possibly none)."""
-        ...
-
     def pieces(self, data: bytes) -> Iterator[bytes]:
-        """The same bytes as ``decompress``, in pieces of at most :data:`PIECE_MAX` bytes."""
+        """The decoded bytes ``data`` completes (possibly none), in pieces of at most
+        :data:`PIECE_MAX` bytes."""
         ...
 
     def finish(self) -> bytes:
@@ -70,9 +67,6 @@ class Decoder(Protocol):
 
 
 class _Identity:
-    def decompress(self, data: bytes) -> bytes:
-        return data
-
     def pieces(self, data: bytes) -> Iterator[bytes]:
         if data:
             yield data
@@ -90,9 +84,6 @@ class _Gzip:
 
     def __init__(self) -> None:
         self._z = zlib.decompressobj(_GZIP_WBITS)
-
-    def decompress(self, data: bytes) -> bytes:
-        return b"".join(self.pieces(data))
 
     def pieces(self, data: bytes) -> Iterator[bytes]:
         """The decoded bytes of ``data``, in pieces of at most :data:`PIECE_MAX` bytes.
