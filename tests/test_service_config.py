@@ -336,3 +336,17 @@ def test_listen_addresses(text: str, address: tuple) -> None:  # type: ignore[ty
 def test_bad_listen_addresses(text: str) -> None:
     with pytest.raises(ValueError):
         parse_listen_address(text)
+
+
+def test_max_event_size_is_a_bound_of_the_share_or_of_all(tmp_path: Path) -> None:
+    path = tmp_path / "hubasync.toml"
+    path.write_text('apikey_env = "K"\nmax_event_size = 2048\n'
+                    '[shares.a]\nurl = "https://hub.example.com/shares/v2/async/a"\n'
+                    '[shares.b]\nurl = "https://hub.example.com/shares/v2/async/b"\n'
+                    "max_event_size = 65536\n")
+    config = load_config(str(path), {"K": "key"})
+    assert [share.max_event_size for share in config.shares] == [2048, 65536]
+    path.write_text('apikey_env = "K"\n[shares.a]\n'
+                    'url = "https://hub.example.com/shares/v2/async/a"\nmax_event_size = 10\n')
+    with pytest.raises(UsageError, match="shares.a.max_event_size: must be at least 1024"):
+        load_config(str(path), {"K": "key"})

@@ -82,7 +82,8 @@ class ShareFollower:
                                   cacert=config.cacert, proxy=service.config.proxy)
         self.session = HubSession(transport, policy=RetryPolicy(retries=config.retries),
                                   clock=service.clock, job_timeout=config.job_timeout,
-                                  page_timeout=config.page_timeout)
+                                  page_timeout=config.page_timeout,
+                                  max_event_size=config.max_event_size)
         self._opened: Optional[Tuple[int, int]] = None
 
     def close(self) -> None:
@@ -111,6 +112,7 @@ class ShareFollower:
                 self._committed(after, before)
                 before = after
                 if after.done:
+                    pages.close()
                     return True
                 if (self.service.stopping.is_set() or time.monotonic() >= until
                         or reopen != self.service.reopen_generation or self._moved()):

@@ -26,6 +26,7 @@ from .retry import DEFAULT_RETRIES, DEFAULT_TIMEOUT
 from .session import DEFAULT_PAGE_TIMEOUT
 from .settings import Settings
 from .stalls import DEFAULT_MAX_EMPTY_PAGES
+from .stream import DEFAULT_MAX_EVENT_SIZE
 from .urls import ShareUrl, parse_share_url
 
 FORMATS = ("jsonl", "json", "csv")
@@ -43,7 +44,8 @@ _VARIABLE_RE = re.compile(r"\$\$|\$\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)\}"
                           r"|\$(?P<bare>[A-Za-z_][A-Za-z0-9_]*)|\$")
 _NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
 _KEY_SOURCES = ("apikey_env", "apikey_file")
-_BOUND_KEYS = ("timeout", "retries", "job_timeout", "page_timeout", "max_empty_pages")
+_BOUND_KEYS = ("timeout", "retries", "job_timeout", "page_timeout", "max_empty_pages",
+               "max_event_size")
 _QUERY_KEYS = ("start", "end", "filter", "projection", "param")
 _TOP_KEYS = frozenset(("directory", "concurrency", "interval", "metrics", "proxy", "shares",
                        *_KEY_SOURCES, *_BOUND_KEYS))
@@ -68,6 +70,7 @@ class ShareConfig:
     job_timeout: float = DEFAULT_JOB_TIMEOUT
     page_timeout: float = DEFAULT_PAGE_TIMEOUT
     max_empty_pages: int = DEFAULT_MAX_EMPTY_PAGES
+    max_event_size: int = DEFAULT_MAX_EVENT_SIZE
     allow_http: bool = False
     cacert: Optional[str] = None
 
@@ -81,7 +84,7 @@ class ShareConfig:
             output=self.output, state=self.state, follow=True, interval=interval,
             progress=False, quiet=True, timeout=self.timeout, retries=self.retries,
             cacert=self.cacert, job_timeout=self.job_timeout, page_timeout=self.page_timeout,
-            max_empty_pages=self.max_empty_pages,
+            max_empty_pages=self.max_empty_pages, max_event_size=self.max_event_size,
         )
 
 
@@ -245,6 +248,8 @@ class _Loader:
                 top, "page_timeout", "", DEFAULT_PAGE_TIMEOUT)),
             max_empty_pages=self.integer(table, "max_empty_pages", prefix, self.integer(
                 top, "max_empty_pages", "", DEFAULT_MAX_EMPTY_PAGES, minimum=1), minimum=1),
+            max_event_size=self.integer(table, "max_event_size", prefix, self.integer(
+                top, "max_event_size", "", DEFAULT_MAX_EVENT_SIZE, minimum=1024), minimum=1024),
             allow_http=allow_http, cacert=cacert,
         )
 
