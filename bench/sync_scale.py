@@ -5,9 +5,10 @@
 For each share count N, a simulator (its own process, ``--shares N --events E``) serves N API
 shares; ``hubasync sync CONFIG --once`` (concurrency 8) is timed from spawn to exit, with its peak
 RSS from ``os.wait4``, and its outputs checked (every share whole). Then ``hubasync sync CONFIG``
-follows the same shares, caught up, for ``--idle`` seconds (interval 5 s): its CPU time over that
-span is the cost of following N idle shares. Per-share memory is the slope of peak RSS over N.
-Prints a Markdown table.
+follows the same shares, caught up, for ``--idle`` seconds (``--interval``, 5 s by default, so
+that many passes fit): its CPU time over that span, divided by the passes of all shares, is what
+one pass of an idle share costs, and so how many shares one core can follow at a given interval.
+Per-share memory is the slope of peak RSS over N. Prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -68,18 +69,20 @@ def count_lines(path: str) -> int:
         return sum(1 for _ in handle)
 
 
-def measure(shares: int, events: int, idle: float) -> Tuple[float, float, float, float]:
+def measure(shares: int, events: int, idle: float,
+            interval: float) -> Tuple[float, float, float, float]:
     sim, url = start_sim(shares, events)
     try:
         with tempfile.TemporaryDirectory(prefix="hubasync-scale-") as folder:
-            config = write_config(folder, url, shares, 5.0)
+            config = write_config(folder, url, shares, interval)
             wall, _, peak, code = timed([sys.executable, ASYNC_PY, "sync", config, "--once"])
             assert code == 0, f"sync --once exited {code}"
             short = [n for n in range(1, shares + 1)
                      if count_lines(os.path.join(folder, f"s{n}.jsonl")) != events]
             assert not short, f"shares not whole: {short[:5]}"
             _, cpu, idle_peak, _ = timed([sys.executable, ASYNC_PY, "sync", config], idle)
-            return wall, peak, cpu / idle, idle_peak
+            passes = shares * max(1.0, idle / interval)
+            return wall, peak, cpu / passes, idle_peak
     finally:
         sim.send_signal(signal.SIGTERM)
         sim.wait(timeout=30)
@@ -89,21 +92,23 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--shares", default="50,100,200")
     parser.add_argument("--events", type=int, default=1000)
-    parser.add_argument("--idle", type=float, default=20.0)
+    parser.add_argument("--idle", type=float, default=30.0)
+    parser.add_argument("--interval", type=float, default=5.0)
     args = parser.parse_args()
     counts = [int(n) for n in args.shares.split(",")]
     rows = []
     for shares in counts:
-        wall, peak, cpu_share, idle_peak = measure(shares, args.events, args.idle)
-        rows.append((shares, wall, peak, cpu_share, idle_peak))
+        wall, peak, per_pass, idle_peak = measure(shares, args.events, args.idle, args.interval)
+        rows.append((shares, wall, peak, per_pass, idle_peak))
         print(f"{shares} shares: --once {wall:.1f} s, peak {peak:.1f} MB; following idle: "
-              f"{100 * cpu_share:.1f}% of a core, peak {idle_peak:.1f} MB", file=sys.stderr)
-    print("| shares | events each | sync --once s | peak RSS MB | idle CPU (% of a core) | "
-          "idle peak RSS MB |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: |")
-    for shares, wall, peak, cpu_share, idle_peak in rows:
-        print(f"| {shares} | {args.events:,} | {wall:.1f} | {peak:.1f} | {100 * cpu_share:.1f} | "
-              f"{idle_peak:.1f} |")
+              f"{1000 * per_pass:.1f} ms of CPU a share and pass, peak {idle_peak:.1f} MB",
+              file=sys.stderr)
+    print("| shares | events each | sync --once s | peak RSS MB | idle: CPU ms a share and pass "
+          "| idle peak RSS MB | shares one core follows at interval 300 s |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for shares, wall, peak, per_pass, idle_peak in rows:
+        print(f"| {shares} | {args.events:,} | {wall:.1f} | {peak:.1f} | {1000 * per_pass:.1f} "
+              f"| {idle_peak:.1f} | {300 / per_pass:,.0f} |")
     if len(rows) > 1:
         (n0, _, p0, _, _), (n1, _, p1, _, _) = rows[0], rows[-1]
         print(f"\nPeak memory per share: {(p1 - p0) / (n1 - n0) * 1024:.0f} KB "

@@ -73,9 +73,36 @@ def status_parser() -> argparse.ArgumentParser:
     return parser
 
 
+FILES_PER_SHARE = 4  # two locks, a kept-alive connection, and one more while a page is sent
+FILES_SPARE = 64
+
+
+def ensure_file_limit(shares: int) -> None:
+    """Raise the soft limit of open files as far as needed (and allowed) for ``shares``;
+    refuse the config, before any request, if even the hard limit is too low."""
+    try:
+        import resource
+    except ImportError:  # not on this platform: nothing to raise
+        return
+    needed = shares * FILES_PER_SHARE + FILES_SPARE
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        raise UsageError(f"{shares} shares need about {needed} open files, and this process may "
+                         f"open at most {hard} (ulimit -n; LimitNOFILE= in a systemd unit): "
+                         "raise it, or split the shares over several configs")
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+    except (OSError, ValueError) as error:
+        raise UsageError(f"{shares} shares need about {needed} open files, and the limit "
+                         f"({soft}, ulimit -n) cannot be raised: {error}") from None
+
+
 def sync(argv: Sequence[str]) -> int:
     args = sync_parser().parse_args(argv)
     config = load_config(args.config)
+    ensure_file_limit(len(config.shares))
     log = ServiceLog(log_format=args.log_format, secrets=config.secrets, debug=args.debug)
     metrics = ServiceMetrics()
     service = Service(config, log=log, once=args.once, metrics=metrics, debug=args.debug)

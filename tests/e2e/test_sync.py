@@ -226,3 +226,22 @@ def test_a_json_output_without_its_state_is_not_overwritten(make_sim: Any,
     assert done.code == 7, done.stderr
     assert "move it away" in done.stderr
     assert (tmp_path / "s1.json").read_text() == "[precious]\n"
+
+
+def test_too_many_shares_for_the_open_files_allowed_are_refused_up_front(
+        make_sim: Any, tmp_path: Path) -> None:
+    import resource
+
+    sim = make_sim(shares=2, events=10)
+    path = config(sim, tmp_path, [f"share{n}" for n in range(300)])
+
+    def few_files() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+
+    environment = dict(os.environ, APIKEY="demo-key")
+    done = subprocess.run(command() + ["sync", str(path), "--once"], capture_output=True,
+                          env=environment, timeout=120, preexec_fn=few_files)
+    stderr = done.stderr.decode()
+    assert done.returncode == 2, stderr
+    assert "300 shares need about 1264 open files" in stderr and "ulimit -n" in stderr
+    assert sim.stats.requests["post"] == 0
