@@ -341,18 +341,22 @@ def test_limit_below_one_is_a_usage_error(hub: Any) -> None:
         list(client(hub).events(limit=0))
 
 
-@pytest.mark.parametrize("form", ["argument", "sync URL", "async URL", "environment"])
-def test_repr_never_shows_the_key(hub: Any, form: str, monkeypatch: Any) -> None:
+def client_given(form: str, hub: Any, monkeypatch: Any) -> hubasync.Client:
+    """A client whose key came as an argument, in a sync or async URL, or from APIKEY."""
     monkeypatch.delenv("APIKEY", raising=False)
     if form == "argument":
-        made = client(hub)
-    elif form == "sync URL":
-        made = hubasync.Client(hub.share_url("demo", sync=True))
-    elif form == "async URL":
-        made = hubasync.Client(f"{hub.url}/shares/v2/async/demo?apikey={KEY}")
-    else:
-        monkeypatch.setenv("APIKEY", KEY)
-        made = hubasync.Client(f"{hub.url}/shares/v2/async/demo")
+        return client(hub)
+    if form == "sync URL":
+        return hubasync.Client(hub.share_url("demo", sync=True))
+    if form == "async URL":
+        return hubasync.Client(f"{hub.url}/shares/v2/async/demo?apikey={KEY}")
+    monkeypatch.setenv("APIKEY", KEY)
+    return hubasync.Client(f"{hub.url}/shares/v2/async/demo")
+
+
+@pytest.mark.parametrize("form", ["argument", "sync URL", "async URL", "environment"])
+def test_repr_never_shows_the_key(hub: Any, form: str, monkeypatch: Any) -> None:
+    made = client_given(form, hub, monkeypatch)
     for shown in (repr(made), str(made), f"{made!r}", repr([made])):
         assert KEY not in shown
         assert "/shares/v2/async/demo" in shown
@@ -459,16 +463,7 @@ def test_introspection_never_shows_the_key(hub: Any, form: str, monkeypatch: Any
     import dataclasses
     import pickle
 
-    monkeypatch.delenv("APIKEY", raising=False)
-    if form == "argument":
-        made = client(hub)
-    elif form == "sync URL":
-        made = hubasync.Client(hub.share_url("demo", sync=True))
-    elif form == "async URL":
-        made = hubasync.Client(f"{hub.url}/shares/v2/async/demo?apikey={KEY}")
-    else:
-        monkeypatch.setenv("APIKEY", KEY)
-        made = hubasync.Client(f"{hub.url}/shares/v2/async/demo")
+    made = client_given(form, hub, monkeypatch)
     assert KEY not in every_form_of(made)
     with pytest.raises(TypeError):
         dataclasses.asdict(made)  # type: ignore[call-overload]
