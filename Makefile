@@ -4,7 +4,7 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check unit bench pyz clean
+.PHONY: demo test check unit coverage bench pyz clean
 
 demo:
 	@$(PYTHON) tools/demo.py
@@ -23,7 +23,13 @@ check: $(STAMP)
 unit: $(STAMP)
 	$(VPY) -m pytest -q
 
-test: check unit
+# The orchestration, covered by the tests that open no socket (tests/core), at least 80%.
+ORCHESTRATION := job cursor pipeline session body stalls destination download
+coverage: $(STAMP)
+	$(VPY) -m pytest -q -p no:cacheprovider tests/core $(ORCHESTRATION:%=--cov=hubasync.%) \
+		--cov-report=term --cov-fail-under=80
+
+test: check unit coverage
 
 bench: $(STAMP)
 	$(VPY) bench/run.py
