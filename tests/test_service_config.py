@@ -350,3 +350,12 @@ def test_max_event_size_is_a_bound_of_the_share_or_of_all(tmp_path: Path) -> Non
                     'url = "https://hub.example.com/shares/v2/async/a"\nmax_event_size = 10\n')
     with pytest.raises(UsageError, match="shares.a.max_event_size: must be at least 1024"):
         load_config(str(path), {"K": "key"})
+
+
+def test_a_cacert_that_is_not_pem_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "ca.pem").write_text("not a certificate\n")
+    path = tmp_path / "hubasync.toml"
+    path.write_text('apikey_env = "K"\n[shares.a]\n'
+                    'url = "https://hub.example.com/shares/v2/async/a"\ncacert = "ca.pem"\n')
+    with pytest.raises(UsageError, match="shares.a.cacert: .*not a file of PEM certificates"):
+        load_config(str(path), {"K": "key"})

@@ -18,6 +18,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 from urllib.parse import unquote
 
 from .access import check_key_and_origin
+from .checks import check_cacert
 from .errors import UsageError
 from .job import DEFAULT_JOB_TIMEOUT
 from .metrics import parse_listen_address
@@ -231,8 +232,10 @@ class _Loader:
         if "cacert" in table:
             cacert = os.path.join(os.path.dirname(self.path),
                                   os.path.expanduser(self.string(table, "cacert", prefix)))
-            if not os.path.isfile(cacert):
-                raise self.refuse(prefix + "cacert", f"no such file: {cacert}")
+            try:
+                check_cacert(cacert, "the file")
+            except UsageError as error:
+                raise self.refuse(prefix + "cacert", str(error)) from None
         stem = os.path.join(directory, name)
         return ShareConfig(
             name=name, url=url, query=self.query(table, prefix, url), apikey=apikey,
