@@ -182,7 +182,7 @@ BAD = [
     ("[shares.a]\nurl = 5", "shares.a.url", "expected a string"),
     ("[shares.a]\nurl = 'https://hub.example.com/nothing'", "shares.a.url", "not a share URL"),
     ("[shares.a]\nurl = 'U/count'", "shares.a.url", "count URL"),
-    ("[shares.a]\nurl = 'U/0'", "shares.a.url", "notification share"),
+    ("[shares.a]\nurl = 'U/0'\nfilter = 'x'", "shares.a.url", "notification share"),
     ("[shares.a]\nurl = 'U?sort=time'", "shares.a.url", "sync sets itself"),
     ("[shares.a]\nurl = 'U?token=abc'", "shares.a.url", "sync sets itself"),
     ("[shares.a]\nurl = 'http://hub.example.com/shares/v2/async/abc'", "shares.a.url",
@@ -359,3 +359,27 @@ def test_a_cacert_that_is_not_pem_is_refused(tmp_path: Path) -> None:
                     'url = "https://hub.example.com/shares/v2/async/a"\ncacert = "ca.pem"\n')
     with pytest.raises(UsageError, match="shares.a.cacert: .*not a file of PEM certificates"):
         load_config(str(path), {"K": "key"})
+
+
+def test_the_issues_own_example_loads_notification_share_included(tmp_path: Path) -> None:
+    path = tmp_path / "hubasync.toml"
+    path.write_text(textwrap.dedent("""\
+        directory = "/var/lib/hubasync"
+        apikey_env = "APIKEY"
+        concurrency = 8
+        interval = 300
+        metrics = "127.0.0.1:9464"
+
+        [shares.phishing]
+        url = "https://hub.example.com/shares/v2/async/abc"
+        filter = "type=phishing"
+        format = "jsonl"
+
+        [shares.cust42]
+        url = "https://hub.example.com/shares/v2/async/def/0"
+        """))
+    config = load_config(str(path), {"APIKEY": "key"})
+    phishing, cust42 = config.shares
+    assert phishing.query.sort == "_id" and phishing.query.filter == "type=phishing"
+    assert cust42.url.is_notification and cust42.query.pairs() == []  # in insertion order
+    assert cust42.output == "/var/lib/hubasync/cust42.jsonl"

@@ -8,6 +8,7 @@ they appear in no ``repr`` or ``str`` of the objects here.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import math
 import os
@@ -265,10 +266,6 @@ class _Loader:
         if url.count:
             raise self.refuse(prefix + "url", "a count URL counts events; sync downloads them: "
                                               "drop /count")
-        if url.is_notification:
-            raise self.refuse(prefix + "url", "a notification share cannot be read in insertion "
-                                              "order (sort=_id), which sync needs; give an API "
-                                              "share URL without the index")
         for key, _ in url.extra_params:
             if key.lower() in RESERVED_PARAMS:
                 raise self.refuse(prefix + "url", f"its query sets {_quoted(key)}, which sync "
@@ -290,9 +287,18 @@ class _Loader:
             else:
                 raise self.refuse(prefix + "projection", "expected keys as a string \"a,b\" or a "
                                                          "list of strings [\"a\", \"b\"]")
-        return Query(start=self.time(table, "start", prefix), end=self.time(table, "end", prefix),
-                     filter=self.optional_string(table, "filter", prefix), projection=projection,
-                     sort="_id", extra=url.extra_params + self.params(table, prefix))
+        query = Query(start=self.time(table, "start", prefix), end=self.time(table, "end", prefix),
+                      filter=self.optional_string(table, "filter", prefix),
+                      projection=projection, extra=url.extra_params + self.params(table, prefix))
+        if url.is_notification:
+            # a notification share is read in insertion order already, and takes no sort
+            try:
+                query.check_for(url)
+            except UsageError as error:
+                raise self.refuse(prefix + "url", str(error).replace(
+                    "drop --", "drop ")) from None
+            return query
+        return dataclasses.replace(query, sort="_id")
 
     def params(self, table: Mapping[str, Any], prefix: str) -> Tuple[Tuple[str, str], ...]:
         given = table.get("param", {})

@@ -245,3 +245,18 @@ def test_too_many_shares_for_the_open_files_allowed_are_refused_up_front(
     assert done.returncode == 2, stderr
     assert "300 shares need about 1264 open files" in stderr and "ulimit -n" in stderr
     assert sim.stats.requests["post"] == 0
+
+
+def test_a_notification_share_is_followed_in_insertion_order(make_sim: Any,
+                                                              tmp_path: Path) -> None:
+    sim = make_sim(events=300, page_max=100)
+    path = tmp_path / "hubasync.toml"
+    path.write_text(f'directory = "{tmp_path}"\napikey_env = "APIKEY"\n[shares.cust42]\n'
+                    f'url = "{sim.url}/shares/v2/async/notify/0"\n')
+    first = len(sim.share_events("notify/0"))
+    for grown in (0, 25):
+        sim.append_events("notify/0", grown)
+        done = run(["sync", str(path), "--once"])
+        assert done.code == 0, done.stderr
+        got = events_of(tmp_path / "cust42.jsonl")
+        assert got == sim.share_events("notify/0") and len(got) == first + grown
