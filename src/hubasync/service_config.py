@@ -16,7 +16,6 @@ import re
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional, Tuple
-from urllib.parse import unquote
 
 from .access import check_key_and_origin
 from .checks import check_cacert
@@ -24,9 +23,9 @@ from .errors import UsageError
 from .job import DEFAULT_JOB_TIMEOUT
 from .metrics import parse_listen_address
 from .params import Query, parse_projection
+from .proxy import parse_proxy_url, secrets_of
 from .retry import DEFAULT_RETRIES, DEFAULT_TIMEOUT
 from .session import DEFAULT_PAGE_TIMEOUT
-from .settings import Settings
 from .stalls import DEFAULT_MAX_EMPTY_PAGES
 from .stream import DEFAULT_MAX_EVENT_SIZE
 from .urls import ShareUrl, parse_share_url
@@ -79,15 +78,6 @@ class ShareConfig:
     def __str__(self) -> str:
         return f"{self.name} ({self.url.display()})"
 
-    def settings(self, *, interval: float) -> Settings:
-        """The settings of one ``--follow --state`` run of this share, as the CLI would make."""
-        return Settings(
-            share=self.url, apikey=self.apikey, query=self.query, format=self.format,
-            output=self.output, state=self.state, follow=True, interval=interval,
-            progress=False, quiet=True, timeout=self.timeout, retries=self.retries,
-            cacert=self.cacert, job_timeout=self.job_timeout, page_timeout=self.page_timeout,
-            max_empty_pages=self.max_empty_pages, max_event_size=self.max_event_size,
-        )
 
 
 @dataclass(frozen=True)
@@ -114,11 +104,9 @@ class ServiceConfig:
     @property
     def secrets(self) -> Tuple[str, ...]:
         """Every secret the config holds (API keys, a proxy's password): to redact from logs."""
-        found = {share.apikey for share in self.shares}
+        found = {share.apikey for share in self.shares if share.apikey}
         if self.proxy:
-            password = _proxy_password(self.proxy)
-            if password:
-                found.update((password, unquote(password)))
+            found.update(secrets_of(self.proxy))
         return tuple(sorted(found, key=len, reverse=True))
 
 
@@ -401,9 +389,11 @@ class _Loader:
         if "proxy" not in top:
             return None
         proxy = self.string(top, "proxy", "")
-        if proxy and not re.fullmatch(r"http://[^/?#\s]+/?", proxy, re.IGNORECASE):
-            raise self.refuse("proxy", "expected \"\" (no proxy) or http://[USER:PASSWORD@]HOST"
-                                       ":PORT")
+        if proxy:
+            try:
+                parse_proxy_url(proxy, "the proxy")  # as --proxy: refused before any request
+            except UsageError as error:
+                raise self.refuse("proxy", str(error)) from None
         return proxy
 
     def check_paths(self, shares: Tuple[ShareConfig, ...]) -> None:
@@ -494,13 +484,3 @@ def _quoted(text: str) -> str:
                       else f"\\u{ord(char):04x}" for char in text[:60])
     return f'"{escaped}{"..." if len(text) > 60 else ""}"'
 
-
-_PROXY_USERINFO_RE = re.compile(r"[A-Za-z]+://([^@/?#]*)@")
-
-
-def _proxy_password(proxy: str) -> Optional[str]:
-    match = _PROXY_USERINFO_RE.match(proxy)
-    if match is None:
-        return None
-    _, colon, password = match[1].partition(":")
-    return password if colon and password else None
