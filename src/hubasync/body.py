@@ -83,10 +83,6 @@ class PageStream:
         splitter.finish()
         self._finished = True
 
-    def abandon(self) -> None:
-        """Stop reading: the connection is dropped."""
-        self._response.abandon()
-
 
 def read_ahead(response: HttpResponse, transform: Callable[[bytes], Iterable[bytes]],
                final: Callable[[], bytes], *, clock: Clock,
