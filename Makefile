@@ -24,7 +24,7 @@ unit: $(STAMP)
 	$(VPY) -m pytest -q
 
 # The orchestration, covered by the tests that open no socket (tests/core), at least 80%.
-ORCHESTRATION := job cursor pipeline session body stalls destination download
+ORCHESTRATION := core.job core.cursor run.pipeline transport.session transport.body core.stalls run.recorder cli.download
 coverage: $(STAMP)
 	$(VPY) -m pytest -q -p no:cacheprovider tests/core $(ORCHESTRATION:%=--cov=hubasync.%) \
 		--cov-report=term --cov-fail-under=80

@@ -22,7 +22,8 @@ from typing import Callable, Dict, List
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
 
-from hubasync.stream import EventSplitter, make_decoder  # noqa: E402
+from hubasync.events.decoding import make_decoder
+from hubasync.events.splitter import EventSplitter  # noqa: E402
 
 CHUNKS = (64 << 10, 256 << 10, 1 << 20)
 TYPES = ("malware infection", "phishing", "open service", "vulnerable service", "scanner")

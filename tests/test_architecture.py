@@ -1,4 +1,10 @@
-"""The package's shape: no import cycle among the modules of ``src/hubasync``."""
+"""The package's shape: layers that import only downward, and no import cycle.
+
+The sub-packages of ``src/hubasync`` are layers. A module may import its own layer and the
+layers below it, never one above: the protocol core knows nothing of sockets or files, the
+transport nothing of outputs, the run nothing of the command line or the service. The
+simulator stands apart: it imports nothing of hubasync outside itself, so it is a fair judge.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,34 @@ from typing import Dict, List, Set
 
 PACKAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src",
                        "hubasync")
+
+# Each layer, and the layers it may import (besides itself). ``base`` is errors and version.
+ALLOWED: Dict[str, Set[str]] = {
+    "base": set(),
+    "core": {"base"},
+    "files": {"base", "core"},
+    "events": {"base", "core", "files"},
+    "transport": {"base", "core", "events"},
+    "delivery": {"base", "core", "events", "files", "transport"},
+    "run": {"base", "core", "events", "files", "transport", "delivery"},
+    "library": {"base", "core", "events", "files", "transport", "run"},
+    "service": {"base", "core", "events", "files", "transport", "delivery", "run"},
+    "cli": {"base", "core", "events", "files", "transport", "delivery", "run", "service"},
+    "sim": set(),
+    "top": {"base", "core", "events", "files", "transport", "delivery", "run", "library",
+            "service", "cli"},
+}
+MODULE_LAYERS = {"hubasync.errors": "base", "hubasync.version": "base",
+                 "hubasync.client": "library", "hubasync": "top", "hubasync.__main__": "top"}
+
+
+def layer_of(module: str) -> str:
+    if module in MODULE_LAYERS:
+        return MODULE_LAYERS[module]
+    parts = module.split(".")
+    if len(parts) >= 2 and parts[1] in ALLOWED:
+        return parts[1]
+    raise AssertionError(f"{module} belongs to no layer: add it to test_architecture.py")
 
 
 def module_name(path: str) -> str:
@@ -72,10 +106,45 @@ def cycles(edges: Dict[str, Set[str]]) -> List[List[str]]:
     return found
 
 
+def upward_imports(edges: Dict[str, Set[str]]) -> List[str]:
+    found = []
+    for module, targets in sorted(edges.items()):
+        layer = layer_of(module)
+        for target in sorted(targets):
+            other = layer_of(target)
+            if other != layer and other not in ALLOWED[layer] and not target.endswith(
+                    "__init__") and target != f"hubasync.{other}":
+                found.append(f"{module} ({layer}) imports {target} ({other})")
+    return found
+
+
 def test_the_graph_is_read() -> None:
     edges = graph()
-    assert "hubasync.pipeline" in edges["hubasync.download"]
-    assert "hubasync.job" in edges["hubasync.session"]
+    assert "hubasync.run.pipeline" in edges["hubasync.cli.download"]
+    assert "hubasync.core.job" in edges["hubasync.transport.session"]
+
+
+def test_every_module_is_in_a_layer() -> None:
+    for module in graph():
+        layer_of(module)
+
+
+def test_layers_import_only_downward() -> None:
+    assert upward_imports(graph()) == []
+
+
+def test_an_upward_import_is_found() -> None:
+    edges = {"hubasync.core.job": {"hubasync.transport.session"},
+             "hubasync.transport.session": {"hubasync.core.job"}}
+    assert upward_imports(edges) == [
+        "hubasync.core.job (core) imports hubasync.transport.session (transport)"]
+
+
+def test_the_simulator_stands_apart() -> None:
+    edges = graph()
+    for module, targets in edges.items():
+        if module.startswith("hubasync.sim"):
+            assert all(t.startswith("hubasync.sim") for t in targets), module
 
 
 def test_there_is_no_import_cycle() -> None:

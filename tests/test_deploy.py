@@ -18,7 +18,7 @@ from typing import Dict, List, Tuple
 
 import pytest
 
-from hubasync.service_config import ServiceConfig, load_config
+from hubasync.service.config import ServiceConfig, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"

@@ -20,8 +20,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from hubasync.errors import BadBody, HubasyncError, ProtocolError, QueryRejected
-from hubasync.protocol import (
+from hubasync.core.answers import (
     Answer,
     Fetch,
     Poll,
@@ -35,9 +34,10 @@ from hubasync.protocol import (
     hub_says,
     parse_count,
 )
-from hubasync.retry import parse_retry_after
-from hubasync.stream import make_decoder
-from hubasync.urls import same_origin
+from hubasync.core.retry import parse_retry_after
+from hubasync.core.urls import same_origin
+from hubasync.errors import BadBody, HubasyncError, ProtocolError, QueryRejected
+from hubasync.events.decoding import make_decoder
 
 SETTINGS = settings(max_examples=150, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])

@@ -10,16 +10,16 @@ from pathlib import Path
 
 import pytest
 
-import hubasync.lock as lock_module
+import hubasync.files.lock as lock_module
 from hubasync.errors import Busy, ExitCode, OutputError
-from hubasync.lock import lock_file, lock_path
+from hubasync.files.lock import lock_file, lock_path
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 HOLDER = """
 import sys, time
 sys.path.insert(0, {src!r})
-from hubasync.lock import lock_file
+from hubasync.files.lock import lock_file
 held = lock_file({path!r}, what="state file")
 print("locked", flush=True)
 time.sleep(120)
@@ -116,7 +116,7 @@ def test_two_processes_racing_for_one_lock_get_one_winner(tmp_path: Path) -> Non
 import sys, time
 sys.path.insert(0, {SRC!r})
 from hubasync.errors import Busy
-from hubasync.lock import lock_file
+from hubasync.files.lock import lock_file
 while time.time() < float(sys.argv[1]):
     pass
 try:

@@ -11,7 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from hubasync.errors import UsageError
-from hubasync.metrics import CONTENT_TYPE, MetricsServer, Registry, ServiceMetrics
+from hubasync.service.metrics import CONTENT_TYPE, MetricsServer, Registry, ServiceMetrics
 
 
 def scrape(address: Tuple[str, int], path: str = "/metrics") -> Tuple[int, str, str]:

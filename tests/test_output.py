@@ -17,7 +17,7 @@ from typing import Any, BinaryIO, Callable, Iterator
 import pytest
 
 from hubasync.errors import OutputError
-from hubasync.output import Output, open_output
+from hubasync.files.output import Output, open_output
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 BIG = 3 << 20  # larger than the write buffer, so an uncommitted page reaches the file
@@ -321,7 +321,7 @@ def test_file_size_limit_is_an_output_error(tmp_path: Path) -> None:
 import resource, signal, sys
 sys.path.insert(0, {SRC!r})
 from hubasync.errors import OutputError
-from hubasync.output import open_output
+from hubasync.files.output import open_output
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, (5000, 5000))
 out = open_output({str(tmp_path / "o")!r}, atomic=False)
@@ -460,7 +460,7 @@ def test_killed_writer_leaves_only_committed_pages_in_the_pipe() -> None:
     script = f"""
 import os, signal, sys
 sys.path.insert(0, {SRC!r})
-from hubasync.output import open_output
+from hubasync.files.output import open_output
 out = open_output(None)
 for number in range(3):
     out.write(b"page%d;" % number)
@@ -492,7 +492,7 @@ def test_head_closing_the_pipe_early_ends_quietly() -> None:
 import sys
 sys.path.insert(0, {SRC!r})
 from hubasync.errors import OutputError
-from hubasync.output import open_output
+from hubasync.files.output import open_output
 out = open_output(None)
 try:
     for number in range(100000):
@@ -723,7 +723,7 @@ def stopped_output(path: Path, pages: list[bytes], *, trailer: bytes = b"",
 def test_committed_tail_is_the_digest_of_the_last_64_kib(tmp_path: Path) -> None:
     import hashlib
 
-    from hubasync.output import TAIL_BYTES
+    from hubasync.files.output import TAIL_BYTES
 
     path = tmp_path / "out.jsonl"
     body = page("a", 100_000)

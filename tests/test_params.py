@@ -8,15 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from hubasync.core.params import MAX_PAGE_LIMIT, Query, encode_query, parse_param, parse_projection
+from hubasync.core.urls import ShareUrl, parse_share_url
 from hubasync.errors import UsageError
-from hubasync.params import (
-    MAX_PAGE_LIMIT,
-    Query,
-    encode_query,
-    parse_param,
-    parse_projection,
-)
-from hubasync.urls import ShareUrl, parse_share_url
 
 API_SHARE = parse_share_url("https://hub.example.com/shares/v2/async/abc")
 NOTIFICATION_SHARE = parse_share_url("https://hub.example.com/shares/v2/async/abc/0")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from hubasync.progress import Progress
+from hubasync.cli.progress import Progress
 
 
 class Clock:
@@ -17,7 +17,7 @@ class Clock:
 
 def test_line_shows_events_pages_rate_elapsed_and_total() -> None:
     clock = Clock()
-    progress = Progress(io.StringIO(), enabled=True, clock=clock)
+    progress = Progress(io.StringIO(), enabled=True, now=clock)
     clock.now += 4
     progress.update(20_000, 2)
     assert progress.line() == "20,000 events, 2 pages, 5.0k/s, 0:04"
@@ -31,7 +31,7 @@ def test_line_shows_events_pages_rate_elapsed_and_total() -> None:
 def test_redraws_are_throttled_and_notes_shown_at_once() -> None:
     clock = Clock()
     stream = io.StringIO()
-    progress = Progress(stream, enabled=True, interval=0.2, clock=clock)
+    progress = Progress(stream, enabled=True, interval=0.2, now=clock)
     progress.update(1, 1)
     progress.update(2, 1)  # too soon: not drawn
     assert stream.getvalue().count("\r") == 1

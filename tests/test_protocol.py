@@ -7,14 +7,7 @@ from typing import Optional
 
 import pytest
 
-from hubasync.errors import (
-    AuthError,
-    BadBody,
-    NotFoundError,
-    ProtocolError,
-    QueryRejected,
-)
-from hubasync.protocol import (
+from hubasync.core.answers import (
     Answer,
     Fetch,
     Poll,
@@ -27,6 +20,7 @@ from hubasync.protocol import (
     hub_reasons,
     parse_count,
 )
+from hubasync.errors import AuthError, BadBody, NotFoundError, ProtocolError, QueryRejected
 
 POST_URL = "https://hub.example.com/shares/v2/async/abc?limit=10"
 STATUS_URL = "https://hub.example.com/shares/v2/async/abc/jobs/J1"

@@ -14,9 +14,9 @@ import pytest
 from fakehub import FakeHub, reply, tiny_share
 
 from hubasync import Client
+from hubasync.core.redaction import redact
 from hubasync.errors import ProxyAuthError, UsageError
-from hubasync.proxy import Proxy, parse_proxy_url, route_for, secrets_of
-from hubasync.urls import redact
+from hubasync.transport.proxy import Proxy, parse_proxy_url, route_for, secrets_of
 
 
 @pytest.mark.parametrize(("text", "expected"), [

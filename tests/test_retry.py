@@ -6,6 +6,8 @@ import random
 
 import pytest
 
+from hubasync.core.polling import JobTiming, PollPlanner
+from hubasync.core.retry import Attempts, RetryPolicy, parse_retry_after
 from hubasync.errors import (
     HubasyncError,
     HubBusy,
@@ -16,8 +18,6 @@ from hubasync.errors import (
     ProtocolError,
     QueryRejected,
 )
-from hubasync.polling import JobTiming, PollClock
-from hubasync.retry import Attempts, RetryPolicy, parse_retry_after
 
 
 @pytest.mark.parametrize("value, expected", [
@@ -94,7 +94,7 @@ def test_retry_after_is_capped_once_by_the_policy() -> None:
 
 
 def test_poll_clock_narrows_the_gap_halving_while_it_is_wide() -> None:
-    clock = PollClock(first_guess=0.05)
+    clock = PollPlanner(first_guess=0.05)
     assert clock.first_delay() == 0.05
     clock.record(JobTiming(lower=0.05, upper=1.05))  # polled early, then waited Retry-After 1
     assert clock.first_delay() == pytest.approx(1.05 - (0.5 - 0.05))
@@ -106,7 +106,7 @@ def test_poll_clock_narrows_the_gap_halving_while_it_is_wide() -> None:
 
 @pytest.mark.parametrize("duration", [0.02, 0.3, 0.45, 2.0])
 def test_poll_clock_settles_near_the_job_duration_with_few_early_polls(duration: float) -> None:
-    clock = PollClock()
+    clock = PollPlanner()
     early = 0
     for page in range(20):  # a hub answering Retry-After: 1 while the job runs
         delay = clock.first_delay()
@@ -120,14 +120,14 @@ def test_poll_clock_settles_near_the_job_duration_with_few_early_polls(duration:
 
 
 def test_a_short_retry_after_makes_early_polls_cheap() -> None:
-    clock = PollClock()
+    clock = PollPlanner()
     clock.retry_after = 0.1
     clock.record(JobTiming(lower=0.0, upper=0.4))
     assert clock.first_delay() == pytest.approx(0.4 - (0.2 - 0.005))
 
 
 def test_poll_clock_starts_over_when_jobs_get_slower() -> None:
-    clock = PollClock()
+    clock = PollPlanner()
     clock.record(JobTiming(lower=0.0, upper=0.2))
     assert clock.first_delay() == pytest.approx(0.15)
     clock.record(JobTiming(lower=2.0, upper=3.0))  # does not fit below 0.2: a new regime
@@ -135,5 +135,5 @@ def test_poll_clock_starts_over_when_jobs_get_slower() -> None:
 
 
 def test_poll_clock_waits_without_retry_after() -> None:
-    waits = [PollClock.wait_without_retry_after(n) for n in range(1, 8)]
+    waits = [PollPlanner.wait_without_retry_after(n) for n in range(1, 8)]
     assert waits == sorted(waits) and waits[-1] == 1.0 and waits[0] < 0.5

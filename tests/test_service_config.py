@@ -9,19 +9,19 @@ from typing import Dict, Optional
 
 import pytest
 
+from hubasync.core.job import DEFAULT_JOB_TIMEOUT
+from hubasync.core.redaction import redact
+from hubasync.core.retry import DEFAULT_RETRIES, DEFAULT_TIMEOUT
+from hubasync.core.stalls import DEFAULT_MAX_EMPTY_PAGES
 from hubasync.errors import ExitCode, UsageError
-from hubasync.job import DEFAULT_JOB_TIMEOUT
-from hubasync.metrics import parse_listen_address
-from hubasync.retry import DEFAULT_RETRIES, DEFAULT_TIMEOUT
-from hubasync.service_config import (
+from hubasync.service.config import (
     DEFAULT_CONCURRENCY,
     DEFAULT_INTERVAL,
     ServiceConfig,
     load_config,
 )
-from hubasync.session import DEFAULT_PAGE_TIMEOUT
-from hubasync.stalls import DEFAULT_MAX_EMPTY_PAGES
-from hubasync.urls import redact
+from hubasync.service.metrics import parse_listen_address
+from hubasync.transport.session import DEFAULT_PAGE_TIMEOUT
 
 KEY = "Sekr3t-key-0123456789"
 OTHER_KEY = "0ther-key-ABCDEFGH"

@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 import pytest
 
-from hubasync.service_log import ServiceLog
+from hubasync.service.log import ServiceLog
 
 WHEN = 1_764_403_200.25  # 2025-11-29T08:00:00.250Z
 KEY = 'k3y"with\\odd=chars'
@@ -23,7 +23,7 @@ def lines_of(stream: io.StringIO) -> list:  # type: ignore[type-arg]
 
 def test_logfmt_fields_are_quoted_only_when_needed() -> None:
     out = io.StringIO()
-    log = ServiceLog(out, clock=lambda: WHEN)
+    log = ServiceLog(out, wall_time=lambda: WHEN)
     log.info("pass done", share="cust42", events=1200, behind=1.5, caught_up=True, note=None)
     log.warning("odd", share="a.b-c_d", text='say "hi"\nback\\slash', eq="a=b", empty="",
                 ctl="\x01")
@@ -37,7 +37,7 @@ def test_logfmt_fields_are_quoted_only_when_needed() -> None:
 
 def test_json_lines_carry_time_level_msg_share_and_fields() -> None:
     out = io.StringIO()
-    log = ServiceLog(out, log_format="json", clock=lambda: WHEN)
+    log = ServiceLog(out, log_format="json", wall_time=lambda: WHEN)
     log.error("pass failed", share="cust42", kind="AuthError", error="refused\nkey",
               retry_in=float("inf"), attempt=3)
     log.info("started", shares=2)

@@ -14,7 +14,7 @@ import pytest
 from processes import wait_until
 
 from hubasync.errors import OutputError, UsageError
-from hubasync.state import (
+from hubasync.files.state import (
     STATE_VERSION,
     RunState,
     check_state_path,
@@ -35,7 +35,7 @@ def full_state() -> RunState:
         pages=2,
         complete=False,
         last_inserted_token="last-1",
-        sink={"format": "csv", "events": 200000, "columns": ["feed", "ip"], "extra": "extra"},
+        writer={"format": "csv", "events": 200000, "columns": ["feed", "ip"], "extra": "extra"},
     )
 
 
@@ -57,7 +57,7 @@ def test_defaults_round_trip(tmp_path: Path) -> None:
     loaded = load_state(path)
     assert loaded is not None
     assert loaded == RunState(fingerprint="f", updated=loaded.updated)
-    assert loaded.token is None and loaded.sink == {} and not loaded.complete
+    assert loaded.token is None and loaded.writer == {} and not loaded.complete
 
 
 def test_absent_state_is_none(tmp_path: Path) -> None:
@@ -174,7 +174,7 @@ def test_kill_during_saves_leaves_a_whole_state(tmp_path: Path) -> None:
     script = f"""
 import sys
 sys.path.insert(0, {SRC!r})
-from hubasync.state import RunState, save_state
+from hubasync.files.state import RunState, save_state
 number = 0
 while True:
     number += 1

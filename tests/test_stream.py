@@ -12,13 +12,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hubasync.errors import BadBody, BodyTooLarge, HubUnavailable
-from hubasync.stream import (
+from hubasync.events.decoding import make_decoder
+from hubasync.events.splitter import (
     DEFAULT_MAX_EVENT_SIZE,
     MAX_DEPTH,
     EventSplitter,
     compact_line,
     decode_event,
-    make_decoder,
     size_text,
 )
 

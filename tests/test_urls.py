@@ -10,16 +10,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hubasync.errors import UsageError
-from hubasync.urls import (
+from hubasync.core.redaction import redact
+from hubasync.core.urls import (
     ShareUrl,
     is_loopback,
     origin_of,
     parse_share_url,
-    redact,
     resolve_location,
     same_origin,
 )
+from hubasync.errors import UsageError
 
 HUB = "https://hub.example.com"
 ASYNC = f"{HUB}/shares/v2/async"

@@ -15,7 +15,7 @@ import zipapp
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = os.path.join(ROOT, "src", "hubasync")
-MAIN = "import sys\nfrom hubasync.cli import main\nsys.exit(main())\n"
+MAIN = "import sys\nfrom hubasync.cli.main import main\nsys.exit(main())\n"
 
 
 def build(target: str) -> str:

@@ -10,8 +10,8 @@ The library beneath the ``hubasync`` command::
 
 from __future__ import annotations
 
-from .client import Client, Event, Page
-from .errors import (
+from hubasync.client import Client, Event, Page
+from hubasync.errors import (
     AuthError,
     BadBody,
     BodyTooLarge,
@@ -30,7 +30,7 @@ from .errors import (
     QueryRejected,
     UsageError,
 )
-from .version import __version__
+from hubasync.version import __version__
 
 __all__ = [
     "AuthError",

@@ -15,17 +15,19 @@ import tempfile
 from contextlib import contextmanager
 from typing import IO, Any, Dict, Iterable, Iterator, Mapping, Optional, Union
 
-from .access import check_key_and_origin
-from .checks import check_cacert, check_sendable
-from .cursor import Cursor
-from .errors import InvalidArgument, InvalidArgumentType, UsageError
-from .params import Query, query_url
-from .pipeline import fetch_pages
-from .proxy import parse_proxy_url
-from .retry import DEFAULT_RETRIES, DEFAULT_TIMEOUT, RetryPolicy
-from .session import HubSession, hub_transport
-from .stream import DEFAULT_MAX_EVENT_SIZE, Batch
-from .urls import REDACTED, parse_share_url, redact
+from hubasync.core.access import check_key_and_origin
+from hubasync.core.cursor import Cursor
+from hubasync.core.params import Query, check_sendable, query_url
+from hubasync.core.redaction import REDACTED, redact
+from hubasync.core.retry import DEFAULT_RETRIES, DEFAULT_TIMEOUT, RetryPolicy
+from hubasync.core.urls import parse_share_url
+from hubasync.errors import InvalidArgument, InvalidArgumentType, UsageError
+from hubasync.events.splitter import DEFAULT_MAX_EVENT_SIZE, Batch
+from hubasync.run.pipeline import fetch_pages
+from hubasync.transport.http import hub_transport
+from hubasync.transport.proxy import parse_proxy_url
+from hubasync.transport.session import HubSession
+from hubasync.transport.tls import check_cacert
 
 Event = Dict[str, Any]
 SPOOL_MEMORY = 8 * 1024 * 1024
@@ -68,8 +70,8 @@ class Page:
         self._spool.close()
 
 
-class _SpoolDestination:
-    """The library's destination: each page is spooled, and handed out once committed."""
+class _SpoolTarget:
+    """The library's page target: each page is spooled, and handed out once committed."""
 
     def __init__(self) -> None:
         self.ready: Optional[tuple[IO[bytes], int]] = None
@@ -77,7 +79,7 @@ class _SpoolDestination:
         self._count = 0
 
     @contextmanager
-    def page(self) -> Iterator[_SpoolDestination]:
+    def page(self) -> Iterator[_SpoolTarget]:
         self._spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)  # noqa: SIM115
         self._count = 0
         try:
@@ -311,16 +313,16 @@ class Client:
     def _pages(self, query: Query, limit: Optional[int], token: Optional[str],
                ) -> Iterator[Page]:
         session = self._session(count=False)
-        destination = _SpoolDestination()
+        target = _SpoolTarget()
 
         def url_for(cursor: Cursor) -> str:
             return query_url(self._share, query, limit=cursor.page_limit, token=cursor.token)
 
         before = Cursor(token=token, limit=limit)
-        pages = fetch_pages(session, url_for, before, destination, attempts=session.attempts)
+        pages = fetch_pages(session, url_for, before, target, attempts=session.attempts)
         try:
             for after in pages:
-                spool, count = destination.take()
+                spool, count = target.take()
                 yield Page(spool, count, before.token, after.token, after.last_inserted)
                 before = after
         finally:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hubasync.cursor import Cursor, PageResult
+from hubasync.core.cursor import Cursor, PageResult
 from hubasync.errors import ProtocolError
 
 

@@ -8,15 +8,15 @@ from typing import Any, List, Optional
 
 import pytest
 
-from hubasync.download import Download
+from hubasync.cli.download import Download
+from hubasync.cli.progress import Progress
+from hubasync.core.params import Query
+from hubasync.core.retry import RetryPolicy
+from hubasync.core.urls import parse_share_url
 from hubasync.errors import ExitCode, Interrupted
-from hubasync.params import Query
-from hubasync.progress import Progress
-from hubasync.retry import RetryPolicy
-from hubasync.session import HubSession
-from hubasync.settings import Settings
-from hubasync.signals import Stopper
-from hubasync.urls import parse_share_url
+from hubasync.run.settings import RunSettings
+from hubasync.run.stopping import Stopper
+from hubasync.transport.session import HubSession
 
 from .memory_hub import URL, FakeClock, MemoryHub
 
@@ -40,14 +40,14 @@ class StopAfter(FakeClock):
         super().sleep(seconds)
 
 
-def settings(tmp_path: Path, **fields: Any) -> Settings:
+def settings(tmp_path: Path, **fields: Any) -> RunSettings:
     values: dict[str, Any] = {"format": "jsonl", "output": str(tmp_path / "out.jsonl"),
                               "state": str(tmp_path / "out.state"), "query": Query(sort="_id")}
     values.update(fields)
-    return Settings(share=parse_share_url(URL), apikey="key", **values)
+    return RunSettings(share=parse_share_url(URL), apikey="key", **values)
 
 
-def download(hub: MemoryHub, chosen: Settings, clock: Optional[FakeClock] = None) -> int:
+def download(hub: MemoryHub, chosen: RunSettings, clock: Optional[FakeClock] = None) -> int:
     clock = clock or hub.clock
     hub.clock = clock
     session = HubSession(hub.transport(), clock=clock, policy=RetryPolicy(retries=3))
@@ -118,7 +118,7 @@ def test_an_invalid_stored_token_and_recover(tmp_path: Path,
     Path(str(chosen.state)).write_text(json.dumps(saved))
     assert download(hub, chosen) == ExitCode.REJECTED
     assert "--recover" in capsys.readouterr().err
-    recovered = Settings(**{**chosen.__dict__, "recover": True})
+    recovered = RunSettings(**{**chosen.__dict__, "recover": True})
     assert download(hub, recovered) == ExitCode.OK
     assert "starting again from" in capsys.readouterr().err
     assert lines(str(chosen.output))[:10] == list(range(10))
@@ -147,10 +147,10 @@ def test_a_limit_reached_prints_the_token(tmp_path: Path,
 
 
 def test_a_count(tmp_path: Path) -> None:
-    from hubasync.download import _count
+    from hubasync.cli.download import _count
 
     hub = MemoryHub(events=25)
-    chosen = Settings(share=parse_share_url(URL + "/count"), apikey="key", query=Query(),
+    chosen = RunSettings(share=parse_share_url(URL + "/count"), apikey="key", query=Query(),
                       output=str(tmp_path / "count.json"))
     session = HubSession(hub.transport(), clock=hub.clock)
     assert _count(chosen, session, session.attempts()) == ExitCode.OK
@@ -174,18 +174,18 @@ def test_the_progress_line_learns_the_total_first(tmp_path: Path) -> None:
 
 def test_a_finished_json_run_left_unrenamed_is_finished(tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    from hubasync.sinks import JsonArraySink
+    from hubasync.events.formats import JsonArrayWriter
 
     class Killed(BaseException):
         pass
 
-    def killed(self: JsonArraySink) -> None:
+    def killed(self: JsonArrayWriter) -> None:
         raise Killed  # as kill -9 would stop it: after the last commit, before the rename
 
     hub = MemoryHub(events=25, page_max=10)
     chosen = settings(tmp_path, format="json", output=str(tmp_path / "out.json"))
     with monkeypatch.context() as patched:
-        patched.setattr(JsonArraySink, "finish", killed)
+        patched.setattr(JsonArrayWriter, "_finish", killed)
         with pytest.raises(Killed):
             download(hub, chosen)
     final = Path(str(chosen.output))

@@ -6,11 +6,11 @@ from typing import Dict, Optional
 
 import pytest
 
+from hubasync.core.answers import Answer, Read
+from hubasync.core.job import OPEN, QUERY, RESULTS, STATUS, Job
+from hubasync.core.polling import PollPlanner
+from hubasync.core.retry import RetryPolicy
 from hubasync.errors import AuthError, HubBusy, JobGone, JobTimeout, QueryRejected
-from hubasync.job import OPEN, QUERY, RESULTS, STATUS, Job
-from hubasync.polling import PollClock
-from hubasync.protocol import Answer, Read
-from hubasync.retry import RetryPolicy
 
 QUERY_URL = "https://hub.test/shares/v2/async/demo?limit=10"
 STATUS_URL = "https://hub.test/shares/v2/async/demo/jobs/J1"
@@ -27,7 +27,7 @@ def answer(url: str, status: int, body: bytes = b"", **headers: str) -> Answer:
 
 
 def new_job(job_timeout: float = 100.0, first_guess: float = 0.0) -> Job:
-    return Job(QUERY_URL, clock=PollClock(first_guess), policy=RetryPolicy(retry_after_max=30),
+    return Job(QUERY_URL, planner=PollPlanner(first_guess), policy=RetryPolicy(retry_after_max=30),
                job_timeout=job_timeout)
 
 
@@ -156,9 +156,9 @@ def test_final_answers_raise_their_errors() -> None:
 
 
 def test_the_poll_clock_learns_from_each_job() -> None:
-    clock = PollClock()
+    clock = PollPlanner()
     for start in (0.0, 100.0):
-        job = Job(QUERY_URL, clock=clock, policy=RetryPolicy())
+        job = Job(QUERY_URL, planner=clock, policy=RetryPolicy())
         job.receive(answer(QUERY_URL, 202, Location="demo/jobs/J1"), sent_at=start, now=start)
         poll = job.next_request()
         job.receive(answer(STATUS_URL, 202, Location="J1", Retry_After="1"), sent_at=poll.at,

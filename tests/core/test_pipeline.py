@@ -8,7 +8,11 @@ from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
 
-from hubasync.cursor import Cursor
+from hubasync.core.cursor import Cursor
+from hubasync.core.params import Query, query_url
+from hubasync.core.retry import RetryPolicy
+from hubasync.core.stalls import StallDetector
+from hubasync.core.urls import parse_share_url
 from hubasync.errors import (
     AuthError,
     BadBody,
@@ -18,13 +22,9 @@ from hubasync.errors import (
     PageTimeout,
     ProtocolError,
 )
-from hubasync.params import Query, query_url
-from hubasync.pipeline import fetch_pages
-from hubasync.retry import RetryPolicy
-from hubasync.session import HubSession
-from hubasync.stalls import StallDetector
-from hubasync.stream import Batch
-from hubasync.urls import parse_share_url
+from hubasync.events.splitter import Batch
+from hubasync.run.pipeline import fetch_pages
+from hubasync.transport.session import HubSession
 
 from .memory_hub import URL, MemoryHub, Reply, network_error, reply
 
@@ -64,15 +64,15 @@ def run(hub: MemoryHub, cursor: Optional[Cursor] = None, *, retries: int = 4,
         session: Optional[HubSession] = None) -> ListDestination:
     session = session or HubSession(hub.transport(), clock=hub.clock,
                                     policy=RetryPolicy(retries=retries))
-    destination = ListDestination()
+    recorder = ListDestination()
 
     def url_for(at: Cursor) -> str:
         return query_url(SHARE, query, limit=at.page_limit, token=at.token)
 
-    for _ in fetch_pages(session, url_for, cursor or Cursor(), destination,
+    for _ in fetch_pages(session, url_for, cursor or Cursor(), recorder,
                          attempts=session.attempts, prefetch=prefetch, stalls=stalls):
         pass
-    return destination
+    return recorder
 
 
 def test_every_event_once_in_order() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from hubasync.core.stalls import StallDetector
 from hubasync.errors import NoProgress
-from hubasync.stalls import StallDetector
 
 
 def test_pages_that_move_forward_pass() -> None:

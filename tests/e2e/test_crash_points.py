@@ -34,7 +34,7 @@ def counted(real):
     return step
 for name in ("write", "fsync", "ftruncate", "replace", "unlink"):
     setattr(os, name, counted(getattr(os, name)))
-from hubasync.cli import main
+from hubasync.cli.main import main
 sys.exit(main(sys.argv[3:]))
 """
 

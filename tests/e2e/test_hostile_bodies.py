@@ -18,7 +18,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 import pytest
 from fakehub import SHARE, FakeHub, Seen, reply, streamed, tiny_share
 
-from hubasync.stream import DEFAULT_MAX_EVENT_SIZE, MAX_DEPTH
+from hubasync.events.splitter import DEFAULT_MAX_EVENT_SIZE, MAX_DEPTH
 
 from .helpers import command
 
@@ -224,7 +224,7 @@ def test_max_event_size_is_checked(value: str, problem: str, tmp_path: Any) -> N
 
 
 def test_max_event_size_units() -> None:
-    from hubasync.cli import settings_from
+    from hubasync.cli.main import settings_from
 
     def size(text: Optional[str]) -> int:
         argv = ["http://127.0.0.1:9/shares/v2/async/x", "-k", "k"]

@@ -6,10 +6,10 @@ import io
 from pathlib import Path
 from typing import Any, List
 
-from hubasync.metrics import ServiceMetrics
-from hubasync.service import Service
-from hubasync.service_config import load_config
-from hubasync.service_log import ServiceLog
+from hubasync.service.config import load_config
+from hubasync.service.log import ServiceLog
+from hubasync.service.metrics import ServiceMetrics
+from hubasync.service.scheduler import Service
 
 
 class Recorded(ServiceMetrics):

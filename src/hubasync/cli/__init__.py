@@ -1,0 +1,1 @@
+"""The ``hubasync`` command line: options, checks before any request, progress, one-line errors."""

@@ -1,0 +1,405 @@
+"""The ``hubasync`` command line: options, checks before any request, one-line errors.
+
+Everything a user can get wrong on the command line is found here, before the network is
+touched; what happens after is :mod:`hubasync.download`'s job. Every failure ends in one
+line on stderr and a documented exit code; ``--debug`` adds the traceback and a request trace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import NoReturn, Optional, Sequence
+
+from hubasync.cli.download import run
+from hubasync.cli.messages import keep_secret, say, say_traceback
+from hubasync.core.access import check_key_and_origin
+from hubasync.core.job import DEFAULT_JOB_TIMEOUT
+from hubasync.core.params import Query, check_sendable, parse_param, parse_projection
+from hubasync.core.retry import DEFAULT_RETRIES, DEFAULT_TIMEOUT
+from hubasync.core.stalls import DEFAULT_MAX_EMPTY_PAGES
+from hubasync.core.urls import ShareUrl, parse_share_url
+from hubasync.errors import ExitCode, HubasyncError, OutputError, UsageError, one_line
+from hubasync.events.formats import FORMATS
+from hubasync.events.splitter import DEFAULT_MAX_EVENT_SIZE, size_text
+from hubasync.files.output import resolve_output
+from hubasync.run.settings import RunSettings
+from hubasync.transport.proxy import parse_proxy_url, secrets_of
+from hubasync.transport.session import DEFAULT_PAGE_TIMEOUT
+from hubasync.transport.tls import check_cacert
+from hubasync.version import PROG, __version__
+
+SERVICE_COMMANDS = ("sync", "status")
+
+DESCRIPTION = """\
+Download events (or an event count) from an Arctic Hub share through its async API.
+
+URL is the share's URL: https://HUB/shares/v2/async/SHARE_ID for an API share,
+.../SHARE_ID/INDEX for a notification share, .../count appended for a count. URLs copied from
+the hub's UI (/shares/v2/SHARE_ID?apikey=KEY, /shares/SHARE_ID) work as they are: the key is
+moved into the Authorization header.
+
+Events go to stdout as one JSON array, written page by page as they arrive; a count as
+{"count": N}. When --limit stops the download with more events left, the token that continues
+it is the last line of stderr."""
+
+EPILOG = """\
+exit codes:
+  0    done
+  1    internal error (a bug: please report it with the --debug output)
+  2    usage or configuration error (bad option, bad URL, no API key, bad --cacert, a
+       proxy URL that is not http://), or the proxy refused its credentials (407)
+  3    the hub refused the API key (401/403)
+  4    share not found (404)
+  5    the hub rejected the query (400: invalid inputs or token)
+  6    the hub, the network or the proxy failed beyond the retries, or the hub misbehaved
+       past a bound (a job pending past --job-timeout, a body past --page-timeout, an
+       event larger than --max-event-size, tokens that do not move the run forward): not
+       retried
+  7    the output could not be written, or is not the file --state describes (or stdout
+       is closed and there is no -o)
+  75   another hubasync run is writing the same output or state: try again later
+  130  interrupted (SIGINT, SIGTERM or SIGHUP); the JSON written so far stays valid
+
+examples:
+  export APIKEY=...
+  hubasync https://hub.example.com/shares/v2/async/abc
+  hubasync https://hub.example.com/shares/v2/async/abc/0
+  hubasync https://hub.example.com/shares/v2/async/abc/count
+  hubasync https://hub.example.com/shares/v2/async/abc --start=2020-10-01 --end=2020-10-07
+  hubasync https://hub.example.com/shares/v2/async/abc --limit=100 --reverse
+  hubasync https://hub.example.com/shares/v2/async/abc --limit=10000 --token=TOKEN \\
+      --projection="feed,observation time"
+  hubasync URL --format jsonl -o events.jsonl --state events.state --sort _id
+  hubasync URL --follow --interval 300 --format jsonl -o events.jsonl --state events.state
+  https_proxy=http://proxy.corp:3128 hubasync URL        (or --proxy URL; --no-proxy)
+
+many shares, one service (see hubasync sync --help, hubasync status --help):
+  hubasync sync CONFIG [--once]     follow every share of a TOML config
+  hubasync status CONFIG            one row per share: health, events, last success, behind
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line and a UsageError."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see {PROG} --help)")
+
+
+def _whole(text: str, low: int, high: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"must be between {low} and {high:,}: {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    return _whole(text, 1, 10**12)
+
+
+def _count(text: str) -> int:
+    return _whole(text, 0, 1000)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value <= 86400 * 7:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most a week: {text!r}")
+    return value
+
+
+_SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+MAX_EVENT_SIZE_RANGE = (1 << 10, 1 << 32)
+
+
+def _size(text: str) -> int:
+    """A size in bytes, with an optional binary suffix: 512K, 8M, 1G (KiB, MiB, GiB)."""
+    number = text.strip().upper().removesuffix("IB").removesuffix("B")
+    unit = number[-1:] if number[-1:] in ("K", "M", "G") else ""
+    try:
+        value = int(number[: len(number) - len(unit)]) * _SIZE_UNITS[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a size in bytes (e.g. 8M, 512K, 1G): {text!r}") from None
+    low, high = MAX_EVENT_SIZE_RANGE
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(
+            f"must be between {size_text(low)} and {size_text(high)}: {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description=DESCRIPTION, epilog=EPILOG,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("url", metavar="URL", help="the share's URL (see above)")
+
+    key = parser.add_argument_group("API key (first found wins)")
+    key.add_argument("-k", "--apikey", help="the API key (visible in ps: prefer the two below)")
+    key.add_argument("--apikey-file", metavar="FILE",
+                     help="read the API key from the first line of FILE")
+
+    query = parser.add_argument_group("query (only what is given is sent)")
+    query.add_argument("-n", "--limit", type=_positive_int, metavar="N",
+                       help="download at most N events (above 100,000: several queries)")
+    query.add_argument("-t", "--token", help="continue from this X-Next-Token")
+    query.add_argument("-s", "--start", help="start time: date, date-time, epoch, or <=0 for "
+                                             "seconds before now")
+    query.add_argument("-e", "--end", help="end time, in the same forms as --start")
+    query.add_argument("-q", "--filter", help='filter rule, e.g. \'"network owner"="Example Co"\'')
+    query.add_argument("-p", "--projection", metavar="KEYS",
+                       help='keys to keep, comma-separated, e.g. "feed,observation time"')
+    query.add_argument("--sort", help="sort key; _id sorts by insertion order (default: time)")
+    query.add_argument("--reverse", action="store_true", help="newest first")
+    query.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                       help="any other query parameter, sent as given (repeatable)")
+
+    out = parser.add_argument_group("output")
+    out.add_argument("--format", choices=FORMATS, default="json",
+                     help="json: one array (default); jsonl: an event a line; csv: a row an "
+                          "event")
+    out.add_argument("-o", "--output", metavar="FILE",
+                     help="write to FILE instead of stdout (json and csv appear atomically; a "
+                          "device or FIFO is written through, a link's target is written)")
+    out.add_argument("--state", metavar="FILE",
+                     help="with -o: record progress in FILE after each page; the same command "
+                          "run again continues where it stopped")
+    out.add_argument("--follow", action="store_true",
+                     help="keep the output in sync: read in insertion order, then ask again "
+                          "every --interval seconds, until SIGINT, SIGTERM or SIGHUP")
+    out.add_argument("--interval", type=_seconds, default=60.0, metavar="SECONDS",
+                     help="with --follow: seconds between checks once caught up (default 60)")
+    out.add_argument("--recover", action="store_true",
+                     help="with --state and jsonl: if the stored token is no longer valid, start "
+                          "again from the time of the last event written")
+    progress = out.add_mutually_exclusive_group()
+    progress.add_argument("--progress", dest="progress", action="store_true", default=None,
+                          help="show a progress line on stderr (default: on a terminal)")
+    progress.add_argument("--no-progress", dest="progress", action="store_false",
+                          help="never show the progress line")
+    out.add_argument("--strict", action="store_true",
+                     help="parse every event with the json module before writing it (slower; "
+                          "by default events are checked by their structure only)")
+    out.add_argument("--max-event-size", type=_size, default=DEFAULT_MAX_EVENT_SIZE,
+                     metavar="BYTES",
+                     help=f"the largest event accepted, and the longest run of whitespace "
+                          f"between events; a body beyond it ends the run (exit 6). Suffixes "
+                          f"K, M, G (default {size_text(DEFAULT_MAX_EVENT_SIZE)})")
+    out.add_argument("--quiet", action="store_true",
+                     help="no progress line and no notices: only errors and the token line")
+
+    net = parser.add_argument_group("network")
+    net.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                     help=f"most seconds to wait to connect or for the hub's next bytes "
+                          f"(default {DEFAULT_TIMEOUT:g})")
+    net.add_argument("--retries", type=_count, default=DEFAULT_RETRIES, metavar="N",
+                     help=f"transient failures tolerated in a row before giving up "
+                          f"(default {DEFAULT_RETRIES})")
+    net.add_argument("--cacert", metavar="FILE", help="also trust the CA certificates in FILE")
+    bounds = parser.add_argument_group("bounds against a hub that misbehaves")
+    bounds.add_argument("--job-timeout", type=_seconds, default=DEFAULT_JOB_TIMEOUT,
+                        metavar="SECONDS",
+                        help=f"the most a job may stay pending before the run ends "
+                             f"(default {DEFAULT_JOB_TIMEOUT:g})")
+    bounds.add_argument("--page-timeout", type=_seconds, default=DEFAULT_PAGE_TIMEOUT,
+                        metavar="SECONDS",
+                        help=f"the most one page's body may take to arrive, however it "
+                             f"trickles (default {DEFAULT_PAGE_TIMEOUT:g})")
+    bounds.add_argument("--max-empty-pages", type=_positive_int,
+                        default=DEFAULT_MAX_EMPTY_PAGES, metavar="N",
+                        help=f"pages in a row without events, each with a new token, before the "
+                             f"run stops (default {DEFAULT_MAX_EMPTY_PAGES})")
+    net.add_argument("--allow-http", action="store_true",
+                     help="allow plain http to a host that is not this machine")
+    proxy = net.add_mutually_exclusive_group()
+    proxy.add_argument("--proxy", metavar="URL",
+                       help="go through this HTTP proxy, http://[USER:PASSWORD@]HOST:PORT "
+                            "(default: https_proxy / http_proxy / no_proxy from the "
+                            "environment)")
+    proxy.add_argument("--no-proxy", action="store_true",
+                       help="connect directly, whatever the environment says")
+
+    parser.add_argument("--debug", action="store_true",
+                        help="trace requests on stderr (key redacted) and show tracebacks")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    return parser
+
+
+def _read_key_file(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            key = handle.readline().strip()
+    except OSError as error:
+        raise UsageError(f"cannot read the API key file {path}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"the API key file {path} is not text") from None
+    if not key:
+        raise UsageError(f"the API key file {path} is empty")
+    return key
+
+
+def _apikey(args: argparse.Namespace, share: ShareUrl) -> str:
+    if args.apikey:
+        return str(args.apikey)
+    if args.apikey_file:
+        return _read_key_file(args.apikey_file)
+    if share.apikey:
+        return share.apikey
+    env = os.environ.get("APIKEY", "").strip()
+    if env:
+        return env
+    raise UsageError("no API key: give --apikey, --apikey-file, or set APIKEY in the environment")
+
+
+def _take_paging(share: ShareUrl, limit: Optional[int], token: Optional[str],
+                 ) -> tuple[Optional[int], Optional[str], tuple[tuple[str, str], ...]]:
+    """Take ``limit`` and ``token`` out of a pasted URL's parameters; the options win."""
+    rest: list[tuple[str, str]] = []
+    for key, value in share.extra_params:
+        if key == "limit":
+            if limit is None:
+                try:
+                    limit = _positive_int(value)
+                except argparse.ArgumentTypeError as error:
+                    raise UsageError(f"limit in the URL: {error}") from None
+        elif key == "token":
+            if token is None:
+                token = value
+        else:
+            rest.append((key, value))
+    return limit, token, tuple(rest)
+
+
+def settings_from(argv: Optional[Sequence[str]]) -> RunSettings:
+    """Parse and check the command line; raises UsageError."""
+    args = build_parser().parse_args(argv)
+    share = parse_share_url(args.url)
+    apikey = _apikey(args, share)
+    check_key_and_origin(share, apikey, allow_http=args.allow_http)
+    for option, value in (("--token", args.token), ("--start", args.start), ("--end", args.end),
+                          ("--filter", args.filter), ("--projection", args.projection),
+                          ("--sort", args.sort), *(("--param", text) for text in args.param)):
+        if value is not None:
+            check_sendable(option, value)
+    limit, token, pasted = _take_paging(share, args.limit, args.token)
+    extra = pasted + tuple(parse_param(text) for text in args.param)
+    query = Query(
+        start=args.start,
+        end=args.end,
+        filter=args.filter,
+        projection=parse_projection(args.projection) if args.projection is not None else (),
+        sort=args.sort,
+        reverse=args.reverse,
+        extra=extra,
+    )
+    if args.follow:
+        if share.count:
+            raise UsageError("--follow downloads events: it does not go with a count URL")
+        if args.sort not in (None, "_id"):
+            raise UsageError("--follow reads in insertion order (sort=_id): drop --sort")
+        if share.is_notification:
+            raise UsageError("--follow needs sort=_id, which notification shares do not take")
+        query = Query(start=query.start, end=query.end, filter=query.filter,
+                      projection=query.projection, sort="_id", reverse=query.reverse,
+                      extra=query.extra)
+        if args.reverse:
+            raise UsageError("--follow reads oldest first: drop --reverse")
+    query.check_for(share)
+    if args.state and not args.output:
+        raise UsageError("--state needs -o FILE: a state records how much of a file is written")
+    if args.state and args.output and os.path.abspath(args.state) == os.path.abspath(args.output):
+        raise UsageError("--state and -o must be different files")
+    if args.state and args.output and not resolve_output(args.output).regular:
+        raise UsageError(f"--state needs -o to name a regular file: {args.output} is a device, "
+                         "FIFO or socket, which holds nothing a later run could continue")
+    if args.follow and args.state and args.format != "jsonl":
+        raise UsageError("--follow with --state keeps a JSON-lines file: add --format jsonl")
+    if args.recover and not (args.state and args.format == "jsonl"):
+        raise UsageError("--recover continues a JSON-lines file kept with --state")
+    if share.count:
+        given = [name for name, value in (("--limit", limit), ("--token", token),
+                                          ("--state", args.state), ("--recover", args.recover))
+                 if value]
+        if given:
+            raise UsageError(f"a count URL takes no {', '.join(given)}")
+    if args.cacert:
+        check_cacert(args.cacert)
+    proxy: Optional[str] = None
+    if args.no_proxy:
+        proxy = ""
+    elif args.proxy is not None:
+        parse_proxy_url(args.proxy)  # refused now, before any request
+        proxy = args.proxy
+    return RunSettings(
+        share=share, apikey=apikey, query=query, limit=limit, token=token,
+        format=args.format, output=args.output, state=args.state, follow=args.follow,
+        interval=args.interval, progress=None if args.quiet else args.progress,
+        quiet=args.quiet, timeout=args.timeout, retries=args.retries, cacert=args.cacert,
+        debug=args.debug, recover=args.recover, strict=args.strict, proxy=proxy,
+        job_timeout=args.job_timeout, page_timeout=args.page_timeout,
+        max_empty_pages=args.max_empty_pages, max_event_size=args.max_event_size,
+    )
+
+
+def _reopen_closed_standard_streams() -> tuple[bool, bool]:
+    """Give each closed standard descriptor (0, 1, 2) /dev/null, so that no file this run
+    opens lands on one of them; returns whether stdout and stderr were closed."""
+    closed = []
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            closed.append(fd)
+    for fd in closed:
+        opened = os.open(os.devnull, os.O_RDWR)
+        if opened != fd:
+            os.dup2(opened, fd)
+            os.close(opened)
+    stdout_closed = 1 in closed or sys.stdout is None
+    stderr_closed = 2 in closed or sys.stderr is None
+    if stdout_closed:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (for the life of the process)
+    if stderr_closed:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (messages are dropped)
+    return stdout_closed, stderr_closed
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the command line; returns the exit code."""
+    stdout_closed, _ = _reopen_closed_standard_streams()
+    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
+    for secret in secrets_of(None):
+        keep_secret(secret)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    try:
+        if arguments and arguments[0] in SERVICE_COMMANDS:
+            from hubasync.service.commands import run_command
+
+            return run_command(arguments[0], arguments[1:])
+        settings = settings_from(argv)
+        for secret in settings.secrets:
+            keep_secret(secret)
+        if stdout_closed and settings.output is None:
+            raise OutputError("standard output is closed: give -o FILE, or leave stdout open")
+        return run(settings)
+    except HubasyncError as error:
+        if debug:
+            say_traceback(error)
+        say(str(error))
+        return error.exit_code
+    except KeyboardInterrupt:
+        say("interrupted")
+        return ExitCode.INTERRUPTED
+    except Exception as error:  # a bug: still one line, unless --debug
+        if debug:
+            say_traceback(error)
+        say(f"internal error: {one_line(repr(error))} (run with --debug for the traceback)")
+        return 1
+

@@ -1,0 +1,355 @@
+"""Output formats: turn raw event bytes into a JSON array, JSON lines or CSV, page by page.
+
+A :class:`FormatWriter` writes events into an :class:`~hubasync.output.Output` and follows its page
+transactions: ``commit`` makes the page part of the output, ``rollback`` forgets it,
+including any format state the page changed (the opening bracket, the CSV header). Nothing a
+format needs at the very end (the closing bracket) is ever part of a committed page, so the
+committed offset is always a point where a later run can continue the same output.
+
+Formats:
+
+``json``
+    One array: ``[``, newline, the events, then ``\\n]\\n``; no events at all give ``[]\\n``.
+    The hub's bytes pass through as they came, its own separators between the events of a
+    batch and ``,\\n`` between batches: nothing is decoded and encoded again. Closed early
+    (``close(complete=False)``), the array is closed too, so a stopped run leaves valid JSON
+    holding the committed pages.
+``jsonl``
+    One event per line, each ending in ``\\n``. Events pass through byte for byte unless they hold
+    a raw line break (pretty-printed JSON); those lose the whitespace between their tokens.
+``csv``
+    The ``csv`` module's default dialect (``\\r\\n`` line ends), UTF-8. A header row, then one row
+    per event. The columns are fixed once and never change, so a header always describes every
+    row:
+
+    - with a projection, the projection's keys in its order; other keys are left out;
+    - otherwise, the keys of the *first batch*: the first batch written with events that
+      is not rolled back, in first-seen order across that batch's events, then one last column
+      named ``extra`` (``_extra``, ``__extra``... if an event key already has that name). ``extra``
+      holds, for each event, a compact JSON object of its keys that are not columns, in the
+      event's order, or nothing when there are none: a key first seen later is never lost;
+    - a resumed output keeps the columns of the run it continues (``resume_info`` holds them).
+
+    A string value is written as it is; any other value (a list, a number, ``null``...) as compact
+    JSON text (``["a","b"]``); a missing key as an empty cell, like an empty string. A lone UTF-16
+    surrogate (``"\\ud800"`` in the event) is written as the text ``\\ud800``, and a NUL
+    character (``"\\u0000"``), in a value or a key, as the text ``\\u0000``: a CSV never holds a
+    raw NUL byte, which many CSV readers cannot take. The header belongs
+    to the page of the batch that fixed the columns: a rollback of that page forgets both. A run
+    without events writes only the header with a projection, and an empty output without one
+    (there are no columns to name).
+
+A run continues an output left by an earlier one when given the earlier writer's ``resume_info()``
+and an output opened at the committed offset the earlier ``commit`` returned.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import json.encoder
+from typing import Any, Callable, Iterable
+
+from hubasync.errors import BadBody, UsageError
+from hubasync.events.splitter import Batch
+from hubasync.files.output import Output
+
+FORMATS = ("json", "jsonl", "csv")
+
+_compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_quote: Callable[[str], str] = json.encoder.encode_basestring
+
+
+def _csv_bytes(text: str) -> bytes:
+    """CSV text as UTF-8, a lone surrogate written as the text ``\\ud800``."""
+    return text.encode("utf-8", "backslashreplace")
+
+
+def _without_nul(text: str) -> str:
+    """``text`` with each NUL written as the text ``\\u0000``."""
+    return text.replace("\0", "\\u0000")
+
+
+def _cell(value: object) -> str:
+    if type(value) is str:
+        return value
+    if type(value) is list:
+        try:
+            return "[" + ",".join(map(_quote, value)) + "]"
+        except TypeError:
+            pass  # not only strings
+    return _compact(value)
+
+
+class FormatWriter:
+    """Writes events in one format, page by page, into an :class:`Output`.
+
+    ``started`` says whether the output holds committed events (those of the run it continues
+    included): a format needs to know no more (the cursor counts them). ``offset`` is the
+    committed offset the last ``commit`` returned (the place a later run continues from; a
+    trailer written by ``close(complete=False)`` lies past it).
+    """
+
+    format = ""
+
+    def __init__(self, output: Output, started: bool) -> None:
+        self.output = output
+        self.started = started
+        self.offset = output.offset
+        self._pending = False  # the current page holds events
+        self._closed = False
+
+    def write(self, batch: Batch) -> None:
+        """Write a batch of events (the hub's bytes) as part of the current page."""
+        raise NotImplementedError
+
+    def commit(self) -> int:
+        """Make the current page part of the output; return the committed offset."""
+        self.offset = self.output.commit()
+        self.started = self.started or self._pending
+        self._pending = False
+        self._committed()
+        return self.offset
+
+    def rollback(self) -> None:
+        """Forget everything written since the last commit."""
+        self.output.rollback()
+        self._pending = False
+        self._rolled_back()
+
+    def close(self, *, complete: bool) -> None:
+        """End the output; closing twice does nothing.
+
+        ``complete=True``: commit what is pending, close the format, finalize the output.
+        ``complete=False``: stop early, dropping the uncommitted page and leaving the committed
+        ones readable, followed by what makes them a valid document (the closing bracket of a
+        JSON array); a later run continues at ``offset``.
+        """
+        if self._closed:
+            return
+        if complete:
+            self._finish()
+            return
+        self._closed = True
+        self._pending = False
+        self._rolled_back()
+        self.output.close(complete=False, trailer=self._ending())
+
+    def _finish(self) -> None:
+        if self._pending:
+            self.commit()
+        self._closed = True
+        self.output.write(self._ending())
+        self.output.close(complete=True)
+
+    def resume_info(self) -> dict[str, object]:
+        """What a later run needs, with the committed offset, to continue this output."""
+        return {"format": self.format, "started": self.started}
+
+    def _ending(self) -> bytes:
+        return b""
+
+    def _committed(self) -> None:
+        pass
+
+    def _rolled_back(self) -> None:
+        pass
+
+
+class JsonArrayWriter(FormatWriter):
+    """A JSON array; the brackets are written only around committed events."""
+
+    format = "json"
+
+    def write(self, batch: Batch) -> None:
+        if not batch.count:
+            return
+        self.output.write(b",\n" if self.started or self._pending else b"[\n")
+        self.output.write(b",\n".join(batch.regions))
+        self._pending = True
+
+    def _ending(self) -> bytes:
+        return b"\n]\n" if self.started else b"[]\n"
+
+
+class JsonLinesWriter(FormatWriter):
+    """One event per line."""
+
+    format = "jsonl"
+
+    def write(self, batch: Batch) -> None:
+        if not batch.count:
+            return
+        self.output.write(batch.lines())
+        self.output.write(b"\n")
+        self._pending = True
+
+
+class CsvWriter(FormatWriter):
+    """CSV with columns fixed by the projection or the first batch (see the module docstring)."""
+
+    format = "csv"
+
+    def __init__(
+        self,
+        output: Output,
+        started: bool,
+        projection: tuple[str, ...],
+        columns: list[str] | None,
+        extra: str | None,
+    ) -> None:
+        super().__init__(output, started)
+        self._projection = projection
+        self._columns = columns
+        self._extra = extra
+        self._header_pending = False
+
+    def write(self, batch: Batch) -> None:
+        if not batch.count:
+            return
+        # One parse for the whole batch: its lines are whole events, one a line.
+        joined = batch.lines(b",")
+        try:
+            records: list[dict[str, Any]] = json.loads(b"[" + joined + b"]")
+        except (ValueError, RecursionError) as error:
+            raise BadBody(f"response body holds an invalid event: {error}") from error
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\r\n")
+        if self._columns is None:
+            self._columns, self._extra = self._choose_columns(records)
+            self._header_pending = True
+            writer.writerow(self._header())
+        rows = self._rows(records, self._columns, self._extra)
+        if b"\\u0000" in joined:  # the only way a NUL gets into a decoded string
+            rows = ([_without_nul(cell) for cell in row] for row in rows)
+        writer.writerows(rows)
+        self.output.write(_csv_bytes(text.getvalue()))
+        self._pending = True
+
+    def _choose_columns(self, records: list[dict[str, Any]]) -> tuple[list[str], str | None]:
+        if self._projection:
+            return list(self._projection), None
+        seen: dict[str, None] = {}
+        for record in records:
+            seen.update(dict.fromkeys(record))
+        extra = "extra"
+        while extra in seen:
+            extra = "_" + extra
+        return list(seen), extra
+
+    def _header(self) -> list[str]:
+        assert self._columns is not None
+        names = self._columns + ([self._extra] if self._extra is not None else [])
+        return [_without_nul(name) for name in names]
+
+    @staticmethod
+    def _rows(
+        records: list[dict[str, Any]], columns: list[str], extra: str | None
+    ) -> Iterable[list[str]]:
+        names = frozenset(columns)
+        for record in records:
+            get = record.get
+            row = [_cell(get(name, "")) for name in columns]
+            if extra is not None:
+                if names.issuperset(record):
+                    row.append("")
+                else:
+                    row.append(_compact({k: v for k, v in record.items() if k not in names}))
+            yield row
+
+    def _finish(self) -> None:
+        if self._columns is None and self._projection:
+            self._columns, self._extra = list(self._projection), None
+            self._header_pending = True
+            text = io.StringIO()
+            csv.writer(text, lineterminator="\r\n").writerow(self._header())
+            self.output.write(_csv_bytes(text.getvalue()))
+        super()._finish()
+
+    def resume_info(self) -> dict[str, object]:
+        info = super().resume_info()
+        committed = not self._header_pending
+        info["columns"] = list(self._columns) if committed and self._columns is not None else None
+        info["extra"] = self._extra if committed else None
+        return info
+
+    def _committed(self) -> None:
+        self._header_pending = False
+
+    def _rolled_back(self) -> None:
+        if self._header_pending:
+            self._columns = None
+            self._extra = None
+            self._header_pending = False
+
+
+def _resume_field(resume: dict[str, object], key: str, kind: type) -> Any:
+    value = resume.get(key)
+    if value is not None and not isinstance(value, kind):
+        raise UsageError(f"the resume state is corrupt: {key!r} should be a {kind.__name__}")
+    return value
+
+
+def _resume_started(resume: dict[str, object]) -> bool:
+    """Whether the output a resume information describes holds events (version-1 states
+    counted them: ``events``)."""
+    started = _resume_field(resume, "started", bool)
+    if started is not None:
+        return bool(started)
+    events = _resume_field(resume, "events", int) or 0
+    if events < 0:
+        raise UsageError(f"the resume state is corrupt: {events} events")
+    return events > 0
+
+
+def format_writer(
+    fmt: str,
+    output: Output,
+    *,
+    projection: tuple[str, ...] = (),
+    resume: dict[str, object] | None = None,
+) -> FormatWriter:
+    """Create the writer for format ``fmt`` (one of :data:`FORMATS`) writing into ``output``.
+
+    ``resume`` is the ``resume_info()`` of the earlier run whose output this one continues. It is
+    ignored when the output does not hold the earlier bytes (``output.continued`` is false: a pipe
+    starts a new document). A JSON array or CSV cannot be continued without it: writing either
+    after existing bytes is refused.
+    """
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    if resume is not None and not output.continued:
+        resume = None
+    if resume is not None:
+        if resume.get("format") != fmt:
+            raise UsageError(
+                f"cannot continue a {resume.get('format')} output as {fmt}: "
+                "use the same format as the run being resumed"
+            )
+        started = _resume_started(resume)
+        if started and output.offset == 0:
+            raise UsageError(
+                f"the resume state is corrupt: events written but {output.offset} bytes committed"
+            )
+    else:
+        started = False
+        if fmt != "jsonl" and output.offset > 0:
+            raise UsageError(
+                f"cannot add a {fmt} document to {output.name}, which is not empty: "
+                "only jsonl output can be appended to"
+            )
+    if fmt == "json":
+        return JsonArrayWriter(output, started)
+    if fmt == "jsonl":
+        return JsonLinesWriter(output, started)
+    columns: list[str] | None = None
+    extra: str | None = None
+    if resume is not None:
+        columns = _resume_field(resume, "columns", list)
+        extra = _resume_field(resume, "extra", str)
+        if columns is not None and not all(isinstance(name, str) for name in columns):
+            raise UsageError("the resume state is corrupt: 'columns' should hold strings")
+    if columns is None and started:
+        raise UsageError("the resume state is corrupt: csv events were written without columns")
+    return CsvWriter(output, started, tuple(projection), columns, extra)

@@ -1,0 +1,1 @@
+"""Files on disk: outputs written a page at a time, the resume state, and one writer per file."""

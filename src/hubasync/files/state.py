@@ -1,0 +1,214 @@
+"""Resume state of a run: where to continue and how much output is committed, saved atomically.
+
+The state is a small JSON document (with a ``version``) replaced as a whole on every save: it is
+written to a new temporary file of an unpredictable name beside ``PATH`` (created exclusively,
+never through a link), synced, and renamed onto ``PATH``, so a crash at any moment leaves either
+the old state or the new one, never a mix. Version 2 added what recognises the output
+(``output_tail``, ``output_end``); a version-1 state is still read, without them. A state file
+that cannot be read or written is an :class:`~hubasync.errors.OutputError`; one whose content is
+not a state of a version this one reads is a
+:class:`~hubasync.errors.UsageError` (the user must remove it or point elsewhere).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import hashlib
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from hubasync.errors import OutputError, UsageError
+from hubasync.files.output import fsync_directory
+
+STATE_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+
+
+@dataclass
+class RunState:
+    """What a run has durably done, and what continues it.
+
+    ``fingerprint`` identifies the command (see :func:`fingerprint`): a state is only used by the
+    same command. ``token`` continues right after the last committed page (``None``: from the
+    start). ``output_offset`` is the committed size of the output; ``writer`` the format
+    writer's ``resume_info()``; ``updated`` the UTC time of the last save (ISO 8601).
+
+    ``output_tail`` is the :func:`~hubasync.output.tail_digest` of the output's committed bytes
+    (``None``: unknown, as in a version-1 state). ``output_end`` is the size the run left the
+    output with when it let go of it cleanly (stopped, failed, or complete); ``None`` while it
+    runs, when a ``kill -9`` may leave a torn page past ``output_offset``.
+    """
+
+    fingerprint: str
+    token: str | None = None
+    output_offset: int = 0
+    events: int = 0
+    pages: int = 0
+    complete: bool = False
+    last_inserted_token: str | None = None
+    writer: dict[str, object] = field(default_factory=dict)
+    updated: str = ""
+    output_tail: str | None = None
+    output_end: int | None = None
+
+
+_WRITER_KEY = "sink"  # the format writer's resume information, under its name of version 1
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "fingerprint": (str,),
+    "token": (str, type(None)),
+    "output_offset": (int,),
+    "events": (int,),
+    "pages": (int,),
+    "complete": (bool,),
+    "last_inserted_token": (str, type(None)),
+    "sink": (dict,),
+    "updated": (str,),
+}
+_V2_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "output_tail": (str, type(None)),
+    "output_end": (int, type(None)),
+}
+
+
+def fingerprint(*parts: object) -> str:
+    """A stable hash of ``parts`` (strings, numbers, ``None``, and lists, tuples, dicts of them).
+
+    Two runs are "the same command" when the caller passes equal parts: the share URL without its
+    key, the query pairs without ``token`` and per-page ``limit``, the format, the output path.
+    """
+    text = json.dumps(parts, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _corrupt(path: str, detail: str) -> UsageError:
+    return UsageError(
+        f"state file {path} is not a usable hubasync state ({detail}): "
+        "remove it to start over, or choose another state file"
+    )
+
+
+def _decode(path: str, raw: bytes) -> RunState:
+    try:
+        document: Any = json.loads(raw)
+    except ValueError as exc:
+        raise _corrupt(path, f"not JSON: {exc}") from exc
+    if not isinstance(document, dict):
+        raise _corrupt(path, "not a JSON object")
+    version = document.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or (
+        version not in READABLE_VERSIONS
+    ):
+        raise _corrupt(path, f"version {version!r}, expected {STATE_VERSION}")
+    expected = dict(_FIELD_TYPES)
+    if version >= 2:
+        expected.update(_V2_FIELD_TYPES)
+    values: dict[str, Any] = {}
+    for name, kinds in expected.items():
+        if name not in document:
+            raise _corrupt(path, f"{name!r} is missing")
+        value = document[name]
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            raise _corrupt(path, f"{name!r} has the wrong type")
+        values["writer" if name == _WRITER_KEY else name] = value
+    for name in ("output_offset", "events", "pages", "output_end"):
+        if values.get(name) is not None and values[name] < 0:
+            raise _corrupt(path, f"{name!r} is negative")
+    if values.get("output_end") is not None and values["output_end"] < values["output_offset"]:
+        raise _corrupt(path, "'output_end' is before 'output_offset'")
+    return RunState(**values)
+
+
+def load_state(path: str) -> RunState | None:
+    """Read the state at ``path``; ``None`` when there is none.
+
+    Raises :class:`OutputError` when the file cannot be read, :class:`UsageError` when it is not
+    a valid state.
+    """
+    try:
+        with open(path, "rb") as file:
+            raw = file.read()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise OutputError(f"cannot read state file {path}: {exc.strerror or exc}") from exc
+    return _decode(path, raw)
+
+
+def save_state(path: str, state: RunState) -> None:
+    """Replace the state at ``path`` with ``state`` atomically and durably.
+
+    Sets ``state.updated`` to the current UTC time first.
+    """
+    state.updated = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    document = {"version": STATE_VERSION, **dataclasses.asdict(state)}
+    document[_WRITER_KEY] = document.pop("writer")
+    data = (json.dumps(document, indent=1, sort_keys=True) + "\n").encode("utf-8")
+    temporary = ""
+    try:
+        fd, temporary = _temporary_beside(path)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temporary, path)
+        fsync_directory(path)
+    except BaseException as exc:
+        if temporary:
+            try:
+                os.unlink(temporary)
+            except OSError:
+                pass
+        if isinstance(exc, OSError):
+            raise OutputError(f"cannot write state file {path}: {exc.strerror or exc}") from exc
+        raise
+
+
+def _temporary_beside(path: str) -> tuple[int, str]:
+    """A new file of an unpredictable name in the directory of ``path``, created exclusively
+    (``O_EXCL``, never through a link): its descriptor and name."""
+    directory, base = os.path.split(os.path.abspath(path))
+    return tempfile.mkstemp(prefix=f".{base}.", suffix=".tmp", dir=directory)
+
+
+def _remove_leftovers(path: str) -> None:
+    """Remove temporary files a killed save left (and the fixed name versions before 2 used)."""
+    directory, base = os.path.split(os.path.abspath(path))
+    ours = re.compile(re.escape(f".{base}.") + r"[a-z0-9_]{8}\.tmp|" + re.escape(f"{base}.tmp"))
+    for name in os.listdir(directory):
+        if ours.fullmatch(name):
+            try:
+                os.unlink(os.path.join(directory, name))  # removes a link, never its target
+            except OSError:
+                pass
+
+
+def check_state_path(path: str) -> None:
+    """Check, before any request, that a state can be kept at ``path``.
+
+    Holding the state's lock (:func:`hubasync.lock.lock_file`), call it first: it also removes the
+    temporary files a killed save left beside ``path``.
+
+    Raises :class:`OutputError` when ``path`` is a directory, its directory is missing or not
+    writable, or an existing state cannot be read.
+    """
+    if os.path.isdir(path):
+        raise OutputError(f"cannot write state file {path}: {os.strerror(errno.EISDIR)}")
+    try:
+        fd, temporary = _temporary_beside(path)
+        os.close(fd)
+        os.unlink(temporary)
+        _remove_leftovers(path)
+        if os.path.exists(path):
+            with open(path, "rb"):
+                pass
+    except OSError as exc:
+        raise OutputError(f"cannot write state file {path}: {exc.strerror or exc}") from exc

@@ -1,0 +1,1 @@
+"""``hubasync sync`` and ``hubasync status``: many shares followed by one process."""

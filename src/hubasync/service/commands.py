@@ -1,0 +1,177 @@
+"""``hubasync sync CONFIG`` and ``hubasync status CONFIG``: the service's command line."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import time
+from contextlib import ExitStack
+from types import FrameType
+from typing import List, NoReturn, Optional, Sequence
+
+from hubasync.errors import ExitCode, UsageError
+from hubasync.files.lock import lock_file
+from hubasync.files.output import lock_output
+from hubasync.service.config import load_config
+from hubasync.service.log import LOG_FORMATS, ServiceLog
+from hubasync.service.metrics import MetricsServer, ServiceMetrics
+from hubasync.service.scheduler import Service
+from hubasync.service.status import load_status, render_table, stale_after
+from hubasync.version import PROG
+
+SYNC_DESCRIPTION = """\
+Follow every share of CONFIG (a TOML file, see docs/service.md) as --follow does: insertion
+order, a state per share, each event written exactly once, until SIGINT or SIGTERM stops it
+between pages (exit 0). SIGHUP: the next page of each share goes to a new file at its path (after
+logrotate moved the old one). With --once: one catch-up pass of every share, then exit."""
+
+SYNC_EPILOG = """\
+exit codes:
+  0    stopped by SIGINT/SIGTERM; with --once: every share caught up
+  2    the config is not usable (nothing was sent)
+  75   another hubasync holds the config or a share's state: try again later
+  else with --once: the exit code of the first failing share, in config order (3 key refused,
+       4 share not found, 5 query rejected, 6 hub or network, 7 output)
+"""
+
+STATUS_DESCRIPTION = """\
+One row per share of CONFIG, read from the status records the service keeps beside the states:
+health, events written, last success, how far behind, last error."""
+
+STATUS_EPILOG = """\
+exit codes:
+  0    every share is healthy
+  2    the config is not usable
+  6    a share is failing (its last turn failed) or stale (no success for 3 intervals, and at
+       least 60 s)
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def sync_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=f"{PROG} sync", description=SYNC_DESCRIPTION, epilog=SYNC_EPILOG,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config", metavar="CONFIG", help="the service's TOML config")
+    parser.add_argument("--once", action="store_true",
+                        help="one catch-up pass of every share, then exit")
+    parser.add_argument("--log-format", choices=LOG_FORMATS, default="logfmt",
+                        help="logfmt (default) or json, one line per notable event")
+    parser.add_argument("--debug", action="store_true", help="log more, tracebacks included")
+    return parser
+
+
+def status_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=f"{PROG} status", description=STATUS_DESCRIPTION,
+                     epilog=STATUS_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config", metavar="CONFIG", help="the service's TOML config")
+    return parser
+
+
+FILES_PER_SHARE = 4  # two locks, a kept-alive connection, and one more while a page is sent
+FILES_SPARE = 64
+
+
+def ensure_file_limit(shares: int) -> None:
+    """Raise the soft limit of open files as far as needed (and allowed) for ``shares``;
+    refuse the config, before any request, if even the hard limit is too low."""
+    try:
+        import resource
+    except ImportError:  # not on this platform: nothing to raise
+        return
+    needed = shares * FILES_PER_SHARE + FILES_SPARE
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        raise UsageError(f"{shares} shares need about {needed} open files, and this process may "
+                         f"open at most {hard} (ulimit -n; LimitNOFILE= in a systemd unit): "
+                         "raise it, or split the shares over several configs")
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+    except (OSError, ValueError) as error:
+        raise UsageError(f"{shares} shares need about {needed} open files, and the limit "
+                         f"({soft}, ulimit -n) cannot be raised: {error}") from None
+
+
+def sync(argv: Sequence[str]) -> int:
+    args = sync_parser().parse_args(argv)
+    config = load_config(args.config)
+    ensure_file_limit(len(config.shares))
+    log = ServiceLog(log_format=args.log_format, secrets=config.secrets, debug=args.debug)
+    metrics = ServiceMetrics()
+    service = Service(config, log=log, once=args.once, metrics=metrics, debug=args.debug)
+    server = None
+    if config.metrics is not None:
+        host, port = config.metrics
+        server = MetricsServer(metrics, f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+        server.start()
+        bound = server.address
+        log.info("metrics served", address=f"http://{bound[0]}:{bound[1]}/metrics")
+    previous = _install(service)
+    try:
+        with ExitStack() as locks:  # one service per config, one writer per share
+            locks.enter_context(lock_file(config.path, what="config"))
+            for share in config.shares:
+                locks.enter_context(lock_file(share.state, what=f"share {share.name}'s state"))
+                locks.enter_context(lock_output(share.output))
+            return service.run()
+    finally:
+        _restore(previous)
+        if server is not None:
+            server.stop()
+        log.info("service stopped")
+
+
+def _install(service: Service) -> List[tuple[int, object]]:
+    if threading.current_thread() is not threading.main_thread():
+        return []
+
+    def stop(signum: int, frame: Optional[FrameType]) -> None:
+        service.log.info("stopping", signal=signal.Signals(signum).name)
+        service.stop()
+
+    def reopen(signum: int, frame: Optional[FrameType]) -> None:
+        service.log.info("reopening the outputs", signal="SIGHUP")
+        service.reopen()
+
+    previous: List[tuple[int, object]] = []
+    for signum, handler in ((signal.SIGINT, stop), (signal.SIGTERM, stop),
+                            (getattr(signal, "SIGHUP", None), reopen)):
+        if signum is not None:
+            previous.append((signum, signal.signal(signum, handler)))
+    return previous
+
+
+def _restore(previous: List[tuple[int, object]]) -> None:
+    for signum, handler in previous:
+        signal.signal(signum, handler)  # type: ignore[arg-type]
+
+
+def status(argv: Sequence[str]) -> int:
+    args = status_parser().parse_args(argv)
+    config = load_config(args.config, keys=False)
+    now = time.time()
+    statuses = [load_status(share.status, share.name) for share in config.shares]
+    render_table(statuses, now, config.interval, sys.stdout)
+    sys.stdout.flush()
+    unhealthy = [s for s in statuses if s.health(now, config.interval) != "ok"]
+    if unhealthy:
+        names = ", ".join(f"{s.share} ({s.health(now, config.interval)})" for s in unhealthy)
+        print(f"{PROG}: unhealthy: {names} (stale after {stale_after(config.interval):g} s "
+              "without a success)", file=sys.stderr)
+        return ExitCode.UNAVAILABLE
+    return ExitCode.OK
+
+
+COMMANDS = {"sync": sync, "status": status}
+
+
+def run_command(name: str, argv: Sequence[str]) -> int:
+    """Run ``hubasync NAME ...``; errors are raised as HubasyncError for the caller to print."""
+    return COMMANDS[name](argv)

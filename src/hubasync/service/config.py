@@ -1,0 +1,486 @@
+"""The configuration of ``hubasync sync``: one TOML file, many shares, checked before any request.
+
+``load_config(path)`` reads the file, resolves every share's API key (from the environment or a
+file, read now), and returns a frozen ``ServiceConfig``; anything wrong ends in one
+``UsageError`` naming the file, the key (``shares.cust42.url``) and the reason. Keys are secrets:
+they appear in no ``repr`` or ``str`` of the objects here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import math
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+from hubasync.core.access import check_key_and_origin
+from hubasync.core.job import DEFAULT_JOB_TIMEOUT
+from hubasync.core.params import Query, parse_projection
+from hubasync.core.retry import DEFAULT_RETRIES, DEFAULT_TIMEOUT
+from hubasync.core.stalls import DEFAULT_MAX_EMPTY_PAGES
+from hubasync.core.urls import ShareUrl, parse_share_url
+from hubasync.errors import UsageError
+from hubasync.events.splitter import DEFAULT_MAX_EVENT_SIZE
+from hubasync.service.metrics import parse_listen_address
+from hubasync.transport.proxy import parse_proxy_url, secrets_of
+from hubasync.transport.session import DEFAULT_PAGE_TIMEOUT
+from hubasync.transport.tls import check_cacert
+
+FORMATS = ("jsonl", "json", "csv")
+DEFAULT_FORMAT = "jsonl"
+DEFAULT_CONCURRENCY = 8
+DEFAULT_INTERVAL = 300.0
+MAX_SECONDS = 7 * 86400.0
+MAX_NAME_LENGTH = 128
+STATE_SUFFIX = ".state"
+STATUS_SUFFIX = ".status.json"
+# Parameters the service sets itself, page by page: never taken from a URL or a param table.
+RESERVED_PARAMS = ("sort", "reverse", "limit", "token", "apikey")
+
+_VARIABLE_RE = re.compile(r"\$\$|\$\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)\}"
+                          r"|\$(?P<bare>[A-Za-z_][A-Za-z0-9_]*)|\$")
+_NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
+_KEY_SOURCES = ("apikey_env", "apikey_file")
+_BOUND_KEYS = ("timeout", "retries", "job_timeout", "page_timeout", "max_empty_pages",
+               "max_event_size")
+_QUERY_KEYS = ("start", "end", "filter", "projection", "param")
+_TOP_KEYS = frozenset(("directory", "concurrency", "interval", "metrics", "proxy", "shares",
+                       *_KEY_SOURCES, *_BOUND_KEYS))
+_SHARE_KEYS = frozenset(("url", "format", "allow_http", "cacert",
+                         *_KEY_SOURCES, *_BOUND_KEYS, *_QUERY_KEYS))
+
+
+@dataclass(frozen=True)
+class ShareConfig:
+    """One share the service follows: where it is, what to ask, where it goes, its bounds."""
+
+    name: str
+    url: ShareUrl
+    query: Query
+    apikey: str = field(repr=False)
+    format: str
+    output: str
+    state: str
+    status: str
+    timeout: float = DEFAULT_TIMEOUT
+    retries: int = DEFAULT_RETRIES
+    job_timeout: float = DEFAULT_JOB_TIMEOUT
+    page_timeout: float = DEFAULT_PAGE_TIMEOUT
+    max_empty_pages: int = DEFAULT_MAX_EMPTY_PAGES
+    max_event_size: int = DEFAULT_MAX_EVENT_SIZE
+    allow_http: bool = False
+    cacert: Optional[str] = None
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.url.display()})"
+
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """The whole service: its file, its directory, its limits, and its shares in file order."""
+
+    path: str
+    directory: str
+    shares: Tuple[ShareConfig, ...]
+    concurrency: int = DEFAULT_CONCURRENCY
+    interval: float = DEFAULT_INTERVAL
+    metrics: Optional[Tuple[str, int]] = None  # (host, port) to serve /metrics on
+    proxy: Optional[str] = field(default=None, repr=False)  # None: the environment; "": none
+
+    def __str__(self) -> str:
+        return f"{self.path} ({len(self.shares)} shares)"
+
+    def share(self, name: str) -> ShareConfig:
+        for share in self.shares:
+            if share.name == name:
+                return share
+        raise KeyError(name)
+
+    @property
+    def secrets(self) -> Tuple[str, ...]:
+        """Every secret the config holds (API keys, a proxy's password): to redact from logs."""
+        found = {share.apikey for share in self.shares if share.apikey}
+        if self.proxy:
+            found.update(secrets_of(self.proxy))
+        return tuple(sorted(found, key=len, reverse=True))
+
+
+def load_config(path: str, environ: Optional[Mapping[str, str]] = None, *,
+                keys: bool = True) -> ServiceConfig:
+    """Read and check the config at ``path``; keys are resolved from ``environ`` (os.environ).
+
+    ``keys=False`` reads no key (each share's ``apikey`` is empty): for ``hubasync status``,
+    which sends nothing and may run as a user who cannot read them.
+    """
+    return _Loader(path, os.environ if environ is None else environ, keys).load()
+
+
+class _Loader:
+    def __init__(self, path: str, environ: Mapping[str, str], keys: bool = True) -> None:
+        self.path = os.path.abspath(path)
+        self.shown = path
+        self.environ = environ
+        self.keys = keys
+
+    def refuse(self, key: str, reason: str) -> UsageError:
+        return UsageError(f"{self.shown}: {key}: {reason}")
+
+    def load(self) -> ServiceConfig:
+        top = self.read()
+        self.check_keys(top, _TOP_KEYS, "")
+        base_dir = os.path.dirname(self.path)
+        directory = self.string(top, "directory", "", default=".")
+        if not directory:
+            raise self.refuse("directory", "is empty")
+        directory = os.path.normpath(os.path.join(base_dir, os.path.expanduser(directory)))
+        concurrency = self.integer(top, "concurrency", "", DEFAULT_CONCURRENCY, minimum=1)
+        interval = self.seconds(top, "interval", "", DEFAULT_INTERVAL)
+        metrics = None
+        if "metrics" in top:
+            try:
+                metrics = parse_listen_address(self.string(top, "metrics", ""))
+            except ValueError as error:
+                raise self.refuse("metrics", str(error)) from None
+        proxy = self.proxy(top)
+        tables = top.get("shares")
+        if tables is None or tables == {}:
+            raise self.refuse("shares", "no share is configured; add a [shares.NAME] table "
+                                        "with its url")
+        if not isinstance(tables, dict):
+            raise self.refuse("shares", "must be a table of [shares.NAME] tables")
+        shares = tuple(self.share(name, table, top, directory)
+                       for name, table in tables.items())
+        self.check_paths(shares)
+        return ServiceConfig(path=self.path, directory=directory, shares=shares,
+                             concurrency=concurrency, interval=interval, metrics=metrics,
+                             proxy=proxy)
+
+    def read(self) -> Dict[str, Any]:
+        toml = _toml_module()
+        try:
+            with open(self.path, "rb") as handle:
+                data: Dict[str, Any] = toml.load(handle)
+                return data
+        except OSError as error:
+            raise UsageError(f"{self.shown}: cannot read the config: "
+                             f"{error.strerror or error}") from None
+        except toml.TOMLDecodeError as error:
+            raise UsageError(f"{self.shown}: not valid TOML: {error}") from None
+        except UnicodeDecodeError:
+            raise UsageError(f"{self.shown}: not valid TOML: it is not UTF-8 text") from None
+
+    def check_keys(self, table: Mapping[str, Any], allowed: frozenset[str], prefix: str) -> None:
+        for key in table:
+            if key not in allowed:
+                hint = ""
+                if key == "sort":
+                    hint = " (sync reads every share in insertion order, sort=_id)"
+                elif key.lower() == "apikey":
+                    hint = " (the key itself stays out of the config: name it with apikey_env " \
+                           "or apikey_file)"
+                raise self.refuse(prefix + _shown_key(key), f"unknown key{hint}; expected one "
+                                  f"of {', '.join(sorted(allowed))}")
+
+    def share(self, name: Any, table: Any, top: Mapping[str, Any],
+              directory: str) -> ShareConfig:
+        prefix = f"shares.{_shown_key(name)}."
+        if not (_NAME_RE.fullmatch(name) and len(name) <= MAX_NAME_LENGTH
+                and name.strip(".")):
+            raise self.refuse(f"shares.{_shown_key(name)}",
+                              "a share's name may hold only letters, digits, '-', '_' and '.' "
+                              f"(not only dots), at most {MAX_NAME_LENGTH} characters")
+        if not isinstance(table, dict):
+            raise self.refuse(prefix[:-1], "must be a table with the share's url")
+        self.check_keys(table, _SHARE_KEYS, prefix)
+        if "url" not in table:
+            raise self.refuse(prefix + "url", "missing: every share needs its url")
+        url = self.share_url(table, prefix)
+        format_ = self.string(table, "format", prefix, default=DEFAULT_FORMAT)
+        if format_ not in FORMATS:
+            raise self.refuse(prefix + "format", f"{_quoted(format_)} is not one of "
+                                                 f"{', '.join(FORMATS)}")
+        allow_http = self.boolean(table, "allow_http", prefix)
+        apikey = ""
+        if self.keys:
+            apikey, key_name = self.apikey(table, top, prefix, url)
+            try:
+                check_key_and_origin(url, apikey, allow_http=True)
+            except UsageError as error:
+                raise self.refuse(key_name, str(error)) from None
+            try:
+                check_key_and_origin(url, apikey, allow_http=allow_http)
+            except UsageError as error:
+                raise self.refuse(prefix + "url", str(error).replace(
+                    "--allow-http, allow_http=True", "allow_http = true")) from None
+        cacert = None
+        if "cacert" in table:
+            cacert = os.path.join(os.path.dirname(self.path),
+                                  os.path.expanduser(self.string(table, "cacert", prefix)))
+            try:
+                check_cacert(cacert, "the file")
+            except UsageError as error:
+                raise self.refuse(prefix + "cacert", str(error)) from None
+        stem = os.path.join(directory, name)
+        return ShareConfig(
+            name=name, url=url, query=self.query(table, prefix, url), apikey=apikey,
+            format=format_, output=f"{stem}.{format_}", state=stem + STATE_SUFFIX,
+            status=stem + STATUS_SUFFIX,
+            timeout=self.seconds(table, "timeout", prefix, self.seconds(
+                top, "timeout", "", DEFAULT_TIMEOUT)),
+            retries=self.integer(table, "retries", prefix, self.integer(
+                top, "retries", "", DEFAULT_RETRIES, minimum=0), minimum=0),
+            job_timeout=self.seconds(table, "job_timeout", prefix, self.seconds(
+                top, "job_timeout", "", DEFAULT_JOB_TIMEOUT)),
+            page_timeout=self.seconds(table, "page_timeout", prefix, self.seconds(
+                top, "page_timeout", "", DEFAULT_PAGE_TIMEOUT)),
+            max_empty_pages=self.integer(table, "max_empty_pages", prefix, self.integer(
+                top, "max_empty_pages", "", DEFAULT_MAX_EMPTY_PAGES, minimum=1), minimum=1),
+            max_event_size=self.integer(table, "max_event_size", prefix, self.integer(
+                top, "max_event_size", "", DEFAULT_MAX_EVENT_SIZE, minimum=1024), minimum=1024),
+            allow_http=allow_http, cacert=cacert,
+        )
+
+    def share_url(self, table: Mapping[str, Any], prefix: str) -> ShareUrl:
+        text = self.string(table, "url", prefix)
+        try:
+            url = parse_share_url(text)
+        except UsageError as error:
+            raise self.refuse(prefix + "url", str(error)) from None
+        if url.count:
+            raise self.refuse(prefix + "url", "a count URL counts events; sync downloads them: "
+                                              "drop /count")
+        for key, _ in url.extra_params:
+            if key.lower() in RESERVED_PARAMS:
+                raise self.refuse(prefix + "url", f"its query sets {_quoted(key)}, which sync "
+                                                  "sets itself: drop it from the URL")
+        return url
+
+    def query(self, table: Mapping[str, Any], prefix: str, url: ShareUrl) -> Query:
+        projection: Tuple[str, ...] = ()
+        if "projection" in table:
+            value = table["projection"]
+            if isinstance(value, str):
+                try:
+                    projection = parse_projection(value)
+                except UsageError:
+                    raise self.refuse(prefix + "projection", "names no keys") from None
+            elif isinstance(value, list) and value and all(
+                    isinstance(item, str) and item.strip() for item in value):
+                projection = tuple(item.strip() for item in value)
+            else:
+                raise self.refuse(prefix + "projection", "expected keys as a string \"a,b\" or a "
+                                                         "list of strings [\"a\", \"b\"]")
+        query = Query(start=self.time(table, "start", prefix), end=self.time(table, "end", prefix),
+                      filter=self.optional_string(table, "filter", prefix),
+                      projection=projection, extra=url.extra_params + self.params(table, prefix))
+        if url.is_notification:
+            # a notification share is read in insertion order already, and takes no sort
+            try:
+                query.check_for(url)
+            except UsageError as error:
+                raise self.refuse(prefix + "url", str(error).replace(
+                    "drop --", "drop ")) from None
+            return query
+        return dataclasses.replace(query, sort="_id")
+
+    def params(self, table: Mapping[str, Any], prefix: str) -> Tuple[Tuple[str, str], ...]:
+        given = table.get("param", {})
+        if not isinstance(given, dict):
+            raise self.refuse(prefix + "param", "must be a table of extra query parameters, e.g. "
+                                                "param = { feed = \"x\" }")
+        pairs = []
+        for key, value in given.items():
+            where = f"{prefix}param.{_shown_key(key)}"
+            if not key.strip():
+                raise self.refuse(where, "the parameter's name is empty")
+            if key.strip().lower() in RESERVED_PARAMS:
+                raise self.refuse(where, "sync sets this parameter itself (the key goes in the "
+                                         "Authorization header only)")
+            if isinstance(value, bool):
+                raise self.refuse(where, "expected a string or a number, not true/false")
+            if not isinstance(value, (str, int, float)):
+                raise self.refuse(where, "expected a string or a number")
+            pairs.append((key, str(value)))
+        return tuple(pairs)
+
+    def time(self, table: Mapping[str, Any], key: str, prefix: str) -> Optional[str]:
+        value = table.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool):
+            raise self.refuse(prefix + key, "expected a time, not true/false")
+        if isinstance(value, datetime.datetime):
+            return value.isoformat(sep=" ")
+        if isinstance(value, datetime.date):
+            return value.isoformat()
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            return str(value)
+        if isinstance(value, str) and value.strip():
+            return value
+        raise self.refuse(prefix + key, "expected a time: a date, a date-time, epoch seconds, or "
+                                        "<=0 for seconds before now")
+
+    def apikey(self, table: Mapping[str, Any], top: Mapping[str, Any], prefix: str,
+               url: ShareUrl) -> Tuple[str, str]:
+        """The share's key and the config key it came from, the share's own source first."""
+        own = self.key_source(table, prefix)
+        if own is not None:
+            return own
+        if url.apikey:
+            return url.apikey, prefix + "url"
+        inherited = self.key_source(top, "")
+        if inherited is not None:
+            return inherited
+        raise self.refuse(prefix + "apikey_env", "no API key: set apikey_env or apikey_file, in "
+                                                 "the share or at the top of the file")
+
+    def key_source(self, table: Mapping[str, Any], prefix: str) -> Optional[Tuple[str, str]]:
+        if "apikey_env" in table and "apikey_file" in table:
+            raise self.refuse(prefix + "apikey_file", "give apikey_env or apikey_file, not both")
+        if "apikey_env" in table:
+            name = self.string(table, "apikey_env", prefix)
+            value = self.environ.get(name, "").strip()
+            if not value:
+                raise self.refuse(prefix + "apikey_env",
+                                  f"the environment variable {_quoted(name)} is not set or empty")
+            return value, prefix + "apikey_env"
+        if "apikey_file" in table:
+            given = self.expand(self.string(table, "apikey_file", prefix), prefix + "apikey_file")
+            path = os.path.join(os.path.dirname(self.path), os.path.expanduser(given))
+            return self.read_key_file(path, prefix + "apikey_file"), prefix + "apikey_file"
+        return None
+
+    def expand(self, text: str, key: str) -> str:
+        """``$NAME`` and ``${NAME}`` replaced by the environment's values (for systemd's
+        ``$CREDENTIALS_DIRECTORY``); an unset variable is refused, ``$$`` is one ``$``."""
+
+        def value(match: re.Match[str]) -> str:
+            if match[0] == "$$":
+                return "$"
+            name = match["braced"] or match["bare"]
+            if name is None:
+                raise self.refuse(key, "a $ that starts no variable name; write $$ for a $")
+            found = self.environ.get(name, "")
+            if not found:
+                raise self.refuse(key, f"the environment variable {_quoted(name)} is not set "
+                                       "or empty")
+            return found
+
+        return _VARIABLE_RE.sub(value, text)
+
+    def read_key_file(self, path: str, key: str) -> str:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                value = handle.readline().strip()
+        except OSError as error:
+            raise self.refuse(key, f"cannot read {path}: {error.strerror or error}") from None
+        except UnicodeDecodeError:
+            raise self.refuse(key, f"{path} is not text") from None
+        if not value:
+            raise self.refuse(key, f"{path} is empty")
+        return value
+
+    def proxy(self, top: Mapping[str, Any]) -> Optional[str]:
+        if "proxy" not in top:
+            return None
+        proxy = self.string(top, "proxy", "")
+        if proxy:
+            try:
+                parse_proxy_url(proxy, "the proxy")  # as --proxy: refused before any request
+            except UsageError as error:
+                raise self.refuse("proxy", str(error)) from None
+        return proxy
+
+    def check_paths(self, shares: Tuple[ShareConfig, ...]) -> None:
+        owners: Dict[str, str] = {}
+        for share in shares:
+            for path in (share.output, share.state, share.status):
+                other = owners.setdefault(path, share.name)
+                if other != share.name:
+                    raise self.refuse(f"shares.{_shown_key(share.name)}",
+                                      f"writes {path}, as shares.{_shown_key(other)} does; "
+                                      "rename one")
+            if share.output == self.path:
+                raise self.refuse(f"shares.{_shown_key(share.name)}",
+                                  "its output would overwrite the config")
+
+    def string(self, table: Mapping[str, Any], key: str, prefix: str,
+               default: Optional[str] = None) -> str:
+        value = table.get(key, default)
+        if not isinstance(value, str):
+            raise self.refuse(prefix + key, f"expected a string, not {_type_name(value)}")
+        return value
+
+    def optional_string(self, table: Mapping[str, Any], key: str, prefix: str) -> Optional[str]:
+        return self.string(table, key, prefix) if key in table else None
+
+    def boolean(self, table: Mapping[str, Any], key: str, prefix: str) -> bool:
+        value = table.get(key, False)
+        if not isinstance(value, bool):
+            raise self.refuse(prefix + key, f"expected true or false, not {_type_name(value)}")
+        return value
+
+    def integer(self, table: Mapping[str, Any], key: str, prefix: str, default: int, *,
+                minimum: int) -> int:
+        value = table.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.refuse(prefix + key, f"expected a whole number, not {_type_name(value)}")
+        if value < minimum:
+            raise self.refuse(prefix + key, f"must be at least {minimum}, not {value}")
+        return value
+
+    def seconds(self, table: Mapping[str, Any], key: str, prefix: str, default: float) -> float:
+        value = table.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.refuse(prefix + key, f"expected seconds as a number, not "
+                                            f"{_type_name(value)}")
+        if not 0 < value <= MAX_SECONDS:
+            raise self.refuse(prefix + key, f"must be more than 0 and at most a week "
+                                            f"({MAX_SECONDS:g}), not {value:g}")
+        return float(value)
+
+
+def _toml_module() -> Any:
+    """tomllib, or tomli before Python 3.11: imported only when a config is read, so that the
+    downloader alone (``hubasync.pyz`` on Python 3.9, say) needs neither."""
+    if sys.version_info >= (3, 11):
+        import tomllib  # novermin
+
+        return tomllib
+    else:
+        try:
+            import tomli
+        except ImportError:
+            raise UsageError("reading a TOML config on Python < 3.11 needs tomli: "
+                             "pip install tomli") from None
+        return tomli
+
+
+_TYPE_NAMES: Dict[type, str] = {
+    bool: "true/false", int: "a whole number", float: "a number", str: "a string",
+    list: "a list", dict: "a table", datetime.datetime: "a date-time", datetime.date: "a date",
+    datetime.time: "a time",
+}
+
+
+def _type_name(value: Any) -> str:
+    return _TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+def _shown_key(key: str) -> str:
+    """A TOML key as it can be written back: bare when it can be, else quoted and escaped."""
+    if re.fullmatch(r"[A-Za-z0-9_-]+", key):
+        return key
+    return _quoted(key)
+
+
+def _quoted(text: str) -> str:
+    escaped = "".join(char if " " <= char < "\x7f" and char not in '"\\'
+                      else f"\\u{ord(char):04x}" for char in text[:60])
+    return f'"{escaped}{"..." if len(text) > 60 else ""}"'
+

@@ -1,0 +1,116 @@
+"""One share, one key: the requests of each :class:`~hubasync.job.Job` carried over a transport.
+
+:class:`HubSession` drives a job (sleeping until each request is due, sending it, reading the
+small body of every answer but the results) until its results open, and hands them back as a
+:class:`~hubasync.body.PageStream`. It retries nothing itself: a failure propagates to the run
+loop, which decides, and asks again; the job remembers its phase, so asking again retries.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+from hubasync.core.answers import Answer, Read, parse_count
+from hubasync.core.clock import Clock, SystemClock, sleep_until
+from hubasync.core.job import DEFAULT_JOB_TIMEOUT, RESULTS, Job
+from hubasync.core.polling import PollPlanner
+from hubasync.core.retry import Attempts, RetryNote, RetryPolicy
+from hubasync.errors import BadBody, HubasyncError, NetworkError
+from hubasync.events.decoding import make_decoder
+from hubasync.events.splitter import DEFAULT_MAX_EVENT_SIZE
+from hubasync.transport.body import PageStream
+from hubasync.transport.http import SMALL_BODY_LIMIT
+from hubasync.transport.interface import Exchange, Response, Transport
+
+DEFAULT_PAGE_TIMEOUT = 900.0
+
+Trace = Callable[[str], None]
+
+
+def small_body(response: Response, limit: int = SMALL_BODY_LIMIT) -> bytes:
+    """The whole small body of an answer (an error, a count), its content encoding undone."""
+    decoder = make_decoder(response.header("Content-Encoding"))
+    parts: list[bytes] = []
+    size = 0
+    for piece in decoder.pieces(response.read_small(limit)):
+        size += len(piece)
+        if size > limit:
+            raise BadBody(f"answer larger than {limit} bytes once decompressed")
+        parts.append(piece)
+    parts.append(decoder.finish())
+    return b"".join(parts)
+
+
+class HubSession:
+    """The async API of one share, over one transport."""
+
+    def __init__(self, transport: Transport, *, policy: Optional[RetryPolicy] = None,
+                 clock: Optional[Clock] = None, job_timeout: float = DEFAULT_JOB_TIMEOUT,
+                 page_timeout: Optional[float] = DEFAULT_PAGE_TIMEOUT,
+                 strict: bool = False, max_event_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
+        self.transport = transport
+        self.policy = policy or RetryPolicy()
+        self.clock: Clock = clock or SystemClock()
+        self.poll_planner = PollPlanner()
+        self.job_timeout = job_timeout
+        self.page_timeout = page_timeout
+        self.strict = strict
+        self.max_event_size = max_event_size
+
+    def job(self, query_url: str) -> Job:
+        """A new job for the query at ``query_url``."""
+        return Job(query_url, planner=self.poll_planner, policy=self.policy,
+                   job_timeout=self.job_timeout)
+
+    def attempts(self, on_retry: Optional[RetryNote] = None) -> Attempts:
+        """A fresh failure budget for one unit of work."""
+        return Attempts(self.policy, sleep=self.clock.sleep, on_retry=on_retry)
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def send_ahead(self, query_url: str) -> Optional[Exchange]:
+        """Post a query before its page is due; None if it could not even be sent."""
+        try:
+            return self.transport.send("POST", query_url)
+        except NetworkError:
+            return None
+
+    def open_page(self, job: Job, token: Optional[str], *, max_events: Optional[int] = None,
+                  sent: Optional[Exchange] = None) -> PageStream:
+        """Carry ``job`` on until its results open; ``sent`` is its POST, if already sent."""
+        response, read = self._results(job, sent)
+        deadline = None if self.page_timeout is None else self.clock.now() + self.page_timeout
+        return PageStream(response, token, read, clock=self.clock, deadline=deadline,
+                          max_events=max_events, strict=self.strict,
+                          max_event_size=self.max_event_size)
+
+    def count(self, job: Job, attempts: Attempts) -> int:
+        """The count a count query's results hold."""
+        while True:
+            try:
+                response, _ = self._results(job, None)
+                count = parse_count(small_body(response))
+            except HubasyncError as error:
+                attempts.failed(error)  # raises it again unless it is transient
+                continue
+            attempts.succeeded()
+            return count
+
+    def _results(self, job: Job, sent: Optional[Exchange]) -> tuple[Response, Read]:
+        while True:
+            request = job.next_request()
+            if sent is None:
+                sleep_until(self.clock, request.at)
+                exchange = self.transport.send(request.method, request.url)
+            else:
+                exchange, sent = sent, None
+            response = exchange.response()
+            if request.phase == RESULTS and response.status == 200:
+                answer = Answer(response.url, 200, response.header)
+            else:
+                answer = Answer(response.url, response.status, response.header,
+                                small_body(response))
+            read = job.receive(answer, sent_at=exchange.sent_at, now=self.clock.now())
+            if read is not None:
+                return response, read
