@@ -471,7 +471,7 @@ def test_introspection_never_shows_the_key(hub: Any, form: str, monkeypatch: Any
         pickle.dumps(made)
     with pytest.raises(TypeError):
         copy.deepcopy(made)
-    assert made.timeout > 0 and made.retries >= 0  # the settings can still be read
+    assert made.bounds.timeout > 0 and made.bounds.retries >= 0  # the settings can still be read
     assert made.count() == 2500  # and the key is still used
 
 

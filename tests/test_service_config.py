@@ -9,10 +9,8 @@ from typing import Dict, Optional
 
 import pytest
 
-from hubasync.core.job import DEFAULT_JOB_TIMEOUT
+from hubasync.core.bounds import DEFAULTS, Bounds
 from hubasync.core.redaction import redact
-from hubasync.core.retry import DEFAULT_RETRIES, DEFAULT_TIMEOUT
-from hubasync.core.stalls import DEFAULT_MAX_EMPTY_PAGES
 from hubasync.errors import ExitCode, UsageError
 from hubasync.service.config import (
     DEFAULT_CONCURRENCY,
@@ -21,7 +19,6 @@ from hubasync.service.config import (
     load_config,
 )
 from hubasync.service.metrics import parse_listen_address
-from hubasync.transport.session import DEFAULT_PAGE_TIMEOUT
 
 KEY = "Sekr3t-key-0123456789"
 OTHER_KEY = "0ther-key-ABCDEFGH"
@@ -70,9 +67,7 @@ def test_the_issue_example_loads_with_every_path_and_default(tmp_path: Path) -> 
     assert phishing.query.sort == "_id" and cust42.query.sort == "_id"
     assert phishing.query.filter == "type=phishing"
     assert (phishing.apikey, cust42.apikey) == (KEY, OTHER_KEY)
-    assert (phishing.timeout, phishing.retries, phishing.job_timeout, phishing.page_timeout,
-            phishing.max_empty_pages) == (DEFAULT_TIMEOUT, DEFAULT_RETRIES, DEFAULT_JOB_TIMEOUT,
-                                          DEFAULT_PAGE_TIMEOUT, DEFAULT_MAX_EMPTY_PAGES)
+    assert phishing.bounds == DEFAULTS
     assert config.share("cust42") is cust42
     assert set(config.secrets) == {KEY, OTHER_KEY}
 
@@ -134,10 +129,10 @@ def test_query_options_bounds_and_keys_per_share(tmp_path: Path) -> None:
         ("start", "2024-01-02"), ("end", "2024-02-01 00:00:00Z"), ("projection", "feed"),
         ("projection", "type"), ("sort", "_id"), ("limit", "10"), ("feed", "x"), ("extra", "1"),
         ("n", "5")]
-    assert (a.timeout, a.retries, a.job_timeout, a.page_timeout, a.max_empty_pages) == (
-        20.0, 0, 10.5, 30.0, 3)
+    assert a.bounds == Bounds(timeout=20.0, retries=0, job_timeout=10.5, page_timeout=30.0,
+                              max_empty_pages=3)
     assert b.query.start == "-3600" and b.query.projection == ("feed", "observation time")
-    assert (b.timeout, b.retries) == (5.0, 0)
+    assert (b.bounds.timeout, b.bounds.retries) == (5.0, 0)
     assert config.proxy == "http://user:pr0xy%2Fpass@proxy.example:3128"
     assert {"pr0xy/pass", "URLKEY123"} <= set(config.secrets)
     assert "pr0xy" not in redact(config.proxy or "", *config.secrets)  # quoted forms too
@@ -185,7 +180,9 @@ BAD = [
     ("[shares.a]\nurl = 'U'\nstart = true", "shares.a.start", "not true/false"),
     ("[shares.a]\nurl = 'U'\nfilter = 1", "shares.a.filter", "expected a string"),
     ("[shares.a]\nurl = 'U'\ntimeout = 0", "shares.a.timeout", "more than 0"),
-    ("[shares.a]\nurl = 'U'\ntimeout = '60'", "shares.a.timeout", "expected seconds"),
+    ("[shares.a]\nurl = 'U'\ntimeout = 'soon'", "shares.a.timeout", "not a duration"),
+    ("[shares.a]\nurl = 'U'\ntimeout = '8d'", "shares.a.timeout", "at most 604800 s"),
+    ("[shares.a]\nurl = 'U'\nmax_event_size = 1.5", "shares.a.max_event_size", "whole number"),
     ("[shares.a]\nurl = 'U'\nretries = -1", "shares.a.retries", "at least 0"),
     ("[shares.a]\nurl = 'U'\nretries = 1.5", "shares.a.retries", "whole number"),
     ("[shares.a]\nurl = 'U'\nmax_empty_pages = 0", "shares.a.max_empty_pages", "at least 1"),
@@ -196,7 +193,7 @@ BAD = [
     ("concurrency = 2.0\n[shares.a]\nurl = 'U'", "concurrency", "whole number"),
     ("interval = 0\n[shares.a]\nurl = 'U'", "interval", "more than 0"),
     ("interval = -5.5\n[shares.a]\nurl = 'U'", "interval", "more than 0"),
-    ("interval = 'often'\n[shares.a]\nurl = 'U'", "interval", "expected seconds"),
+    ("interval = 'often'\n[shares.a]\nurl = 'U'", "interval", "not a duration"),
     ("directory = 7\n[shares.a]\nurl = 'U'", "directory", "expected a string"),
     ("directory = ''\n[shares.a]\nurl = 'U'", "directory", "is empty"),
     ("metrics = '9464'\n[shares.a]\nurl = 'U'", "metrics", "HOST:PORT"),
@@ -332,10 +329,11 @@ def test_max_event_size_is_a_bound_of_the_share_or_of_all(tmp_path: Path) -> Non
                     '[shares.b]\nurl = "https://hub.example.com/shares/v2/async/b"\n'
                     "max_event_size = 65536\n")
     config = load_config(str(path), {"K": "key"})
-    assert [share.max_event_size for share in config.shares] == [2048, 65536]
+    assert [share.bounds.max_event_size for share in config.shares] == [2048, 65536]
     path.write_text('apikey_env = "K"\n[shares.a]\n'
                     'url = "https://hub.example.com/shares/v2/async/a"\nmax_event_size = 10\n')
-    with pytest.raises(UsageError, match="shares.a.max_event_size: must be at least 1024"):
+    with pytest.raises(UsageError,
+                       match="shares.a.max_event_size: must be at least 1 KiB and at most 4 GiB"):
         load_config(str(path), {"K": "key"})
 
 

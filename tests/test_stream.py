@@ -11,20 +11,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hubasync.core.bounds import DEFAULTS, size_text
 from hubasync.errors import BadBody, BodyTooLarge, HubUnavailable
 from hubasync.events.decoding import make_decoder
 from hubasync.events.splitter import (
-    DEFAULT_MAX_EVENT_SIZE,
     MAX_DEPTH,
     EventSplitter,
     compact_line,
     decode_event,
-    size_text,
 )
 
 
 def split_all(body: bytes, sizes: Optional[List[int]] = None, strict: bool = False,
-              cap: int = DEFAULT_MAX_EVENT_SIZE) -> List[bytes]:
+              cap: int = DEFAULTS.max_event_size) -> List[bytes]:
     """Feed ``body`` in chunks of the given sizes (cycled), then finish."""
     splitter = EventSplitter(strict=strict, max_event_size=cap)
     events: List[bytes] = []
@@ -516,8 +515,8 @@ def test_body_too_large_is_exit_6_and_not_transient() -> None:
 
 
 def test_default_cap_is_documented_value() -> None:
-    assert DEFAULT_MAX_EVENT_SIZE == 4 << 20
-    assert size_text(DEFAULT_MAX_EVENT_SIZE) == "4 MiB"
+    assert DEFAULTS.max_event_size == 4 << 20
+    assert size_text(DEFAULTS.max_event_size) == "4 MiB"
     assert size_text(1536) == "1,536 bytes"
     assert size_text(1 << 30) == "1 GiB"
 

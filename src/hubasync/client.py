@@ -16,13 +16,14 @@ from contextlib import contextmanager
 from typing import IO, Any, Dict, Iterable, Iterator, Mapping, Optional, Union
 
 from hubasync.core.access import check_key_and_origin
+from hubasync.core.bounds import BY_NAME, DEFAULTS, Bounds
 from hubasync.core.cursor import Cursor
 from hubasync.core.params import Query, check_sendable, query_url
 from hubasync.core.redaction import REDACTED, redact
-from hubasync.core.retry import DEFAULT_RETRIES, DEFAULT_TIMEOUT, RetryPolicy
+from hubasync.core.retry import RetryPolicy
 from hubasync.core.urls import parse_share_url
 from hubasync.errors import InvalidArgument, InvalidArgumentType, UsageError
-from hubasync.events.splitter import DEFAULT_MAX_EVENT_SIZE, Batch
+from hubasync.events.splitter import Batch
 from hubasync.run.pipeline import fetch_pages
 from hubasync.transport.http import hub_transport
 from hubasync.transport.proxy import parse_proxy_url
@@ -31,8 +32,6 @@ from hubasync.transport.tls import check_cacert
 
 Event = Dict[str, Any]
 SPOOL_MEMORY = 8 * 1024 * 1024
-MAX_TIMEOUT = 86400 * 7  # as the command line's --timeout
-MAX_RETRIES = 1000  # as the command line's --retries
 
 
 class Page:
@@ -208,33 +207,35 @@ class Client:
     variable. The key is never shown: not by ``repr()``, ``str()`` or ``vars()``. ``proxy``
     is an HTTP proxy's URL (``http://[USER:PASSWORD@]HOST:PORT``), ``""`` for none, or None
     (the default) to read ``https_proxy``/``http_proxy``/``no_proxy`` from the environment as
-    :mod:`urllib` does. ``max_event_size`` caps one event's size in bytes (as
-    ``--max-event-size``): a larger one raises :class:`~hubasync.errors.BodyTooLarge`.
+    :mod:`urllib` does. The bounds take the command line's defaults and ranges
+    (:mod:`hubasync.core.bounds`): ``timeout``, ``retries``, ``job_timeout`` and
+    ``page_timeout`` in seconds, ``max_empty_pages``, and ``max_event_size``, which caps one
+    event's size in bytes (a larger one raises :class:`~hubasync.errors.BodyTooLarge`); they
+    are readable as ``client.bounds``.
     Arguments of a wrong type raise :class:`~hubasync.errors.InvalidArgumentType` (a
     ``TypeError``), wrong values :class:`~hubasync.errors.InvalidArgument` (a ``ValueError``),
     both naming the argument. Failures of a query raise :mod:`hubasync.errors` exceptions.
     """
 
     def __init__(self, url: str, apikey: Optional[str] = None,
-                 timeout: float = DEFAULT_TIMEOUT, retries: int = DEFAULT_RETRIES,
+                 timeout: float = DEFAULTS.timeout, retries: int = DEFAULTS.retries,
                  cacert: Optional[str] = None, allow_http: bool = False,
                  proxy: Optional[str] = None,
-                 max_event_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
+                 max_event_size: int = DEFAULTS.max_event_size,
+                 job_timeout: float = DEFAULTS.job_timeout,
+                 page_timeout: float = DEFAULTS.page_timeout,
+                 max_empty_pages: int = DEFAULTS.max_empty_pages) -> None:
         if not isinstance(url, str):
             raise InvalidArgumentType(f"url must be a string, not {type(url).__name__}")
         if apikey is not None and not isinstance(apikey, str):
             raise InvalidArgumentType(f"apikey must be a string, not {type(apikey).__name__}")
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-            raise InvalidArgumentType(f"timeout must be a number of seconds, not "
-                                      f"{type(timeout).__name__}")
-        if not 0 < timeout <= MAX_TIMEOUT:  # NaN fails this too
-            raise InvalidArgument(f"timeout must be more than 0 and at most {MAX_TIMEOUT:g} "
-                                  f"seconds, not {timeout!r}")
-        if isinstance(retries, bool) or not isinstance(retries, int):
-            raise InvalidArgumentType(f"retries must be a whole number, not "
-                                      f"{type(retries).__name__}")
-        if not 0 <= retries <= MAX_RETRIES:
-            raise InvalidArgument(f"retries must be between 0 and {MAX_RETRIES}, not {retries}")
+        given = {"timeout": timeout, "retries": retries, "max_event_size": max_event_size,
+                 "job_timeout": job_timeout, "page_timeout": page_timeout,
+                 "max_empty_pages": max_empty_pages}
+        checked: Dict[str, Any] = {
+            name: BY_NAME[name].check(value, name, InvalidArgument, InvalidArgumentType)
+            for name, value in given.items()}
+        self.bounds = Bounds(**checked)
         if cacert is not None:
             if not isinstance(cacert, (str, os.PathLike)):
                 raise InvalidArgumentType(f"cacert must be a path, not {type(cacert).__name__}")
@@ -262,13 +263,10 @@ class Client:
             raise UsageError("no API key: pass apikey= or set APIKEY")
         check_key_and_origin(share, key, allow_http=allow_http)
         self.url = redact(url)
-        self.timeout = float(timeout)
-        self.retries = retries
         self.cacert = cacert
         self.allow_http = allow_http
         self._share = dataclasses.replace(share, apikey=None)
         self._key = _Secret(key)
-        self.max_event_size = max_event_size
         self._proxy = _Secret(proxy) if proxy else proxy
 
     def __repr__(self) -> str:
@@ -277,10 +275,12 @@ class Client:
     def _session(self, count: bool) -> HubSession:
         # strict: every event is parsed on arrival, so a page never fails once handed out
         proxy = self._proxy.reveal() if isinstance(self._proxy, _Secret) else self._proxy
+        bounds = self.bounds
         transport = hub_transport(self._share.with_count(count), self._key.reveal(),
-                                  timeout=self.timeout, cacert=self.cacert, proxy=proxy)
-        return HubSession(transport, policy=RetryPolicy(retries=self.retries), strict=True,
-                          max_event_size=self.max_event_size)
+                                  timeout=bounds.timeout, cacert=self.cacert, proxy=proxy)
+        return HubSession(transport, policy=RetryPolicy(retries=bounds.retries), strict=True,
+                          job_timeout=bounds.job_timeout, page_timeout=bounds.page_timeout,
+                          max_event_size=bounds.max_event_size)
 
     def count(self, *, start: Optional[str] = None, end: Optional[str] = None,
               filter: Optional[str] = None, params: Optional[Mapping[str, str]] = None,

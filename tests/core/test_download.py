@@ -10,6 +10,7 @@ import pytest
 
 from hubasync.cli.download import Download
 from hubasync.cli.progress import Progress
+from hubasync.core.bounds import Bounds
 from hubasync.core.params import Query
 from hubasync.core.retry import RetryPolicy
 from hubasync.core.urls import parse_share_url
@@ -131,7 +132,7 @@ def test_a_failure_prints_the_token_that_continues(tmp_path: Path,
 
     hub = MemoryHub(events=25, page_max=10)
     hub.faults["status"] = [None] + [reply(503)] * 10
-    chosen = settings(tmp_path, state=None, format="json", output=None, retries=1)
+    chosen = settings(tmp_path, state=None, format="json", output=None, bounds=Bounds(retries=1))
     assert download(hub, chosen) == ExitCode.UNAVAILABLE
     err = capsys.readouterr().err.splitlines()
     assert "gave up after" in err[-2] and err[-1] == "t10"

@@ -18,7 +18,8 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 import pytest
 from fakehub import SHARE, FakeHub, Seen, reply, streamed, tiny_share
 
-from hubasync.events.splitter import DEFAULT_MAX_EVENT_SIZE, MAX_DEPTH
+from hubasync.core.bounds import DEFAULTS
+from hubasync.events.splitter import MAX_DEPTH
 
 from .helpers import command
 
@@ -109,7 +110,7 @@ def results_fetches(hub: FakeHub) -> List[Seen]:
     return [seen for seen in hub.requests if seen.path == f"{SHARE}/results/1"]
 
 
-CAP_TEXT = f"{DEFAULT_MAX_EVENT_SIZE >> 20} MiB"
+CAP_TEXT = f"{DEFAULTS.max_event_size >> 20} MiB"
 
 BOMBS = [
     pytest.param((b'[{"a":"', b"x" * BLOCK, b'"}]'),
@@ -164,7 +165,7 @@ def cap_sized_nested_event(size: int) -> bytes:
 @pytest.mark.parametrize("strict", [False, True], ids=["loose", "strict"])
 def test_an_event_at_the_cap_passes_one_byte_more_ends_the_run(
         over: int, strict: bool, tmp_path: Any) -> None:
-    event = cap_sized_nested_event(DEFAULT_MAX_EVENT_SIZE + over)
+    event = cap_sized_nested_event(DEFAULTS.max_event_size + over)
     members = (member(b'[{"b":1},' + event + b',{"c":2}]'),)
     out = tmp_path / "out.json"
     with hub_serving(members) as hub:
@@ -188,7 +189,7 @@ def test_an_event_at_the_cap_passes_one_byte_more_ends_the_run(
 
 def test_csv_of_an_event_at_the_cap_stays_within_the_bound(tmp_path: Any) -> None:
     # CSV decodes every event (and writes the nested list as one JSON cell).
-    event = cap_sized_nested_event(DEFAULT_MAX_EVENT_SIZE)
+    event = cap_sized_nested_event(DEFAULTS.max_event_size)
     with hub_serving((member(b"[" + event + b"]"),)) as hub:
         done = run_measured([hub.url + SHARE, "--format=csv", "-o", str(tmp_path / "out.csv")],
                             tmp_path)
@@ -199,7 +200,7 @@ def test_csv_of_an_event_at_the_cap_stays_within_the_bound(tmp_path: Any) -> Non
 
 
 def test_a_larger_cap_lets_a_larger_event_through(tmp_path: Any) -> None:
-    event = b'{"a":"' + b"x" * (DEFAULT_MAX_EVENT_SIZE + 100) + b'"}'
+    event = b'{"a":"' + b"x" * (DEFAULTS.max_event_size + 100) + b'"}'
     members = (member(b"[" + event + b"]"),)
     out = tmp_path / "out.jsonl"
     with hub_serving(members) as hub:
@@ -212,8 +213,9 @@ def test_a_larger_cap_lets_a_larger_event_through(tmp_path: Any) -> None:
 
 
 @pytest.mark.parametrize("value, problem", [
-    ("0", "must be between 1 KiB and 4 GiB"), ("1023", "must be between 1 KiB and 4 GiB"),
-    ("5G", "must be between 1 KiB and 4 GiB"), ("8X", "not a size in bytes"),
+    ("0", "must be at least 1 KiB and at most 4 GiB"),
+    ("1023", "must be at least 1 KiB and at most 4 GiB"),
+    ("5G", "must be at least 1 KiB and at most 4 GiB"), ("8X", "not a size in bytes"),
     ("", "not a size in bytes"), ("M", "not a size in bytes"),
 ])
 def test_max_event_size_is_checked(value: str, problem: str, tmp_path: Any) -> None:
@@ -230,9 +232,9 @@ def test_max_event_size_units() -> None:
         argv = ["http://127.0.0.1:9/shares/v2/async/x", "-k", "k"]
         if text is not None:
             argv.append(f"--max-event-size={text}")
-        return settings_from(argv).max_event_size
+        return settings_from(argv).bounds.max_event_size
 
-    assert size(None) == DEFAULT_MAX_EVENT_SIZE == 4 * MIB
+    assert size(None) == DEFAULTS.max_event_size == 4 * MIB
     assert size("1024") == 1024
     assert size("512K") == size("512KiB") == size("512kb") == 512 << 10
     assert size("64M") == 64 * MIB

@@ -55,7 +55,7 @@ def run(settings: RunSettings) -> int:
     progress = Progress(sys.stderr, enabled=_progress_wanted(settings))
 
     def on_retry(reason: str, wait: float, failures: int) -> None:
-        note = redact(f"retry {failures}/{settings.retries} in {wait:.1f} s: {reason}",
+        note = redact(f"retry {failures}/{settings.bounds.retries} in {wait:.1f} s: {reason}",
                       *settings.secrets)
         if settings.debug:
             say(note)
@@ -78,13 +78,14 @@ def run(settings: RunSettings) -> int:
 
 def _session(settings: RunSettings, count: bool, retries: Optional[int] = None) -> HubSession:
     share = settings.share.with_count(count)
-    transport = hub_transport(share, settings.apikey, timeout=settings.timeout,
+    bounds = settings.bounds
+    transport = hub_transport(share, settings.apikey, timeout=bounds.timeout,
                               cacert=settings.cacert, trace=say if settings.debug else None,
                               proxy=settings.proxy)
-    policy = RetryPolicy(retries=settings.retries if retries is None else retries)
-    return HubSession(transport, policy=policy, job_timeout=settings.job_timeout,
-                      page_timeout=settings.page_timeout, strict=settings.strict,
-                      max_event_size=settings.max_event_size)
+    policy = RetryPolicy(retries=bounds.retries if retries is None else retries)
+    return HubSession(transport, policy=policy, job_timeout=bounds.job_timeout,
+                      page_timeout=bounds.page_timeout, strict=settings.strict,
+                      max_event_size=bounds.max_event_size)
 
 
 def _progress_wanted(settings: RunSettings) -> bool:
@@ -228,7 +229,7 @@ class Download:
                 pages = fetch_pages(
                     self.session, self._url, cursor, recorder,
                     attempts=lambda: self.session.attempts(self.on_retry),
-                    stalls=StallDetector(settings.max_empty_pages), progress=progress)
+                    stalls=StallDetector(settings.bounds.max_empty_pages), progress=progress)
                 try:
                     for cursor in pages:
                         self.progress.update(cursor.events, cursor.pages)

@@ -10,23 +10,33 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import NoReturn, Optional, Sequence
+from typing import Any, Callable, NoReturn, Optional, Sequence
 
 from hubasync.cli.download import run
 from hubasync.cli.messages import keep_secret, say, say_traceback
 from hubasync.core.access import check_key_and_origin
-from hubasync.core.job import DEFAULT_JOB_TIMEOUT
+from hubasync.core.bounds import ALL as BOUNDS
+from hubasync.core.bounds import (
+    DEFAULTS,
+    JOB_TIMEOUT,
+    MAX_EMPTY_PAGES,
+    MAX_EVENT_SIZE,
+    PAGE_TIMEOUT,
+    RETRIES,
+    TIMEOUT,
+    WEEK,
+    Bound,
+    Bounds,
+    Number,
+    parse_duration,
+)
 from hubasync.core.params import Query, check_sendable, parse_param, parse_projection
-from hubasync.core.retry import DEFAULT_RETRIES, DEFAULT_TIMEOUT
-from hubasync.core.stalls import DEFAULT_MAX_EMPTY_PAGES
 from hubasync.core.urls import ShareUrl, parse_share_url
 from hubasync.errors import ExitCode, HubasyncError, OutputError, UsageError, one_line
 from hubasync.events.formats import FORMATS
-from hubasync.events.splitter import DEFAULT_MAX_EVENT_SIZE, size_text
 from hubasync.files.output import resolve_output
 from hubasync.run.settings import RunSettings
 from hubasync.transport.proxy import parse_proxy_url, secrets_of
-from hubasync.transport.session import DEFAULT_PAGE_TIMEOUT
 from hubasync.transport.tls import check_cacert
 from hubasync.version import PROG, __version__
 
@@ -82,7 +92,11 @@ many shares, one service (see hubasync sync --help, hubasync status --help):
 
 
 class _Parser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line and a UsageError."""
+    """An argument parser whose errors are one line and a UsageError, and which matches options
+    whole: a new option never changes what an abbreviation used to mean."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(allow_abbrev=False, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see {PROG} --help)")
@@ -102,38 +116,32 @@ def _positive_int(text: str) -> int:
     return _whole(text, 1, 10**12)
 
 
-def _count(text: str) -> int:
-    return _whole(text, 0, 1000)
+def _bounded(bound: Bound) -> Callable[[str], Number]:
+    """The option's type: a value within ``bound``, in its unit (``30m``, ``4M``)."""
+
+    def parse(text: str) -> Number:
+        try:
+            return bound.parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return parse
 
 
-def _seconds(text: str) -> float:
+def _interval(text: str) -> float:
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0 < value <= 86400 * 7:
-        raise argparse.ArgumentTypeError(f"must be more than 0 and at most a week: {text!r}")
-    return value
+        seconds = parse_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    if not 0 < seconds <= WEEK:
+        raise argparse.ArgumentTypeError(f"must be more than 0 s and at most a week: {text!r}")
+    return seconds
 
 
-_SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-MAX_EVENT_SIZE_RANGE = (1 << 10, 1 << 32)
-
-
-def _size(text: str) -> int:
-    """A size in bytes, with an optional binary suffix: 512K, 8M, 1G (KiB, MiB, GiB)."""
-    number = text.strip().upper().removesuffix("IB").removesuffix("B")
-    unit = number[-1:] if number[-1:] in ("K", "M", "G") else ""
-    try:
-        value = int(number[: len(number) - len(unit)]) * _SIZE_UNITS[unit]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not a size in bytes (e.g. 8M, 512K, 1G): {text!r}") from None
-    low, high = MAX_EVENT_SIZE_RANGE
-    if not low <= value <= high:
-        raise argparse.ArgumentTypeError(
-            f"must be between {size_text(low)} and {size_text(high)}: {text!r}")
-    return value
+def _add_bound(group: argparse._ArgumentGroup, bound: Bound, metavar: str, extra: str = "") -> None:
+    group.add_argument(bound.option, type=_bounded(bound), default=getattr(DEFAULTS, bound.name),
+                       metavar=metavar, dest=bound.name,
+                       help=f"{bound.what}{extra} (default {bound.shown(bound.default)})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -174,8 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--follow", action="store_true",
                      help="keep the output in sync: read in insertion order, then ask again "
                           "every --interval seconds, until SIGINT, SIGTERM or SIGHUP")
-    out.add_argument("--interval", type=_seconds, default=60.0, metavar="SECONDS",
-                     help="with --follow: seconds between checks once caught up (default 60)")
+    out.add_argument("--interval", type=_interval, default=60.0, metavar="DURATION",
+                     help="with --follow: the wait between checks once caught up: seconds, or "
+                          "30s, 5m, 1h (default 60)")
     out.add_argument("--recover", action="store_true",
                      help="with --state and jsonl: if the stored token is no longer valid, start "
                           "again from the time of the last event written")
@@ -187,35 +196,19 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--strict", action="store_true",
                      help="parse every event with the json module before writing it (slower; "
                           "by default events are checked by their structure only)")
-    out.add_argument("--max-event-size", type=_size, default=DEFAULT_MAX_EVENT_SIZE,
-                     metavar="BYTES",
-                     help=f"the largest event accepted, and the longest run of whitespace "
-                          f"between events; a body beyond it ends the run (exit 6). Suffixes "
-                          f"K, M, G (default {size_text(DEFAULT_MAX_EVENT_SIZE)})")
+    _add_bound(out, MAX_EVENT_SIZE, "BYTES",
+               "; a body beyond it ends the run (exit 6). Suffixes K, M, G")
     out.add_argument("--quiet", action="store_true",
                      help="no progress line and no notices: only errors and the token line")
 
     net = parser.add_argument_group("network")
-    net.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT, metavar="SECONDS",
-                     help=f"most seconds to wait to connect or for the hub's next bytes "
-                          f"(default {DEFAULT_TIMEOUT:g})")
-    net.add_argument("--retries", type=_count, default=DEFAULT_RETRIES, metavar="N",
-                     help=f"transient failures tolerated in a row before giving up "
-                          f"(default {DEFAULT_RETRIES})")
+    _add_bound(net, TIMEOUT, "DURATION")
+    _add_bound(net, RETRIES, "N")
     net.add_argument("--cacert", metavar="FILE", help="also trust the CA certificates in FILE")
     bounds = parser.add_argument_group("bounds against a hub that misbehaves")
-    bounds.add_argument("--job-timeout", type=_seconds, default=DEFAULT_JOB_TIMEOUT,
-                        metavar="SECONDS",
-                        help=f"the most a job may stay pending before the run ends "
-                             f"(default {DEFAULT_JOB_TIMEOUT:g})")
-    bounds.add_argument("--page-timeout", type=_seconds, default=DEFAULT_PAGE_TIMEOUT,
-                        metavar="SECONDS",
-                        help=f"the most one page's body may take to arrive, however it "
-                             f"trickles (default {DEFAULT_PAGE_TIMEOUT:g})")
-    bounds.add_argument("--max-empty-pages", type=_positive_int,
-                        default=DEFAULT_MAX_EMPTY_PAGES, metavar="N",
-                        help=f"pages in a row without events, each with a new token, before the "
-                             f"run stops (default {DEFAULT_MAX_EMPTY_PAGES})")
+    _add_bound(bounds, JOB_TIMEOUT, "DURATION")
+    _add_bound(bounds, PAGE_TIMEOUT, "DURATION")
+    _add_bound(bounds, MAX_EMPTY_PAGES, "N")
     net.add_argument("--allow-http", action="store_true",
                      help="allow plain http to a host that is not this machine")
     proxy = net.add_mutually_exclusive_group()
@@ -341,10 +334,9 @@ def settings_from(argv: Optional[Sequence[str]]) -> RunSettings:
         share=share, apikey=apikey, query=query, limit=limit, token=token,
         format=args.format, output=args.output, state=args.state, follow=args.follow,
         interval=args.interval, progress=None if args.quiet else args.progress,
-        quiet=args.quiet, timeout=args.timeout, retries=args.retries, cacert=args.cacert,
+        quiet=args.quiet, cacert=args.cacert,
         debug=args.debug, recover=args.recover, strict=args.strict, proxy=proxy,
-        job_timeout=args.job_timeout, page_timeout=args.page_timeout,
-        max_empty_pages=args.max_empty_pages, max_event_size=args.max_event_size,
+        bounds=Bounds(**{bound.name: getattr(args, bound.name) for bound in BOUNDS}),
     )
 
 

@@ -26,6 +26,7 @@ from hubasync.core.answers import (
     after_results,
     after_status,
 )
+from hubasync.core.bounds import DEFAULTS
 from hubasync.core.polling import JobTiming, PollPlanner
 from hubasync.core.retry import RetryPolicy
 from hubasync.errors import HubBusy, JobGone, JobTimeout
@@ -42,7 +43,6 @@ class JobPhase(Enum):
 
 
 QUERY, STATUS, RESULTS, OPEN = JobPhase.QUERY, JobPhase.STATUS, JobPhase.RESULTS, JobPhase.OPEN
-DEFAULT_JOB_TIMEOUT = 1800.0
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ class Job:
     """The three phases of one query: POST, status polls, results."""
 
     def __init__(self, query_url: str, *, planner: PollPlanner, policy: RetryPolicy,
-                 job_timeout: float = DEFAULT_JOB_TIMEOUT) -> None:
+                 job_timeout: float = DEFAULTS.job_timeout) -> None:
         self.query_url = query_url
         self.phase = QUERY
         self._planner = planner

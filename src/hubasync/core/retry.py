@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Callable, Optional
 
+from hubasync.core.bounds import DEFAULTS
 from hubasync.errors import HubasyncError, HubUnavailable
 
-DEFAULT_RETRIES = 6
-DEFAULT_TIMEOUT = 60.0
 RETRY_AFTER_MAX = 300.0
 
 
@@ -51,7 +50,7 @@ def parse_retry_after(value: Optional[str], now: Optional[float] = None) -> Opti
 class RetryPolicy:
     """Which delay follows the n-th failure in a row, and how many failures end the run."""
 
-    retries: int = DEFAULT_RETRIES
+    retries: int = DEFAULTS.retries
     backoff_base: float = 0.5
     backoff_max: float = 30.0
     retry_after_max: float = RETRY_AFTER_MAX

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Hashable, Optional
 
+from hubasync.core.bounds import DEFAULTS
 from hubasync.errors import NoProgress
 
-DEFAULT_MAX_EMPTY_PAGES = 100
 REMEMBERED = 10_000
 
 
@@ -42,7 +42,7 @@ class _Recent:
 class StallDetector:
     """Checks, page after page of one pass, that the hub's pages lead somewhere."""
 
-    def __init__(self, max_empty_pages: int = DEFAULT_MAX_EMPTY_PAGES,
+    def __init__(self, max_empty_pages: int = DEFAULTS.max_empty_pages,
                  remembered: int = REMEMBERED) -> None:
         self.max_empty_pages = max_empty_pages
         self._tokens = _Recent(remembered)

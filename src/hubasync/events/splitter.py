@@ -25,7 +25,7 @@ in either mode. Cutting a run into single events (for JSON lines, CSV) is done o
 ``strict=True`` also refuses ``NaN``, ``Infinity`` and ``-Infinity``, which are not standard JSON.
 
 Bounds against a hostile body (``BodyTooLarge``, not retried): no event may be larger than
-``max_event_size`` bytes (:data:`DEFAULT_MAX_EVENT_SIZE` by default), and no run of whitespace
+``max_event_size`` bytes (:data:`hubasync.core.bounds.MAX_EVENT_SIZE`), and no run of whitespace
 outside events either; brackets may nest at most :data:`MAX_DEPTH` deep inside an event. The
 partial event kept between chunks never grows past the cap, and whitespace is skipped by
 regular expressions, not byte by byte, so memory stays within a few times the cap (plus the
@@ -38,10 +38,10 @@ import json
 import re
 from typing import List, Optional
 
+from hubasync.core.bounds import DEFAULTS, size_text
 from hubasync.errors import BadBody, BodyTooLarge
 
 __all__ = [
-    "DEFAULT_MAX_EVENT_SIZE",
     "MAX_DEPTH",
     "EventSplitter",
     "compact_line",
@@ -78,18 +78,8 @@ _LONG_EVENT = 256 << 10
 _MIN_WINDOW = 4 << 10
 _MAX_WINDOW = 4 << 20
 
-DEFAULT_MAX_EVENT_SIZE = 4 << 20
-"""The default cap on one event's size in bytes (``--max-event-size``)."""
 MAX_DEPTH = 512
 """How deep brackets may nest inside an event, the event's own braces included."""
-
-
-def size_text(size: int) -> str:
-    """``size`` bytes in the largest binary unit that divides it (``16 MiB``), else in bytes."""
-    for shift, unit in ((30, "GiB"), (20, "MiB"), (10, "KiB")):
-        if size >= 1 << shift and size % (1 << shift) == 0:
-            return f"{size >> shift} {unit}"
-    return f"{size:,} bytes"
 
 
 def _end_before_whitespace(buf: bytes, pos: int, end: int) -> int:
@@ -279,7 +269,7 @@ class EventSplitter:
     """
 
     def __init__(self, strict: bool = False,
-                 max_event_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
+                 max_event_size: int = DEFAULTS.max_event_size) -> None:
         if max_event_size < 2:
             raise ValueError(f"max_event_size must be at least 2 bytes: {max_event_size!r}")
         self.strict = strict

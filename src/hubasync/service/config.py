@@ -18,16 +18,13 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 from hubasync.core.access import check_key_and_origin
-from hubasync.core.job import DEFAULT_JOB_TIMEOUT
+from hubasync.core.bounds import ALL as BOUNDS
+from hubasync.core.bounds import DEFAULTS, Bound, Bounds, parse_duration
 from hubasync.core.params import Query, parse_projection
-from hubasync.core.retry import DEFAULT_RETRIES, DEFAULT_TIMEOUT
-from hubasync.core.stalls import DEFAULT_MAX_EMPTY_PAGES
 from hubasync.core.urls import ShareUrl, parse_share_url
 from hubasync.errors import UsageError
-from hubasync.events.splitter import DEFAULT_MAX_EVENT_SIZE
 from hubasync.service.metrics import parse_listen_address
 from hubasync.transport.proxy import parse_proxy_url, secrets_of
-from hubasync.transport.session import DEFAULT_PAGE_TIMEOUT
 from hubasync.transport.tls import check_cacert
 
 FORMATS = ("jsonl", "json", "csv")
@@ -45,8 +42,7 @@ _VARIABLE_RE = re.compile(r"\$\$|\$\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)\}"
                           r"|\$(?P<bare>[A-Za-z_][A-Za-z0-9_]*)|\$")
 _NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
 _KEY_SOURCES = ("apikey_env", "apikey_file")
-_BOUND_KEYS = ("timeout", "retries", "job_timeout", "page_timeout", "max_empty_pages",
-               "max_event_size")
+_BOUND_KEYS = tuple(bound.name for bound in BOUNDS)
 _QUERY_KEYS = ("start", "end", "filter", "projection", "param")
 _TOP_KEYS = frozenset(("directory", "concurrency", "interval", "metrics", "proxy", "shares",
                        *_KEY_SOURCES, *_BOUND_KEYS))
@@ -66,12 +62,7 @@ class ShareConfig:
     output: str
     state: str
     status: str
-    timeout: float = DEFAULT_TIMEOUT
-    retries: int = DEFAULT_RETRIES
-    job_timeout: float = DEFAULT_JOB_TIMEOUT
-    page_timeout: float = DEFAULT_PAGE_TIMEOUT
-    max_empty_pages: int = DEFAULT_MAX_EMPTY_PAGES
-    max_event_size: int = DEFAULT_MAX_EVENT_SIZE
+    bounds: Bounds = DEFAULTS
     allow_http: bool = False
     cacert: Optional[str] = None
 
@@ -230,18 +221,8 @@ class _Loader:
             name=name, url=url, query=self.query(table, prefix, url), apikey=apikey,
             format=format_, output=f"{stem}.{format_}", state=stem + STATE_SUFFIX,
             status=stem + STATUS_SUFFIX,
-            timeout=self.seconds(table, "timeout", prefix, self.seconds(
-                top, "timeout", "", DEFAULT_TIMEOUT)),
-            retries=self.integer(table, "retries", prefix, self.integer(
-                top, "retries", "", DEFAULT_RETRIES, minimum=0), minimum=0),
-            job_timeout=self.seconds(table, "job_timeout", prefix, self.seconds(
-                top, "job_timeout", "", DEFAULT_JOB_TIMEOUT)),
-            page_timeout=self.seconds(table, "page_timeout", prefix, self.seconds(
-                top, "page_timeout", "", DEFAULT_PAGE_TIMEOUT)),
-            max_empty_pages=self.integer(table, "max_empty_pages", prefix, self.integer(
-                top, "max_empty_pages", "", DEFAULT_MAX_EMPTY_PAGES, minimum=1), minimum=1),
-            max_event_size=self.integer(table, "max_event_size", prefix, self.integer(
-                top, "max_event_size", "", DEFAULT_MAX_EVENT_SIZE, minimum=1024), minimum=1024),
+            bounds=Bounds(**{bound.name: self.bound(table, bound, prefix, self.bound(
+                top, bound, "", getattr(DEFAULTS, bound.name))) for bound in BOUNDS}),
             allow_http=allow_http, cacert=cacert,
         )
 
@@ -434,10 +415,23 @@ class _Loader:
             raise self.refuse(prefix + key, f"must be at least {minimum}, not {value}")
         return value
 
+    def bound(self, table: Mapping[str, Any], bound: Bound, prefix: str, default: Any) -> Any:
+        """The bound's value in ``table`` (a number, or text such as "30m" or "8M"), checked as
+        the command line checks its option; ``default`` when absent."""
+        if bound.name not in table:
+            return default
+        return bound.check(table[bound.name], f"{self.shown}: {prefix}{bound.name}", text=True)
+
     def seconds(self, table: Mapping[str, Any], key: str, prefix: str, default: float) -> float:
+        """A duration: seconds as a number, or text with a unit ("90s", "5m", "24h", "7d")."""
         value = table.get(key, default)
+        if isinstance(value, str):
+            try:
+                value = parse_duration(value)
+            except ValueError as error:
+                raise self.refuse(prefix + key, str(error)) from None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self.refuse(prefix + key, f"expected seconds as a number, not "
+            raise self.refuse(prefix + key, f"expected a duration (seconds, or \"5m\"), not "
                                             f"{_type_name(value)}")
         if not 0 < value <= MAX_SECONDS:
             raise self.refuse(prefix + key, f"must be more than 0 and at most a week "

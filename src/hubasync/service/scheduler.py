@@ -79,12 +79,13 @@ class ShareFollower:
         self.status = load_status(config.status, config.name)
         self.fingerprint = fingerprint(config.url.display(), config.query.pairs(),
                                        config.format, os.path.abspath(config.output), None, None)
-        transport = hub_transport(config.url, config.apikey, timeout=config.timeout,
+        bounds = config.bounds
+        transport = hub_transport(config.url, config.apikey, timeout=bounds.timeout,
                                   cacert=config.cacert, proxy=service.config.proxy)
-        self.session = HubSession(transport, policy=RetryPolicy(retries=config.retries),
-                                  clock=service.clock, job_timeout=config.job_timeout,
-                                  page_timeout=config.page_timeout,
-                                  max_event_size=config.max_event_size)
+        self.session = HubSession(transport, policy=RetryPolicy(retries=bounds.retries),
+                                  clock=service.clock, job_timeout=bounds.job_timeout,
+                                  page_timeout=bounds.page_timeout,
+                                  max_event_size=bounds.max_event_size)
         self._opened: Optional[Tuple[int, int]] = None
 
     def close(self) -> None:
@@ -107,7 +108,7 @@ class ShareFollower:
             self._save(cursor, writer)
             pages = fetch_pages(self.session, self._url, cursor, recorder,
                                 attempts=self.session.attempts,
-                                stalls=StallDetector(config.max_empty_pages))
+                                stalls=StallDetector(config.bounds.max_empty_pages))
             before = cursor
             for after in pages:
                 self._committed(after, before)

@@ -14,11 +14,12 @@ import threading
 from typing import Callable, Iterable, Iterator, Optional, Union
 
 from hubasync.core.answers import Read
+from hubasync.core.bounds import DEFAULTS
 from hubasync.core.clock import Clock
 from hubasync.core.cursor import PageResult
 from hubasync.errors import PageTimeout, ProtocolError
 from hubasync.events.decoding import make_decoder
-from hubasync.events.splitter import DEFAULT_MAX_EVENT_SIZE, Batch, EventSplitter
+from hubasync.events.splitter import Batch, EventSplitter
 from hubasync.transport.interface import Response
 
 READ_AHEAD_CHUNKS = 4
@@ -32,7 +33,7 @@ class PageStream:
     def __init__(self, response: Response, token: Optional[str], read: Read, *,
                  clock: Clock, deadline: Optional[float] = None,
                  max_events: Optional[int] = None, strict: bool = False,
-                 max_event_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
+                 max_event_size: int = DEFAULTS.max_event_size) -> None:
         self.token = token
         self.next_token = read.next_token
         self.last_inserted_token = read.last_inserted_token

@@ -11,18 +11,16 @@ from __future__ import annotations
 from typing import Callable, Optional
 
 from hubasync.core.answers import Answer, Read, parse_count
+from hubasync.core.bounds import DEFAULTS
 from hubasync.core.clock import Clock, SystemClock, sleep_until
-from hubasync.core.job import DEFAULT_JOB_TIMEOUT, RESULTS, Job
+from hubasync.core.job import RESULTS, Job
 from hubasync.core.polling import PollPlanner
 from hubasync.core.retry import Attempts, RetryNote, RetryPolicy
 from hubasync.errors import BadBody, HubasyncError, NetworkError
 from hubasync.events.decoding import make_decoder
-from hubasync.events.splitter import DEFAULT_MAX_EVENT_SIZE
 from hubasync.transport.body import PageStream
 from hubasync.transport.http import SMALL_BODY_LIMIT
 from hubasync.transport.interface import Exchange, Response, Transport
-
-DEFAULT_PAGE_TIMEOUT = 900.0
 
 Trace = Callable[[str], None]
 
@@ -45,9 +43,9 @@ class HubSession:
     """The async API of one share, over one transport."""
 
     def __init__(self, transport: Transport, *, policy: Optional[RetryPolicy] = None,
-                 clock: Optional[Clock] = None, job_timeout: float = DEFAULT_JOB_TIMEOUT,
-                 page_timeout: Optional[float] = DEFAULT_PAGE_TIMEOUT,
-                 strict: bool = False, max_event_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
+                 clock: Optional[Clock] = None, job_timeout: float = DEFAULTS.job_timeout,
+                 page_timeout: Optional[float] = DEFAULTS.page_timeout,
+                 strict: bool = False, max_event_size: int = DEFAULTS.max_event_size) -> None:
         self.transport = transport
         self.policy = policy or RetryPolicy()
         self.clock: Clock = clock or SystemClock()
