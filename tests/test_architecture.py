@@ -120,7 +120,7 @@ def upward_imports(edges: Dict[str, Set[str]]) -> List[str]:
 
 def test_the_graph_is_read() -> None:
     edges = graph()
-    assert "hubasync.run.pipeline" in edges["hubasync.cli.download"]
+    assert "hubasync.run.resumable" in edges["hubasync.cli.download"]
     assert "hubasync.core.job" in edges["hubasync.transport.session"]
 
 

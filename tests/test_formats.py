@@ -465,11 +465,14 @@ def test_resume_info_is_ignored_on_a_pipe() -> None:
 
 
 @pytest.mark.parametrize("fmt", ["json", "csv"])
-def test_documents_cannot_be_appended_to_a_non_empty_file(tmp_path: Path, fmt: str) -> None:
+def test_a_new_document_starts_where_the_output_stands(tmp_path: Path, fmt: str) -> None:
     path = tmp_path / "o"
-    path.write_bytes(b"[]\n")
-    with pytest.raises(UsageError, match="not empty"):
-        format_writer(fmt, open_output(str(path), append=True))
+    path.write_bytes(b"before\n")  # as `>> file` hands it over: the run writes after it
+    writer = format_writer(fmt, open_output(str(path), append=True), projection=("a",))
+    writer.write(Batch.of([b'{"a":"x"}']))
+    writer.close(complete=True)
+    after = path.read_bytes()[len(b"before\n"):]
+    assert after == (b'[\n{"a":"x"}\n]\n' if fmt == "json" else b'a\r\nx\r\n')
 
 
 def test_jsonl_appends_to_a_non_empty_file(tmp_path: Path) -> None:

@@ -214,14 +214,41 @@ def test_fingerprint_is_stable_and_discriminating() -> None:
     assert fingerprint("a", "b") != fingerprint("b", "a")
 
 
-def test_version_2_round_trips_what_recognises_the_output(tmp_path: Path) -> None:
+def test_version_3_round_trips_what_recognises_the_output(tmp_path: Path) -> None:
     path = str(tmp_path / "state.json")
     state = full_state()
     state.output_tail = "ab" * 32
     state.output_end = 12346
+    state.output_identity = [2049, 1234567]
+    state.stalls = {"empty_pages": 3, "tokens": ["0123456789abcdef"], "pages": []}
     save_state(path, state)
-    assert json.loads(Path(path).read_text())["version"] == 2
+    assert json.loads(Path(path).read_text())["version"] == 3
     assert load_state(path) == state
+
+
+def test_a_version_2_state_is_still_read(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    save_state(str(path), full_state())
+    document = json.loads(path.read_text())
+    document["version"] = 2
+    del document["output_identity"], document["stalls"]
+    path.write_text(json.dumps(document))
+    loaded = load_state(str(path))
+    assert loaded is not None and loaded.output_identity is None and loaded.stalls == {}
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("output_identity", [1]), ("output_identity", [1, "2"]), ("output_identity", [1, -2]),
+    ("stalls", {"empty_pages": -1}), ("stalls", {"tokens": ["not a digest"]}),
+    ("stalls", {"pages": "0123456789abcdef"}), ("stalls", {"other": 1})])
+def test_version_3_fields_are_checked(tmp_path: Path, field: str, value: object) -> None:
+    path = tmp_path / "state.json"
+    save_state(str(path), full_state())
+    document = json.loads(path.read_text())
+    document[field] = value
+    path.write_text(json.dumps(document))
+    with pytest.raises(UsageError, match=field):
+        load_state(str(path))
 
 
 def test_a_version_1_state_is_still_read(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import json
 import os
 import tempfile
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import IO, Any, Dict, Iterable, Iterator, Mapping, Optional, Union
 
 from hubasync.core.access import check_key_and_origin
@@ -23,8 +24,12 @@ from hubasync.core.redaction import REDACTED, redact
 from hubasync.core.retry import RetryPolicy
 from hubasync.core.urls import parse_share_url
 from hubasync.errors import InvalidArgument, InvalidArgumentType, UsageError
+from hubasync.events.formats import FORMATS
 from hubasync.events.splitter import Batch
+from hubasync.run.driving import commits, drive
 from hubasync.run.pipeline import fetch_pages
+from hubasync.run.resumable import ResumableRun
+from hubasync.run.settings import EXISTING, RunSettings
 from hubasync.transport.http import hub_transport
 from hubasync.transport.proxy import parse_proxy_url
 from hubasync.transport.session import HubSession
@@ -179,6 +184,26 @@ def _limit(limit: Any) -> Optional[int]:
     return limit
 
 
+@dataclass(frozen=True)
+class Downloaded:
+    """What :meth:`Client.download` did: the events and pages this call wrote (``pages``
+    counts every page of the output, earlier runs' included), and the token that continues
+    when ``limit`` stopped it with events left (else None)."""
+
+    events: int
+    pages: int
+    next_token: Optional[str]
+
+
+def _path(name: str, value: Any) -> str:
+    if not isinstance(value, (str, os.PathLike)):
+        raise InvalidArgumentType(f"{name} must be a path, not {type(value).__name__}")
+    path = os.fspath(value)
+    if not isinstance(path, str) or not path:
+        raise InvalidArgument(f"{name} must be a path given as text")
+    return path
+
+
 class _Secret:
     """A value kept out of ``repr()``, ``str()`` and ``vars()`` of whatever holds it."""
 
@@ -272,9 +297,12 @@ class Client:
     def __repr__(self) -> str:
         return f"Client({self._share.display()!r})"
 
+    def _revealed_proxy(self) -> Optional[str]:
+        return self._proxy.reveal() if isinstance(self._proxy, _Secret) else self._proxy
+
     def _session(self, count: bool) -> HubSession:
         # strict: every event is parsed on arrival, so a page never fails once handed out
-        proxy = self._proxy.reveal() if isinstance(self._proxy, _Secret) else self._proxy
+        proxy = self._revealed_proxy()
         bounds = self.bounds
         transport = hub_transport(self._share.with_count(count), self._key.reveal(),
                                   timeout=bounds.timeout, cacert=self.cacert, proxy=proxy)
@@ -291,7 +319,7 @@ class Client:
         session = self._session(count=True)
         try:
             job = session.job(query_url(self._share.with_count(True), query))
-            return session.count(job, session.attempts())
+            return drive(session.count(job, session.attempts()), session.clock)
         finally:
             session.close()
 
@@ -319,15 +347,66 @@ class Client:
             return query_url(self._share, query, limit=cursor.page_limit, token=cursor.token)
 
         before = Cursor(token=token, limit=limit)
-        pages = fetch_pages(session, url_for, before, target, attempts=session.attempts)
+        steps = fetch_pages(session, url_for, before, target, attempts=session.attempts)
         try:
-            for after in pages:
+            for after in commits(steps, session.clock):
                 spool, count = target.take()
                 yield Page(spool, count, before.token, after.token, after.last_inserted)
                 before = after
         finally:
-            pages.close()
+            steps.close()
             session.close()
+
+    def download(self, output: Union[str, os.PathLike[str]], *, state: Optional[str] = None,
+                 format: str = "jsonl", existing: str = "refuse", limit: Optional[int] = None,
+                 token: Optional[str] = None, start: Optional[str] = None,
+                 end: Optional[str] = None, filter: Optional[str] = None,
+                 projection: Union[str, Iterable[str], None] = None, sort: Optional[str] = None,
+                 reverse: bool = False, params: Optional[Mapping[str, str]] = None,
+                 ) -> Downloaded:
+        """Download the query's events into the file ``output``, as the command does with
+        ``-o``: ``format`` is ``jsonl``, ``json`` or ``csv``; with ``state`` (a path), the
+        download is resumable exactly as ``--state`` makes it (run the same call again after
+        any failure or crash, and it continues right after the last page written), one writer
+        at a time (:class:`~hubasync.errors.Busy` otherwise). ``existing`` says what to do with
+        an output that no state describes: ``"refuse"`` (a ``UsageError``), ``"append"`` (JSON
+        lines) or ``"overwrite"``. Returns what this call wrote and the token that continues.
+        """
+        path = _path("output", output)
+        state = None if state is None else _path("state", state)
+        if format not in FORMATS:
+            raise InvalidArgument(f"format must be one of {', '.join(FORMATS)}, not {format!r}")
+        if existing not in EXISTING:
+            raise InvalidArgument(f"existing must be one of {', '.join(EXISTING)}, not "
+                                  f"{existing!r}")
+        query = _query(start, end, filter, projection, sort, reverse, params)
+        query.check_for(self._share)
+        settings = RunSettings(share=self._share, apikey=self._key.reveal(), query=query,
+                               limit=_limit(limit), token=_text("token", token), format=format,
+                               output=path, state=state, strict=True, bounds=self.bounds,
+                               cacert=self.cacert, proxy=self._revealed_proxy(),
+                               existing=existing)
+        run = ResumableRun(settings)
+        run.claim()
+        session = self._session(count=False)
+        try:
+            start_at = run.cursor
+            if run.open():
+                try:
+                    for _ in commits(run.pages(session, attempts=session.attempts),
+                                     session.clock):
+                        pass
+                    run.finish()
+                except BaseException:
+                    run.stop_early()
+                    raise
+            done = run.cursor
+            events = done.events - (start_at.events if not start_at.done else 0)
+            return Downloaded(events=max(0, events), pages=done.pages,
+                              next_token=done.token if done.more else None)
+        finally:
+            session.close()
+            run.release()
 
     def events(self, **query: Any) -> Iterator[Event]:
         """The query's events as dicts; takes the same keywords as :meth:`pages` (checked

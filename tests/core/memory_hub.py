@@ -88,6 +88,9 @@ class _Sent:
         self.cancelled = False
         self._hub, self._method, self._url = hub, method, url
 
+    def ready(self, timeout: float) -> bool:
+        return True
+
     def response(self) -> _Response:
         answer = self._hub.answer(self._method, self._url)
         if isinstance(answer, BaseException):
@@ -103,6 +106,7 @@ class MemoryTransport:
     def __init__(self, hub: MemoryHub) -> None:
         self.hub = hub
         self.closed = False
+        self.aborted = False
 
     def send(self, method: str, url: str) -> _Sent:
         self.hub.sent.append((method, url))
@@ -110,6 +114,9 @@ class MemoryTransport:
         if isinstance(failure, BaseException):
             raise failure
         return _Sent(self.hub, method, url)
+
+    def abort(self) -> None:
+        self.aborted = True
 
     def close(self) -> None:
         self.closed = True

@@ -16,7 +16,7 @@ from hubasync.core.retry import RetryPolicy
 from hubasync.core.urls import parse_share_url
 from hubasync.errors import ExitCode, Interrupted
 from hubasync.run.settings import RunSettings
-from hubasync.run.stopping import Stopper
+from hubasync.run.stopping import StopRequest
 from hubasync.transport.session import HubSession
 
 from .memory_hub import URL, FakeClock, MemoryHub
@@ -52,8 +52,8 @@ def download(hub: MemoryHub, chosen: RunSettings, clock: Optional[FakeClock] = N
     clock = clock or hub.clock
     hub.clock = clock
     session = HubSession(hub.transport(), clock=clock, policy=RetryPolicy(retries=3))
-    return Download(chosen, session, Progress(open("/dev/null", "w"), enabled=False), Stopper(),
-                    lambda reason, wait, failures: None).run()
+    return Download(chosen, session, Progress(open("/dev/null", "w"), enabled=False),
+                    StopRequest(), lambda reason, wait, failures: None).run()
 
 
 def lines(path: str) -> List[int]:
@@ -154,23 +154,30 @@ def test_a_count(tmp_path: Path) -> None:
     chosen = RunSettings(share=parse_share_url(URL + "/count"), apikey="key", query=Query(),
                       output=str(tmp_path / "count.json"))
     session = HubSession(hub.transport(), clock=hub.clock)
-    assert _count(chosen, session, session.attempts()) == ExitCode.OK
+    assert _count(chosen, session, StopRequest(), lambda *note: None) == ExitCode.OK
     assert json.loads(Path(str(chosen.output)).read_text()) == {"count": 25}
 
 
-def test_the_progress_line_learns_the_total_first(tmp_path: Path) -> None:
+@pytest.mark.parametrize("total", [True, False])
+def test_the_progress_line_learns_the_total_first_only_when_asked(tmp_path: Path,
+                                                                   total: bool) -> None:
     import io
 
     hub = MemoryHub(events=25, page_max=10)
-    chosen = settings(tmp_path, state=None, progress=True)
+    chosen = settings(tmp_path, state=None, progress=True, progress_total=total)
     stream = io.StringIO()
     progress = Progress(stream, enabled=True)
     session = HubSession(hub.transport(), clock=hub.clock)
     counter = HubSession(hub.transport(), clock=hub.clock)
-    done = Download(chosen, session, progress, Stopper(), lambda *_: None,
+    done = Download(chosen, session, progress, StopRequest(), lambda *_: None,
                     counter=lambda: counter).run()
-    assert done == ExitCode.OK and progress.total == 25
-    assert "25 / 25 events (100%)" in stream.getvalue()
+    assert done == ExitCode.OK
+    counts = [url for url in hub.requests("POST") if "/count" in url]
+    if total:  # a count job first, then the pages
+        assert progress.total == 25 and len(counts) == 1
+        assert "25 / 25 events (100%)" in stream.getvalue()
+    else:  # the first event as soon as in a pipe: no count job before the download
+        assert progress.total is None and counts == []
 
 
 def test_a_finished_json_run_left_unrenamed_is_finished(tmp_path: Path,

@@ -23,6 +23,7 @@ from hubasync.errors import (
     ProtocolError,
 )
 from hubasync.events.splitter import Batch
+from hubasync.run.driving import drive
 from hubasync.run.pipeline import fetch_pages
 from hubasync.transport.session import HubSession
 
@@ -69,9 +70,8 @@ def run(hub: MemoryHub, cursor: Optional[Cursor] = None, *, retries: int = 4,
     def url_for(at: Cursor) -> str:
         return query_url(SHARE, query, limit=at.page_limit, token=at.token)
 
-    for _ in fetch_pages(session, url_for, cursor or Cursor(), recorder,
-                         attempts=session.attempts, prefetch=prefetch, stalls=stalls):
-        pass
+    drive(fetch_pages(session, url_for, cursor or Cursor(), recorder,
+                      attempts=session.attempts, prefetch=prefetch, stalls=stalls), session.clock)
     return recorder
 
 

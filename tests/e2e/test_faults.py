@@ -38,7 +38,7 @@ def test_endless_fault_ends_in_exit_6_saying_what_failed(make_sim: Any, fault: s
     assert done.code == 6
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "3 failed attempts" in lines[0]
-    assert json.loads(done.stdout) == []  # the array is still closed and valid
+    assert done.stdout in ("", b"")  # nothing a loader would read as "no events"
 
 
 def test_relative_locations_are_resolved_against_the_request(make_sim: Any) -> None:

@@ -78,16 +78,15 @@ RetryNote = Callable[[str, float, int], None]
 class Attempts:
     """Counts the transient failures of one unit of work (a page, a count) in a row."""
 
-    def __init__(self, policy: RetryPolicy, sleep: Callable[[float], None] = time.sleep,
-                 on_retry: Optional[RetryNote] = None) -> None:
+    def __init__(self, policy: RetryPolicy, on_retry: Optional[RetryNote] = None) -> None:
         self.policy = policy
         self.failures = 0
-        self._sleep = sleep
         self._on_retry = on_retry
         self._reasons: dict[str, int] = {}
 
-    def failed(self, error: HubasyncError) -> None:
-        """Record a failure: re-raise it unless it is transient; wait, or give up.
+    def failed(self, error: HubasyncError) -> float:
+        """Record a failure: re-raise it unless it is transient, or give up; else return the
+        seconds to wait before trying again (the caller waits: it may have better to do).
 
         Raises :class:`HubUnavailable` once more than ``retries`` failures came in a row,
         saying what failed and how often.
@@ -104,8 +103,7 @@ class Attempts:
         wait = self.policy.delay(self.failures, error.retry_after)
         if self._on_retry is not None:
             self._on_retry(reason, wait, self.failures)
-        if wait > 0:
-            self._sleep(wait)
+        return wait
 
     def succeeded(self) -> None:
         """The unit of work went through: the next failure is the first again."""

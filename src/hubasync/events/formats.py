@@ -118,13 +118,13 @@ class FormatWriter:
         self._pending = False
         self._rolled_back()
 
-    def close(self, *, complete: bool) -> None:
+    def close(self, *, complete: bool, end_document: bool = True) -> None:
         """End the output; closing twice does nothing.
 
         ``complete=True``: commit what is pending, close the format, finalize the output.
         ``complete=False``: stop early, dropping the uncommitted page and leaving the committed
         ones readable, followed by what makes them a valid document (the closing bracket of a
-        JSON array); a later run continues at ``offset``.
+        JSON array) unless ``end_document`` is false; a later run continues at ``offset``.
         """
         if self._closed:
             return
@@ -134,7 +134,7 @@ class FormatWriter:
         self._closed = True
         self._pending = False
         self._rolled_back()
-        self.output.close(complete=False, trailer=self._ending())
+        self.output.close(complete=False, trailer=self._ending() if end_document else b"")
 
     def _finish(self) -> None:
         if self._pending:
@@ -314,8 +314,9 @@ def format_writer(
 
     ``resume`` is the ``resume_info()`` of the earlier run whose output this one continues. It is
     ignored when the output does not hold the earlier bytes (``output.continued`` is false: a pipe
-    starts a new document). A JSON array or CSV cannot be continued without it: writing either
-    after existing bytes is refused.
+    starts a new document). Without it, a new document starts where the output stands: after
+    what a file given as standard output holds (``>>``), as every Unix tool appends there; which
+    files may be written after their bytes is the run's decision, not the format's.
     """
     if fmt not in FORMATS:
         raise UsageError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
@@ -334,11 +335,6 @@ def format_writer(
             )
     else:
         started = False
-        if fmt != "jsonl" and output.offset > 0:
-            raise UsageError(
-                f"cannot add a {fmt} document to {output.name}, which is not empty: "
-                "only jsonl output can be appended to"
-            )
     if fmt == "json":
         return JsonArrayWriter(output, started)
     if fmt == "jsonl":

@@ -130,6 +130,15 @@ class Output:
         """:func:`tail_digest` of the committed bytes; ``None`` where they cannot be read back."""
         return None
 
+    def identity(self) -> tuple[int, int] | None:
+        """``(device, inode)`` of the file written, where it is a file; else ``None``."""
+        return None
+
+    def size_on_disk(self) -> int | None:
+        """The file's size now (someone may have cut it: ``copytruncate``); ``None`` for what
+        is not a file."""
+        return None
+
     def write(self, data: bytes) -> None:
         """Add ``data`` to the current page."""
         raise NotImplementedError
@@ -151,6 +160,11 @@ class Output:
         continues this output starts at ``offset`` and overwrites it.
         """
         raise NotImplementedError
+
+    def detach(self) -> None:
+        """Let go of the destination as it is now, writing and cutting nothing (a file someone
+        else cut under the run); the output is closed."""
+        self.close(complete=False)
 
 
 class _FileOutput(Output):
@@ -180,6 +194,19 @@ class _FileOutput(Output):
         self._page_lost = False
         self._closed = False
         self._tail: tuple[int, str | None] | None = None
+        info = os.fstat(fd)
+        self._identity = (info.st_dev, info.st_ino)
+
+    def identity(self) -> tuple[int, int] | None:
+        return self._identity
+
+    def size_on_disk(self) -> int | None:
+        if self._closed:
+            return None
+        try:
+            return os.fstat(self._fd).st_size
+        except OSError:
+            return None
 
     def committed_tail(self) -> str | None:
         if self._tail is not None and self._tail[0] == self.offset:
@@ -282,6 +309,17 @@ class _FileOutput(Output):
                     os.close(self._fd)
                 except OSError:
                     pass
+
+    def detach(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.end = None
+        if self._owns_fd:
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
 
     def _remember_tail(self) -> str | None:
         """Compute :meth:`committed_tail` now, and keep it for when the descriptor is closed."""

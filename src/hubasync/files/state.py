@@ -26,8 +26,8 @@ from typing import Any
 from hubasync.errors import OutputError, UsageError
 from hubasync.files.output import fsync_directory
 
-STATE_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+STATE_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 
 
 @dataclass
@@ -43,6 +43,11 @@ class RunState:
     (``None``: unknown, as in a version-1 state). ``output_end`` is the size the run left the
     output with when it let go of it cleanly (stopped, failed, or complete); ``None`` while it
     runs, when a ``kill -9`` may leave a torn page past ``output_offset``.
+
+    Version 3 added ``output_identity``, the ``[device, inode]`` of the file the offset is
+    about (so that a file moved away, by logrotate say, is told from the new one at its path),
+    and ``stalls``, the memory of the run's :class:`~hubasync.core.stalls.StallDetector` (so
+    that its bounds hold across stops and restarts).
     """
 
     fingerprint: str
@@ -56,6 +61,8 @@ class RunState:
     updated: str = ""
     output_tail: str | None = None
     output_end: int | None = None
+    output_identity: list[int] | None = None
+    stalls: dict[str, Any] = field(default_factory=dict)
 
 
 _WRITER_KEY = "sink"  # the format writer's resume information, under its name of version 1
@@ -74,6 +81,11 @@ _V2_FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "output_tail": (str, type(None)),
     "output_end": (int, type(None)),
 }
+_V3_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "output_identity": (list, type(None)),
+    "stalls": (dict,),
+}
+_DIGEST_RE = re.compile(r"[0-9a-f]{16}")
 
 
 def fingerprint(*parts: object) -> str:
@@ -108,6 +120,8 @@ def _decode(path: str, raw: bytes) -> RunState:
     expected = dict(_FIELD_TYPES)
     if version >= 2:
         expected.update(_V2_FIELD_TYPES)
+    if version >= 3:
+        expected.update(_V3_FIELD_TYPES)
     values: dict[str, Any] = {}
     for name, kinds in expected.items():
         if name not in document:
@@ -121,7 +135,27 @@ def _decode(path: str, raw: bytes) -> RunState:
             raise _corrupt(path, f"{name!r} is negative")
     if values.get("output_end") is not None and values["output_end"] < values["output_offset"]:
         raise _corrupt(path, "'output_end' is before 'output_offset'")
+    identity = values.get("output_identity")
+    if identity is not None and (len(identity) != 2 or not all(
+            isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in identity)):
+        raise _corrupt(path, "'output_identity' is not [device, inode]")
+    _check_stalls(path, values.get("stalls", {}))
     return RunState(**values)
+
+
+def _check_stalls(path: str, stalls: dict[str, Any]) -> None:
+    """The stall detector's memory: a count of empty pages, and two lists of digests."""
+    empty = stalls.get("empty_pages", 0)
+    if isinstance(empty, bool) or not isinstance(empty, int) or empty < 0:
+        raise _corrupt(path, "'stalls.empty_pages' is not a count")
+    for key in ("tokens", "pages"):
+        items = stalls.get(key, [])
+        if not isinstance(items, list) or not all(
+                isinstance(item, str) and _DIGEST_RE.fullmatch(item) for item in items):
+            raise _corrupt(path, f"'stalls.{key}' is not a list of digests")
+    unknown = set(stalls) - {"empty_pages", "tokens", "pages"}
+    if unknown:
+        raise _corrupt(path, f"'stalls' holds unknown keys {sorted(unknown)}")
 
 
 def load_state(path: str) -> RunState | None:

@@ -1,4 +1,5 @@
-"""The settings of one run of the downloader, checked: what the command line hands to the run."""
+"""The settings of one run, checked: what the command line, the library or a service's share
+hands to a :class:`~hubasync.run.resumable.ResumableRun`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from hubasync.core.bounds import DEFAULTS, Bounds
 from hubasync.core.params import Query
 from hubasync.core.urls import ShareUrl
 from hubasync.transport.proxy import secrets_of
+
+EXISTING = ("refuse", "append", "overwrite")
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,13 @@ class RunSettings:
     recover: bool = False
     strict: bool = False
     proxy: Optional[str] = None  # None: from the environment; "": none; else the proxy's URL
+    # An output that exists with no state to describe it: "refuse", "append" (JSON lines) or
+    # "overwrite" (only asked of runs with a state; -o FILE alone replaces FILE).
+    existing: str = "refuse"
+    progress_total: bool = False  # post a count first, for the progress line's total
+    # A service's share: the output is written in place, grows pass after pass, is closed
+    # between turns and may be rotated.
+    in_place: bool = False
 
     @property
     def secrets(self) -> tuple[str, ...]:

@@ -1,7 +1,9 @@
 """A page's body, streamed: read ahead on a thread, gunzipped in pieces, split into events.
 
 :class:`PageStream` hands out the events of one results body as batches of whole events, the
-hub's own bytes, as they arrive; once read to its end, :attr:`PageStream.result` is what the
+hub's own bytes, as they arrive, and None each time :data:`~hubasync.core.clock.IO_SLICE`
+passes with nothing new (so that whoever reads it can notice a stop, or give its thread to
+other work, while a body trickles); once read to its end, :attr:`PageStream.result` is what the
 cursor advances from. Every way the body can fail raises: transient errors (cut short, not
 gzip or JSON, connection lost) for the run loop to retry, and final ones (more events than asked
 for, a body slower than its deadline).
@@ -15,7 +17,7 @@ from typing import Callable, Iterable, Iterator, Optional, Union
 
 from hubasync.core.answers import Read
 from hubasync.core.bounds import DEFAULTS
-from hubasync.core.clock import Clock
+from hubasync.core.clock import IO_SLICE, Clock
 from hubasync.core.cursor import PageResult
 from hubasync.errors import PageTimeout, ProtocolError
 from hubasync.events.decoding import make_decoder
@@ -64,13 +66,16 @@ class PageStream:
         bytes that open the first event and close the last."""
         return self.events, self._first, self._last
 
-    def __iter__(self) -> Iterator[Batch]:
+    def __iter__(self) -> Iterator[Optional[Batch]]:
         response = self._response
         decoder = make_decoder(response.header("Content-Encoding"))
         splitter = self._splitter
         pieces = read_ahead(response, decoder.pieces, decoder.finish, clock=self._clock,
                             deadline=self._deadline)
         for data in pieces:
+            if data is None:
+                yield None
+                continue
             batch = splitter.feed_batch(data)
             if not batch:
                 continue
@@ -88,9 +93,9 @@ class PageStream:
 
 def read_ahead(response: Response, transform: Callable[[bytes], Iterable[bytes]],
                final: Callable[[], bytes], *, clock: Clock,
-               deadline: Optional[float] = None) -> Iterator[bytes]:
+               deadline: Optional[float] = None) -> Iterator[Optional[bytes]]:
     """The body's chunks passed through ``transform`` (e.g. gunzip, in bounded pieces),
-    then ``final()``.
+    then ``final()``; None each time :data:`IO_SLICE` passes without a chunk.
 
     A thread reads and transforms up to :data:`READ_AHEAD_CHUNKS` chunks ahead of the
     consumer: socket reads and zlib release the interpreter lock, so on two cores the body
@@ -126,6 +131,9 @@ def read_ahead(response: Response, transform: Callable[[bytes], Iterable[bytes]]
     try:
         while True:
             item = _next_item(chunks, clock, deadline)
+            if item is None:
+                yield None
+                continue
             if item is _END:
                 break
             if isinstance(item, BaseException):
@@ -141,14 +149,16 @@ def read_ahead(response: Response, transform: Callable[[bytes], Iterable[bytes]]
 
 
 def _next_item(chunks: queue.Queue[Union[bytes, BaseException, object]], clock: Clock,
-               deadline: Optional[float]) -> Union[bytes, BaseException, object]:
-    if deadline is None:
-        return chunks.get()
-    left = deadline - clock.now()
+               deadline: Optional[float]) -> Union[bytes, BaseException, object, None]:
+    """The next item, or None after :data:`IO_SLICE` without one."""
+    wait = IO_SLICE
+    if deadline is not None:
+        left = deadline - clock.now()
+        if left <= 0:
+            raise PageTimeout("the hub sent a page's body too slowly: it took longer than "
+                              "--page-timeout")
+        wait = min(wait, left)
     try:
-        if left > 0:
-            return chunks.get(timeout=left)
+        return chunks.get(timeout=wait)
     except queue.Empty:
-        pass
-    raise PageTimeout("the hub sent a page's body too slowly: it took longer than "
-                      "--page-timeout")
+        return None

@@ -19,10 +19,13 @@ checked against the hub's name).
 from __future__ import annotations
 
 import http.client
+import select
 import socket
 import ssl
 import sys
+import threading
 import time
+import weakref
 from typing import Callable, Iterator, Optional
 from urllib.parse import urlsplit
 
@@ -301,6 +304,22 @@ class HttpExchange:
         self.reused = reused
         self.sent_at = time.monotonic()
 
+    def ready(self, timeout: float) -> bool:
+        """Wait at most ``timeout`` seconds for the answer's first bytes; True once they came,
+        or when the connection is gone (then :meth:`response` raises)."""
+        conn = self._conn
+        sock = None if conn is None else conn.sock
+        if sock is None:
+            return True
+        pending = getattr(sock, "pending", None)  # bytes TLS already decrypted
+        if pending is not None and pending():
+            return True
+        try:
+            readable, _, failed = select.select([sock], [], [sock], max(0.0, timeout))
+        except (OSError, ValueError):  # closed meanwhile (a stop): the response says so
+            return True
+        return bool(readable or failed)
+
     def response(self) -> HttpResponse:
         """Wait for the answer's status and headers."""
         conn = self._conn
@@ -347,6 +366,9 @@ class HttpTransport:
         self._secrets = (headers.get("Authorization", "").partition(" ")[2] or None,
                          *route.secrets)
         self._idle: list[http.client.HTTPConnection] = []
+        # Every connection made, for abort(): the only member another thread may touch.
+        self._made: weakref.WeakSet[http.client.HTTPConnection] = weakref.WeakSet()
+        self._made_lock = threading.Lock()
         # Plain http through a proxy: every request carries the proxy's credentials.
         self.plain_proxy = route.proxy if self.origin[0] == "http" else None
         if self.plain_proxy is not None and self.plain_proxy.authorization is not None:
@@ -394,7 +416,26 @@ class HttpTransport:
             conn.close()
         self._idle.clear()
 
+    def abort(self) -> None:
+        """Shut every connection down, from any thread: a read or a write waiting on one fails
+        at once (the thread driving the run sees a NetworkError)."""
+        with self._made_lock:
+            made = list(self._made)
+        for conn in made:
+            sock = conn.sock
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
     def _connect(self) -> http.client.HTTPConnection:
+        conn = self._new_connection()
+        with self._made_lock:
+            self._made.add(conn)
+        return conn
+
+    def _new_connection(self) -> http.client.HTTPConnection:
         scheme, host, port = self.origin
         proxy = self.route.proxy
         if proxy is not None:

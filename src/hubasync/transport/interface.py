@@ -1,7 +1,11 @@
 """What the session needs of a transport: send a request, wait for its answer, read its body.
 
-:mod:`hubasync.transport` implements it over ``http.client``; the tests replace it with one that
-answers from memory, so the orchestration above is tested without a socket.
+:mod:`hubasync.transport.http` implements it over ``http.client``; the tests replace it with one
+that answers from memory, so the orchestration above is tested without a socket.
+
+Threads: a transport, its exchanges and their responses are used by one thread at a time (the
+one driving the run), except :meth:`Transport.abort`, which any thread may call to break every
+connection at once (a stop that cannot wait for a slow hub).
 """
 
 from __future__ import annotations
@@ -37,6 +41,11 @@ class Exchange(Protocol):
 
     sent_at: float  # monotonic time it was sent
 
+    def ready(self, timeout: float) -> bool:
+        """Wait at most ``timeout`` seconds for the answer to start arriving; True once it has
+        (or once waiting longer cannot help: :meth:`response` then says what went wrong)."""
+        ...
+
     def response(self) -> Response:
         """Wait for the answer's status and headers; raises NetworkError."""
         ...
@@ -51,6 +60,10 @@ class Transport(Protocol):
 
     def send(self, method: str, url: str) -> Exchange:
         """Send a request without waiting for its answer; raises NetworkError."""
+        ...
+
+    def abort(self) -> None:
+        """Break every connection now, from any thread: whatever waits on one fails at once."""
         ...
 
     def close(self) -> None: ...

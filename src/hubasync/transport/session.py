@@ -1,18 +1,20 @@
-"""One share, one key: the requests of each :class:`~hubasync.job.Job` carried over a transport.
+"""One share, one key: the requests of each :class:`~hubasync.core.job.Job` carried over a transport.
 
-:class:`HubSession` drives a job (sleeping until each request is due, sending it, reading the
+:class:`HubSession` drives a job (waiting until each request is due, sending it, reading the
 small body of every answer but the results) until its results open, and hands them back as a
-:class:`~hubasync.body.PageStream`. It retries nothing itself: a failure propagates to the run
-loop, which decides, and asks again; the job remembers its phase, so asking again retries.
+:class:`~hubasync.transport.body.PageStream`; it never sleeps itself, but yields a
+:class:`~hubasync.core.clock.Wait` to whoever drives it. It retries nothing itself: a failure
+propagates to the run loop, which decides, and asks again; the job remembers its phase, so
+asking again retries.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable, Generator, Optional, TypeVar
 
 from hubasync.core.answers import Answer, Read, parse_count
 from hubasync.core.bounds import DEFAULTS
-from hubasync.core.clock import Clock, SystemClock, sleep_until
+from hubasync.core.clock import IO_SLICE, Clock, SystemClock, Wait
 from hubasync.core.job import RESULTS, Job
 from hubasync.core.polling import PollPlanner
 from hubasync.core.retry import Attempts, RetryNote, RetryPolicy
@@ -23,6 +25,7 @@ from hubasync.transport.http import SMALL_BODY_LIMIT
 from hubasync.transport.interface import Exchange, Response, Transport
 
 Trace = Callable[[str], None]
+T = TypeVar("T")
 
 
 def small_body(response: Response, limit: int = SMALL_BODY_LIMIT) -> bytes:
@@ -39,8 +42,16 @@ def small_body(response: Response, limit: int = SMALL_BODY_LIMIT) -> bytes:
     return b"".join(parts)
 
 
+Steps = Generator[Wait, None, T]
+
+
 class HubSession:
-    """The async API of one share, over one transport."""
+    """The async API of one share, over one transport.
+
+    Its methods are generators of steps: they yield a :class:`~hubasync.core.clock.Wait`
+    whenever there is nothing to do yet (a poll not due, an answer not arrived) and return their
+    result; ``yield from`` them, or drive them with :func:`hubasync.run.driving.drive`.
+    """
 
     def __init__(self, transport: Transport, *, policy: Optional[RetryPolicy] = None,
                  clock: Optional[Clock] = None, job_timeout: float = DEFAULTS.job_timeout,
@@ -62,7 +73,7 @@ class HubSession:
 
     def attempts(self, on_retry: Optional[RetryNote] = None) -> Attempts:
         """A fresh failure budget for one unit of work."""
-        return Attempts(self.policy, sleep=self.clock.sleep, on_retry=on_retry)
+        return Attempts(self.policy, on_retry=on_retry)
 
     def close(self) -> None:
         self.transport.close()
@@ -75,34 +86,39 @@ class HubSession:
             return None
 
     def open_page(self, job: Job, token: Optional[str], *, max_events: Optional[int] = None,
-                  sent: Optional[Exchange] = None) -> PageStream:
+                  sent: Optional[Exchange] = None) -> Steps[PageStream]:
         """Carry ``job`` on until its results open; ``sent`` is its POST, if already sent."""
-        response, read = self._results(job, sent)
+        response, read = yield from self._results(job, sent)
         deadline = None if self.page_timeout is None else self.clock.now() + self.page_timeout
         return PageStream(response, token, read, clock=self.clock, deadline=deadline,
                           max_events=max_events, strict=self.strict,
                           max_event_size=self.max_event_size)
 
-    def count(self, job: Job, attempts: Attempts) -> int:
+    def count(self, job: Job, attempts: Attempts) -> Steps[int]:
         """The count a count query's results hold."""
         while True:
             try:
-                response, _ = self._results(job, None)
+                response, _ = yield from self._results(job, None)
                 count = parse_count(small_body(response))
             except HubasyncError as error:
-                attempts.failed(error)  # raises it again unless it is transient
+                wait = attempts.failed(error)  # raises it again unless it is transient
+                if wait > 0:
+                    yield Wait(self.clock.now() + wait, "retry")
                 continue
             attempts.succeeded()
             return count
 
-    def _results(self, job: Job, sent: Optional[Exchange]) -> tuple[Response, Read]:
+    def _results(self, job: Job, sent: Optional[Exchange]) -> Steps[tuple[Response, Read]]:
         while True:
             request = job.next_request()
             if sent is None:
-                sleep_until(self.clock, request.at)
+                if request.at > self.clock.now():
+                    yield Wait(request.at, "poll")
                 exchange = self.transport.send(request.method, request.url)
             else:
                 exchange, sent = sent, None
+            while not exchange.ready(IO_SLICE):
+                yield Wait(None, "answer")
             response = exchange.response()
             if request.phase == RESULTS and response.status == 200:
                 answer = Answer(response.url, 200, response.header)

@@ -1,0 +1,515 @@
+"""One resumable run: a share's events into one output, with the state that continues it.
+
+:class:`ResumableRun` owns the three things whose agreement makes "exactly once" true: the
+cursor (where the run stands), the output (bytes written a page at a time, through a format
+writer) and the state file (the cursor, the output's committed size and what recognises it,
+saved atomically after each page). The command line, the library's ``Client.download`` and
+every share of ``hubasync sync`` use it; the run loop (:func:`hubasync.run.pipeline.fetch_pages`)
+writes its pages into it, as into any :class:`~hubasync.run.pipeline.PageTarget`.
+
+Its life::
+
+    run = ResumableRun(settings)
+    run.claim()        # locks; reads and checks the state and the output: before any request
+    if run.open():     # the output opened where the state left it (False: nothing left to do)
+        drive(run.pages(session, attempts=...), clock)    # pages committed one by one
+        run.finish()   # the document completed (a JSON array closed, a .part renamed)
+    run.release()      # or, stopped or failed: run.stop_early(), then release()
+
+At every instant the state describes a prefix of the output: the state is first saved before
+a byte is written, then after each page is written and flushed (synced, with a state). A run
+killed anywhere continues, when run again, right after its last committed page, cutting what
+a killed page left past it.
+
+A service's share (``settings.in_place``) writes its output in place and grows it pass after
+pass; between its turns it is *suspended* (:meth:`suspend`: the document closed, its file let
+go) and reopened at the next page. Its file may be moved away (logrotate) or a new one asked for
+(SIGHUP: :meth:`reopen`): at the next page boundary the old file is completed and a new one
+started at the path, the state saved in between. Killed while its file was being moved, the
+run finds the old file again beside the path by its identity (device and inode, in the state),
+completes it, and starts the new one: every event is in exactly one file, every file valid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import stat
+import time
+from calendar import timegm
+from contextlib import ExitStack, contextmanager
+from typing import BinaryIO, Callable, Generator, Iterator, Optional, Tuple
+
+from hubasync.core.cursor import Cursor
+from hubasync.core.params import query_url
+from hubasync.core.retry import Attempts
+from hubasync.core.stalls import StallDetector
+from hubasync.errors import OutputError, UsageError
+from hubasync.events.formats import FormatWriter, format_writer
+from hubasync.events.splitter import Batch
+from hubasync.files.lock import lock_file
+from hubasync.files.output import Output, lock_output, open_output, resolve_output
+from hubasync.files.state import (
+    RunState,
+    check_state_path,
+    fingerprint,
+    load_state,
+    save_state,
+)
+from hubasync.run.pipeline import Progress, Step, fetch_pages
+from hubasync.run.settings import RunSettings
+from hubasync.transport.session import HubSession
+
+TIME_KEYS = ("observation time", "source time")
+Notice = Callable[[str], None]
+Identity = Tuple[int, int]
+
+
+def _quiet(message: str) -> None:
+    pass
+
+
+def run_fingerprint(settings: RunSettings) -> str:
+    """What identifies the command a state belongs to: the share (without its key), the query,
+    the format, the output's path, and the limit and token it started with."""
+    output = os.path.abspath(settings.output) if settings.output else None
+    return fingerprint(settings.share.display(), settings.query.pairs(), settings.format,
+                       output, settings.limit, settings.token)
+
+
+def cursor_from_state(state: RunState, limit: Optional[int]) -> Cursor:
+    """The cursor a state file records (its limit is the command's)."""
+    return Cursor(token=state.token, limit=limit, events=state.events, pages=state.pages,
+                  last_inserted=state.last_inserted_token, done=state.complete,
+                  more=state.complete and state.token is not None)
+
+
+def _identity_of(path: str) -> Optional[Identity]:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return (info.st_dev, info.st_ino)
+
+
+def _size_of(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _epoch(text: str) -> Optional[int]:
+    """Epoch seconds of a hub time (``YYYY-MM-DD HH:MM:SSZ``), or None."""
+    try:
+        parsed = time.strptime(text.strip().rstrip("Z").replace("T", " "), "%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return None
+    return timegm(parsed)
+
+
+class _Page:
+    """One page on its way into the run's output (a
+    :class:`~hubasync.run.pipeline.PageTransaction`)."""
+
+    def __init__(self, run: ResumableRun, writer: FormatWriter) -> None:
+        self._run = run
+        self._writer = writer
+        self.committed = False
+
+    def write(self, batch: Batch) -> None:
+        self._writer.write(batch)
+
+    def commit(self, cursor: Cursor) -> None:
+        """The page becomes part of the output (flushed, and synced with a state), then the
+        state records ``cursor``: a crash in between leaves the page past the committed offset,
+        cut when the run continues."""
+        self._writer.commit()
+        self.committed = True
+        self._run.cursor = cursor
+        self._run.save()
+
+
+class ResumableRun:
+    """One share's events into one output, resumable (see the module's docstring)."""
+
+    def __init__(self, settings: RunSettings, *, stdout: Optional[BinaryIO] = None,
+                 notice: Notice = _quiet) -> None:
+        self.settings = settings
+        self.query = settings.query
+        self.fingerprint = run_fingerprint(settings)
+        self.cursor = Cursor(token=settings.token, limit=settings.limit)
+        self.stalls = StallDetector(settings.bounds.max_empty_pages)
+        self._stdout = stdout
+        self._notice = notice
+        self._locks = ExitStack()
+        self._record: Optional[RunState] = None  # the state as last read or saved
+        self._writer: Optional[FormatWriter] = None
+        self._fresh_output = False  # the next opening starts a new file, whatever the record
+        self._reopen = False
+
+    # -- claiming and opening ----------------------------------------------------------------
+
+    @property
+    def growing(self) -> bool:
+        """Whether the output is written in place and continued by later runs (JSON lines with
+        a state, and every share of the service), rather than written whole and renamed."""
+        settings = self.settings
+        return settings.in_place or (settings.format == "jsonl" and settings.state is not None)
+
+    def claim(self) -> None:
+        """Lock the state and the output, read and check them: everything that may refuse the
+        run, before any request.
+
+        Raises :class:`~hubasync.errors.Busy` when another process holds a lock,
+        :class:`UsageError` when the state belongs to another command or an output exists that
+        no state describes, :class:`OutputError` when a file cannot be used.
+        """
+        settings = self.settings
+        try:
+            if settings.state:
+                self._locks.enter_context(lock_file(settings.state, what="state file"))
+            if settings.output:
+                self._locks.enter_context(lock_output(settings.output))
+            state = None
+            if settings.state:
+                check_state_path(settings.state)
+                state = load_state(settings.state)
+            if state is not None and state.fingerprint != self.fingerprint:
+                raise UsageError(
+                    f"state file {settings.state} belongs to another command (URL, query, format, "
+                    "output, --limit or --token differ): remove it or use another one")
+            if state is None:
+                self._check_unclaimed_output()
+            else:
+                self.cursor = cursor_from_state(state, settings.limit)
+                self.stalls = StallDetector.restored(state.stalls, settings.bounds.max_empty_pages)
+                if settings.in_place:
+                    self._complete_moved_output(state)
+            self._record = state
+        except BaseException:
+            self.release()
+            raise
+
+    def _check_unclaimed_output(self) -> None:
+        """Without a state, an existing output is written over or after only when asked."""
+        settings = self.settings
+        if settings.output is None or settings.state is None:
+            return  # no state to describe it: -o FILE alone replaces FILE
+        target = resolve_output(settings.output)
+        size = _size_of(target.path) if target.regular else 0
+        if size == 0:
+            return
+        if settings.existing == "overwrite" or (
+                settings.existing == "append" and settings.format == "jsonl"):
+            return
+        if settings.in_place:
+            raise UsageError(
+                f"{settings.output} exists ({size:,} bytes) but no state describes it "
+                f"({settings.state} is missing): it was not written by this share; move it away "
+                "or point the share elsewhere")
+        what = ("add the new events after the ones it holds, a second copy of them if they "
+                "came from the same share" if settings.format == "jsonl" else "replace it")
+        options = ("--append to add after it, --overwrite to replace it"
+                   if settings.format == "jsonl" else "--overwrite to replace it")
+        raise UsageError(
+            f"{settings.output} exists ({size:,} bytes) and no state describes it "
+            f"({settings.state} is missing): a new download would {what}. Give {options}, "
+            "or move it away (nothing was written)")
+
+    def _complete_moved_output(self, state: RunState) -> None:
+        """A share's file that is no longer at its path (moved away, by logrotate say, while
+        this run was killed): complete it where it went, and start anew at the path."""
+        settings = self.settings
+        assert settings.output is not None
+        recorded = tuple(state.output_identity) if state.output_identity else None
+        here = _identity_of(settings.output)
+        if recorded is None:  # a state of version 2: its file is known by its content only
+            if state.output_offset and not _size_of(settings.output):
+                self._notice(f"{settings.output} is new or was moved away: writing a new one")
+                self._fresh_output = True
+            return
+        if here == recorded:
+            return
+        old = self._find_by_identity(recorded)
+        if old is None:
+            self._notice(f"{settings.output} was moved away and its old file is not beside it: "
+                         "it may end in a page cut short (moved while being written)")
+        else:
+            output = open_output(old, append=settings.format == "jsonl", atomic=False,
+                                 resume_offset=state.output_offset, resume_tail=state.output_tail,
+                                 resume_end=state.output_end, durable=True)
+            self._writer_for(output, state.writer).close(complete=False)
+            self._notice(f"{settings.output} was moved to {old}: completed there; the next "
+                         "events go to a new file at its path")
+        if _size_of(settings.output):
+            raise UsageError(
+                f"{settings.output} is a new file that this share did not write (its own was "
+                f"moved away): move it away too, or point the share elsewhere")
+        self._fresh_output = True
+
+    def _find_by_identity(self, identity: Tuple[int, ...]) -> Optional[str]:
+        assert self.settings.output is not None
+        folder = os.path.dirname(os.path.abspath(resolve_output(self.settings.output).path))
+        try:
+            names = sorted(os.listdir(folder))
+        except OSError:
+            return None
+        for name in names:
+            path = os.path.join(folder, name)
+            try:
+                info = os.stat(path, follow_symlinks=False)
+            except OSError:
+                continue
+            if stat.S_ISREG(info.st_mode) and (info.st_dev, info.st_ino) == identity:
+                return path
+        return None
+
+    def open(self) -> bool:
+        """Open the output where the state left it (or anew), and record where it starts.
+
+        Returns False when the run finished before and has nothing more to do (a finished JSON
+        or CSV download: its file is put in place if a crash came before the rename).
+        """
+        state = self._record
+        if state is not None and state.complete:
+            if not self._continues(state):
+                self._finish_completed(state)
+                return False
+            self.next_pass()
+        self._open_output()
+        self.save()  # where the output starts, before a byte of it is written
+        return True
+
+    def _continues(self, state: RunState) -> bool:
+        """Whether a finished run goes on: a growing output, after its limit or following."""
+        settings = self.settings
+        return self.growing and bool(
+            state.token or settings.follow or self.query.sort == "_id" or settings.in_place)
+
+    def _finish_completed(self, state: RunState) -> None:
+        settings = self.settings
+        assert settings.output is not None
+        part = resolve_output(settings.output).path + ".part"
+        if not self.growing and os.path.exists(part):
+            output = open_output(settings.output, resume_offset=state.output_offset,
+                                 resume_tail=state.output_tail, resume_end=state.output_end)
+            self._writer_for(output, state.writer).close(complete=True)
+        self._notice(f"already complete ({state.events} events; state {settings.state}): "
+                     "nothing to do")
+
+    def _open_output(self) -> None:
+        settings = self.settings
+        state = None if self._fresh_output else self._record
+        self._fresh_output = False
+        resume = {} if state is None else {
+            "resume_offset": state.output_offset, "resume_tail": state.output_tail,
+            "resume_end": state.output_end}
+        if settings.output is None:
+            output = open_output(None, stdout=self._stdout)
+        elif self.growing:
+            overwrite = state is None and settings.existing == "overwrite"
+            output = open_output(settings.output, append=settings.format == "jsonl" and not
+                                 overwrite, atomic=False, durable=settings.state is not None,
+                                 **resume)  # type: ignore[arg-type]
+        else:
+            output = open_output(settings.output, atomic=True,
+                                 durable=settings.state is not None,
+                                 **resume)  # type: ignore[arg-type]
+        self._writer = self._writer_for(output, None if state is None else state.writer)
+
+    def _writer_for(self, output: Output, resume: Optional[dict[str, object]]) -> FormatWriter:
+        return format_writer(self.settings.format, output, projection=self.query.projection,
+                             resume=resume)
+
+    # -- the pages ---------------------------------------------------------------------------
+
+    def url_for(self, cursor: Cursor) -> str:
+        """The query URL of the page ``cursor`` starts."""
+        return query_url(self.settings.share, self.query, limit=cursor.page_limit,
+                         token=cursor.token)
+
+    def pages(self, session: HubSession, *, attempts: Callable[[], Attempts],
+              progress: Optional[Progress] = None,
+              prefetch: bool = True) -> Generator[Step, None, None]:
+        """The run loop from where the run stands into its output, as steps to drive.
+
+        The stall detector goes on from what the state last recorded, not from pages a failed
+        attempt checked but never committed.
+        """
+        memory = self._record.stalls if self._record is not None else {}
+        if self.settings.state:
+            self.stalls = StallDetector.restored(memory, self.settings.bounds.max_empty_pages)
+        return fetch_pages(session, self.url_for, self.cursor, self, attempts=attempts,
+                           stalls=self.stalls, prefetch=prefetch, progress=progress)
+
+    @contextmanager
+    def page(self) -> Iterator[_Page]:
+        """A page of the output, rolled back unless committed."""
+        writer = self._ready_writer()
+        page = _Page(self, writer)
+        try:
+            yield page
+        finally:
+            if not page.committed:
+                writer.rollback()
+
+    def _ready_writer(self) -> FormatWriter:
+        in_place = self.settings.in_place
+        if self._writer is None:
+            if in_place and (self._reopen or self._moved_while_suspended()):
+                self._start_new_file()  # the old file was completed when the run suspended
+            else:
+                self._open_output()
+        elif in_place and (self._reopen or self._moved()):
+            self._complete_current_file()
+            self._start_new_file()
+        assert self._writer is not None
+        return self._writer
+
+    def save(self) -> None:
+        """Record where the run stands in the state file (with a state; between pages)."""
+        settings = self.settings
+        if not settings.state or self._writer is None:
+            return
+        writer = self._writer
+        output = writer.output
+        # once a document is finished, its ending lies past the offset a later run continues at
+        tail = output.committed_tail() if output.offset == writer.offset else None
+        identity = output.identity()
+        record = RunState(
+            fingerprint=self.fingerprint, token=self.cursor.token, output_offset=writer.offset,
+            events=self.cursor.events, pages=self.cursor.pages, complete=self.cursor.done,
+            last_inserted_token=self.cursor.last_inserted, writer=writer.resume_info(),
+            output_tail=tail, output_end=output.end,
+            output_identity=None if identity is None else list(identity),
+            stalls=self.stalls.memory())
+        save_state(settings.state, record)
+        self._record = record
+
+    # -- passes, rotation, recovery ----------------------------------------------------------
+
+    def next_pass(self) -> None:
+        """Following: the next pass starts from the newest insertion, its bounds afresh."""
+        self.cursor = self.cursor.next_pass()
+        self.stalls = StallDetector(self.settings.bounds.max_empty_pages)
+        if self._record is not None:
+            self._record = dataclasses.replace(self._record, stalls={})
+
+    def reopen(self) -> None:
+        """Start a new file at the output's path at the next page (after a rotation)."""
+        self._reopen = True
+
+    def _moved_while_suspended(self) -> bool:
+        assert self.settings.output is not None
+        record = self._record
+        if record is None or record.output_identity is None:
+            return False
+        return _identity_of(self.settings.output) != tuple(record.output_identity)
+
+    def _moved(self) -> bool:
+        """Whether the file being written is no longer the one at the path, or was cut
+        (``copytruncate``)."""
+        assert self._writer is not None and self.settings.output is not None
+        output = self._writer.output
+        if _identity_of(self.settings.output) != output.identity():
+            return True
+        size = output.size_on_disk()
+        return size is not None and size < output.offset
+
+    def _complete_current_file(self) -> None:
+        """Close the file being written as a valid document, wherever it was moved; a file
+        cut under the run (``copytruncate``) is let go as it is."""
+        assert self._writer is not None
+        old, self._writer = self._writer, None
+        if (old.output.size_on_disk() or 0) < old.output.offset:
+            old.output.detach()
+        else:
+            old.close(complete=False)
+
+    def _start_new_file(self) -> None:
+        """Start a new file at the path, the state saved before a byte goes into it."""
+        assert self.settings.output is not None
+        self._reopen = False
+        if _size_of(self.settings.output):
+            raise OutputError(f"cannot start a new file at {self.settings.output}: a file that "
+                              "this share did not write is there (move it away)")
+        self._notice(f"starting a new file at {self.settings.output}")
+        self._fresh_output = True
+        self._open_output()
+        self.save()
+
+    def suspend(self) -> None:
+        """Between turns of a service: the document closed (a JSON array ended), the file let
+        go, the state saying where it ends; the next page reopens it."""
+        if self._writer is not None:
+            self._writer.close(complete=False)
+            self.save()
+            self._writer = None
+
+    def recover(self) -> None:
+        """The stored token is invalid: start again from the time of the last event written
+        (JSON lines with a state; events of that second may be written again)."""
+        start = self._last_event_time()
+        if start is None:
+            raise UsageError("--recover: no event with a time was written yet; remove the "
+                             "state file to start over")
+        self.query = dataclasses.replace(self.query, start=str(start))
+        self._notice(f"the stored token is no longer valid: starting again from "
+                     f"{time.strftime('%Y-%m-%d %H:%M:%SZ', time.gmtime(start))}, the time of "
+                     "the last event written (events from that time on may be written again)")
+        self.cursor = dataclasses.replace(self.cursor, token=None)
+        self.save()
+
+    def _last_event_time(self) -> Optional[int]:
+        """The time of the last event of the JSON-lines output, read from its end."""
+        assert self.settings.output is not None
+        try:
+            with open(self.settings.output, "rb") as handle:
+                size = handle.seek(0, os.SEEK_END)
+                handle.seek(max(0, size - 1024 * 1024))
+                lines = handle.read().splitlines()
+        except OSError as error:
+            raise OutputError(f"cannot read {self.settings.output}: {error.strerror}") from None
+        for line in reversed(lines):
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(event, dict):
+                for key in TIME_KEYS:
+                    value = event.get(key)
+                    if isinstance(value, str) and _epoch(value) is not None:
+                        return _epoch(value)
+        return None
+
+    # -- ending ------------------------------------------------------------------------------
+
+    def finish(self) -> None:
+        """The run is done: the document completed (a JSON array closed, a ``.part`` renamed
+        into place) and the state saying so."""
+        if self._writer is None:
+            self._open_output()
+        assert self._writer is not None
+        self._writer.close(complete=True)
+        self.save()
+
+    def stop_early(self) -> None:
+        """Stopped or failed: the output keeps its committed pages, closed as a valid document,
+        and the state says where it ends (so that what others add to it later is seen). On
+        standard output, a run that committed no page writes nothing at all (not even ``[]``:
+        a loader would read it as "no events")."""
+        writer = self._writer
+        if writer is None:
+            return
+        nothing = self.settings.output is None and self.cursor.pages == 0 and not writer.started
+        try:
+            writer.close(complete=False, end_document=not nothing)
+            self.save()
+        finally:
+            self._writer = None
+
+    def release(self) -> None:
+        """Let go of the locks (the output and the state are closed first by their owner)."""
+        self._locks.close()
