@@ -51,6 +51,11 @@ class UsageError(HubasyncError):
     exit_code = ExitCode.USAGE
 
 
+class ClaimError(UsageError):
+    """A file this run would write belongs to another command (a state of another URL, query or
+    output), or is already there with nothing saying this run wrote it: nothing is replaced."""
+
+
 class ProxyAuthError(HubasyncError):
     """The HTTP proxy refused the credentials, or wants some (407): a configuration error,
     not retried."""

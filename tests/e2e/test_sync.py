@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from .helpers import command, run
@@ -154,7 +155,7 @@ def test_status_and_metrics_while_running(make_sim: Any, tmp_path: Path) -> None
         metrics = scrape()
         assert metrics["hubasync_up"][(("share", "s1"),)] == 1
         assert metrics["hubasync_up"][(("share", "s3"),)] == 0
-        assert metrics["hubasync_errors_total"][(("kind", "AuthError"), ("share", "s3"))] >= 1
+        assert metrics["hubasync_errors_total"][(("kind", "auth"), ("share", "s3"))] >= 1
         assert metrics["hubasync_pages_total"][(("share", "s2"),)] >= 3
         assert metrics["hubasync_last_success_timestamp_seconds"][(("share", "s1"),)] > 1e9
         shown = run(["status", str(path)])
@@ -217,15 +218,17 @@ def test_json_and_csv_outputs_grow_pass_after_pass(make_sim: Any, tmp_path: Path
                 assert [row["uuid"] for row in rows] == [e["uuid"] for e in expected]
 
 
-def test_a_json_output_without_its_state_is_not_overwritten(make_sim: Any,
-                                                             tmp_path: Path) -> None:
+@pytest.mark.parametrize("fmt", ["json", "jsonl", "csv"])
+def test_an_output_without_its_state_is_refused_before_any_request(
+        make_sim: Any, tmp_path: Path, fmt: str) -> None:
     sim = make_sim(shares=1, events=50)
-    path = config(sim, tmp_path, ["s1"], fmt="json")
-    (tmp_path / "s1.json").write_text("[precious]\n")
+    path = config(sim, tmp_path, ["s1"], fmt=fmt)
+    (tmp_path / f"s1.{fmt}").write_text("precious\n")
     done = run(["sync", str(path), "--once"])
-    assert done.code == 7, done.stderr
-    assert "move it away" in done.stderr
-    assert (tmp_path / "s1.json").read_text() == "[precious]\n"
+    assert done.code == 2, done.stderr
+    assert "move it away" in done.stderr and done.stderr.count("\n") == 1
+    assert (tmp_path / f"s1.{fmt}").read_text() == "precious\n"  # not replaced, not added to
+    assert sum(sim.stats.requests.values()) == 0
 
 
 def test_too_many_shares_for_the_open_files_allowed_are_refused_up_front(

@@ -45,7 +45,7 @@ from hubasync.core.cursor import Cursor
 from hubasync.core.params import query_url
 from hubasync.core.retry import Attempts
 from hubasync.core.stalls import StallDetector
-from hubasync.errors import OutputError, UsageError
+from hubasync.errors import ClaimError, OutputError, UsageError
 from hubasync.events.formats import FormatWriter, format_writer
 from hubasync.events.splitter import Batch
 from hubasync.files.lock import lock_file
@@ -148,6 +148,7 @@ class ResumableRun:
         self._writer: Optional[FormatWriter] = None
         self._fresh_output = False  # the next opening starts a new file, whatever the record
         self._reopen = False
+        self._in_page = False
 
     # -- claiming and opening ----------------------------------------------------------------
 
@@ -177,7 +178,7 @@ class ResumableRun:
                 check_state_path(settings.state)
                 state = load_state(settings.state)
             if state is not None and state.fingerprint != self.fingerprint:
-                raise UsageError(
+                raise ClaimError(
                     f"state file {settings.state} belongs to another command (URL, query, format, "
                     "output, --limit or --token differ): remove it or use another one")
             if state is None:
@@ -205,7 +206,7 @@ class ResumableRun:
                 settings.existing == "append" and settings.format == "jsonl"):
             return
         if settings.in_place:
-            raise UsageError(
+            raise ClaimError(
                 f"{settings.output} exists ({size:,} bytes) but no state describes it "
                 f"({settings.state} is missing): it was not written by this share; move it away "
                 "or point the share elsewhere")
@@ -213,7 +214,7 @@ class ResumableRun:
                 "came from the same share" if settings.format == "jsonl" else "replace it")
         options = ("--append to add after it, --overwrite to replace it"
                    if settings.format == "jsonl" else "--overwrite to replace it")
-        raise UsageError(
+        raise ClaimError(
             f"{settings.output} exists ({size:,} bytes) and no state describes it "
             f"({settings.state} is missing): a new download would {what}. Give {options}, "
             "or move it away (nothing was written)")
@@ -244,7 +245,7 @@ class ResumableRun:
             self._notice(f"{settings.output} was moved to {old}: completed there; the next "
                          "events go to a new file at its path")
         if _size_of(settings.output):
-            raise UsageError(
+            raise ClaimError(
                 f"{settings.output} is a new file that this share did not write (its own was "
                 f"moved away): move it away too, or point the share elsewhere")
         self._fresh_output = True
@@ -349,9 +350,11 @@ class ResumableRun:
         """A page of the output, rolled back unless committed."""
         writer = self._ready_writer()
         page = _Page(self, writer)
+        self._in_page = True
         try:
             yield page
         finally:
+            self._in_page = False
             if not page.committed:
                 writer.rollback()
 
@@ -442,8 +445,9 @@ class ResumableRun:
 
     def suspend(self) -> None:
         """Between turns of a service: the document closed (a JSON array ended), the file let
-        go, the state saying where it ends; the next page reopens it."""
-        if self._writer is not None:
+        go, the state saying where it ends; the next page reopens it. Not while a page is
+        being written (a body still arriving): then it does nothing."""
+        if self._writer is not None and not self._in_page:
             self._writer.close(complete=False)
             self.save()
             self._writer = None

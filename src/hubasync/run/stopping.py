@@ -32,6 +32,10 @@ T = TypeVar("T")
 # SIGHUP exists on POSIX only
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
                      if hasattr(signal, name))
+# The service: SIGHUP reopens the outputs (after logrotate) instead of stopping.
+SERVICE_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM")
+                             if hasattr(signal, name))
+REOPEN_SIGNALS = tuple(getattr(signal, name) for name in ("SIGHUP",) if hasattr(signal, name))
 WATCH_INTERVAL = 0.1  # how soon the supervisor notices a flag
 ABORT_GRACE = 3.0  # seconds the work gets to stop by itself before its connections are broken
 

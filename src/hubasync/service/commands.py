@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 import time
 from contextlib import ExitStack
-from types import FrameType
-from typing import List, NoReturn, Optional, Sequence
+from typing import Any, NoReturn, Sequence
 
 from hubasync.errors import ExitCode, UsageError
 from hubasync.files.lock import lock_file
-from hubasync.files.output import lock_output
+from hubasync.run.stopping import REOPEN_SIGNALS, SERVICE_STOP_SIGNALS, SignalFlags
 from hubasync.service.config import load_config
 from hubasync.service.log import LOG_FORMATS, ServiceLog
 from hubasync.service.metrics import MetricsServer, ServiceMetrics
@@ -50,6 +47,11 @@ exit codes:
 
 
 class _Parser(argparse.ArgumentParser):
+    """One-line errors; options matched whole, never by abbreviation."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(allow_abbrev=False, **kwargs)
+
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see {self.prog} --help)")
 
@@ -106,51 +108,25 @@ def sync(argv: Sequence[str]) -> int:
     log = ServiceLog(log_format=args.log_format, secrets=config.secrets, debug=args.debug)
     metrics = ServiceMetrics()
     service = Service(config, log=log, once=args.once, metrics=metrics, debug=args.debug)
+    flags = SignalFlags(stop_signals=SERVICE_STOP_SIGNALS, reopen_signals=REOPEN_SIGNALS)
     server = None
-    if config.metrics is not None:
-        host, port = config.metrics
-        server = MetricsServer(metrics, f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
-        server.start()
-        bound = server.address
-        log.info("metrics served", address=f"http://{bound[0]}:{bound[1]}/metrics")
-    previous = _install(service)
-    try:
-        with ExitStack() as locks:  # one service per config, one writer per share
-            locks.enter_context(lock_file(config.path, what="config"))
-            for share in config.shares:
-                locks.enter_context(lock_file(share.state, what=f"share {share.name}'s state"))
-                locks.enter_context(lock_output(share.output))
-            return service.run()
-    finally:
-        _restore(previous)
-        if server is not None:
-            server.stop()
-        log.info("service stopped")
-
-
-def _install(service: Service) -> List[tuple[int, object]]:
-    if threading.current_thread() is not threading.main_thread():
-        return []
-
-    def stop(signum: int, frame: Optional[FrameType]) -> None:
-        service.log.info("stopping", signal=signal.Signals(signum).name)
-        service.stop()
-
-    def reopen(signum: int, frame: Optional[FrameType]) -> None:
-        service.log.info("reopening the outputs", signal="SIGHUP")
-        service.reopen()
-
-    previous: List[tuple[int, object]] = []
-    for signum, handler in ((signal.SIGINT, stop), (signal.SIGTERM, stop),
-                            (getattr(signal, "SIGHUP", None), reopen)):
-        if signum is not None:
-            previous.append((signum, signal.signal(signum, handler)))
-    return previous
-
-
-def _restore(previous: List[tuple[int, object]]) -> None:
-    for signum, handler in previous:
-        signal.signal(signum, handler)  # type: ignore[arg-type]
+    with ExitStack() as held:  # one service per config, one writer per share: before binding
+        held.enter_context(lock_file(config.path, what="config"))
+        service.claim()
+        if config.metrics is not None:
+            host, port = config.metrics
+            server = MetricsServer(metrics,
+                                   f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+            server.start()
+            held.callback(server.stop)
+            bound = server.address
+            log.info("metrics served", address=f"http://{bound[0]}:{bound[1]}/metrics")
+        flags.install()
+        held.callback(flags.uninstall)
+        try:
+            return service.run(flags)
+        finally:
+            log.info("service stopped")
 
 
 def status(argv: Sequence[str]) -> int:

@@ -1,66 +1,61 @@
 """``hubasync sync``: many shares followed by one process, each exactly once, none holding back
 the others.
 
-Each share is a :class:`ShareFollower`: its own session (kept-alive connections, its own poll
-clock), output, state and status record. The :class:`Service` gives at most ``concurrency``
-shares a *turn* at a time on its worker threads; a turn runs the one run loop
-(:func:`hubasync.pipeline.fetch_pages`) for at most :data:`TURN_SECONDS`, then the share goes back
-in line, so a share with millions of events does not starve the others. A share caught up comes
-back after ``interval``; a share whose turn failed comes back after a backoff of its own
-(``interval`` doubling up to :data:`BACKOFF_CEILING`), while the others go on. ``Retry-After``
-and 429 slow only the share that got them (its own retry budget, on its own worker).
+Each share is a :class:`ShareFollower`: a :class:`~hubasync.run.resumable.ResumableRun` (its
+output and state, as the command's) fed by its own session, and its status record. The
+:class:`Service` gives shares *turns* on at most ``concurrency`` worker threads. A turn drives
+the share's steps (:func:`~hubasync.run.pipeline.fetch_pages`) for at most ``turn_seconds``,
+and ends sooner whenever the share would only wait: a job still pending, a ``Retry-After``, a
+retry backing off, an answer or a body slow to come. The share then goes back in line, due when
+its wait is over, and the worker takes the next share: a hostile hub holds a worker no longer
+than any other, however long it makes its share wait. A share caught up comes back after
+``interval``; a share whose turn failed after a backoff of its own (``interval`` doubling up to
+:data:`BACKOFF_CEILING`), while the others go on.
 
-Stopping (SIGINT/SIGTERM) sets a flag that each worker checks between pages, and that cuts any
-wait short; a page being written is committed or rolled back as always, so ``kill -9`` loses and
-repeats nothing either. SIGHUP (after logrotate) makes each share's next page go to a new file
-at its configured path; a share also notices by itself when its file was moved.
+Nothing a share does can stop the service: every failure of a turn (a hub's error, a file's, or
+a bug: ``internal``) is caught, logged, counted and shown by ``hubasync status``, and the share
+backs off. A worker that dies anyway ends the service with an error, so that systemd restarts it.
+
+Threads, and who may touch what:
+
+- The main thread watches the signal flags (:class:`~hubasync.run.stopping.SignalFlags`) and
+  the workers; it alone calls :meth:`Service.stop` and :meth:`Service.reopen` for a signal, and
+  refreshes the "behind" gauges. When the workers are done, it closes every share.
+- A worker takes a due share from the line (under ``_line``, a condition), and is the only
+  thread that touches that share (its run, session, steps and status) until it puts it back.
+- ``stopping`` (an Event) and ``reopen_generation`` (an int the main thread increments) are
+  read by the workers between steps. The metrics and the log have locks of their own.
 """
 
 from __future__ import annotations
 
 import heapq
-import os
 import threading
 import time
 import traceback
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Generator, List, Optional, Tuple
 
-from hubasync.core.cursor import Cursor
-from hubasync.core.params import query_url
 from hubasync.core.retry import RetryPolicy
-from hubasync.core.stalls import StallDetector
-from hubasync.errors import ExitCode, HubasyncError, Interrupted, OutputError, UsageError
-from hubasync.events.formats import FormatWriter, format_writer
-from hubasync.files.output import open_output
-from hubasync.files.state import RunState, fingerprint, load_state, save_state
-from hubasync.run.pipeline import fetch_pages
-from hubasync.run.recorder import Recorder, cursor_from_state, run_state
-from hubasync.run.stopping import Stopper
+from hubasync.errors import Busy, ClaimError, ExitCode, HubasyncError, Interrupted
+from hubasync.run.pipeline import Committed, Step
+from hubasync.run.resumable import ResumableRun
+from hubasync.run.settings import RunSettings
+from hubasync.run.stopping import WATCH_INTERVAL, SignalFlags, StoppableClock, StopRequest
 from hubasync.service.config import ServiceConfig, ShareConfig
 from hubasync.service.log import ServiceLog
 from hubasync.service.metrics import ServiceMetrics
-from hubasync.service.status import load_status, save_status
+from hubasync.service.status import ShareStatus, load_status, save_status
 from hubasync.transport.http import hub_transport
+from hubasync.transport.interface import Transport
 from hubasync.transport.session import HubSession
 
 TURN_SECONDS = 5.0
 BACKOFF_CEILING = 3600.0
+SHORT_WAIT = 0.05  # a wait this short is slept through on the worker rather than given back
+SUSPEND_AFTER = 2.0  # a share due back later than this lets go of its output meanwhile
+ABORT_GRACE = 3.0  # seconds a stopping worker gets before its share's connections are broken
 
-
-class _StoppableClock:
-    """The system's monotonic clock, whose sleeps end at once when the service stops."""
-
-    def __init__(self, stop: threading.Event) -> None:
-        self._stop = stop
-
-    def now(self) -> float:
-        return time.monotonic()
-
-    def sleep(self, seconds: float) -> None:
-        if seconds > 0 and self._stop.wait(seconds):
-            raise Interrupted("the service is stopping")
-        if self._stop.is_set():
-            raise Interrupted("the service is stopping")
+TransportFactory = Callable[[ShareConfig, RunSettings], Transport]
 
 
 def backoff(failures: int, interval: float) -> float:
@@ -69,137 +64,172 @@ def backoff(failures: int, interval: float) -> float:
     return min(ceiling, interval * 2.0 ** min(failures - 1, 30))
 
 
-class ShareFollower:
-    """One share, followed in turns: each turn resumes from its state and ends between pages."""
+def error_kind(error: BaseException) -> str:
+    """The kind of a failure, for the metrics' ``kind`` label: a small fixed set."""
+    if not isinstance(error, HubasyncError):
+        return "internal"
+    return {ExitCode.USAGE: "config", ExitCode.AUTH: "auth", ExitCode.NOT_FOUND: "not_found",
+            ExitCode.REJECTED: "rejected", ExitCode.UNAVAILABLE: "hub",
+            ExitCode.OUTPUT: "output", ExitCode.BUSY: "busy"}.get(error.exit_code, "internal")
 
-    def __init__(self, config: ShareConfig, service: Service) -> None:
+
+def share_settings(config: ServiceConfig, share: ShareConfig) -> RunSettings:
+    """What a share's run is: followed in insertion order, written in place."""
+    return RunSettings(share=share.url, apikey=share.apikey, query=share.query,
+                       format=share.format, output=share.output, state=share.state,
+                       follow=True, bounds=share.bounds, cacert=share.cacert,
+                       proxy=config.proxy, in_place=True)
+
+
+def hub_transport_for(share: ShareConfig, settings: RunSettings) -> Transport:
+    """The real transport of a share: kept-alive connections to its hub."""
+    return hub_transport(share.url, share.apikey, timeout=settings.bounds.timeout,
+                         cacert=share.cacert, proxy=settings.proxy)
+
+
+class ShareFollower:
+    """One share, followed in turns. Touched by one thread at a time (see the module)."""
+
+    def __init__(self, config: ShareConfig, service: Service, settings: RunSettings,
+                 transport: Transport) -> None:
         self.config = config
         self.name = config.name
         self.service = service
-        self.status = load_status(config.status, config.name)
-        self.fingerprint = fingerprint(config.url.display(), config.query.pairs(),
-                                       config.format, os.path.abspath(config.output), None, None)
-        bounds = config.bounds
-        transport = hub_transport(config.url, config.apikey, timeout=bounds.timeout,
-                                  cacert=config.cacert, proxy=service.config.proxy)
+        self.settings = settings
+        bounds = self.settings.bounds
         self.session = HubSession(transport, policy=RetryPolicy(retries=bounds.retries),
                                   clock=service.clock, job_timeout=bounds.job_timeout,
                                   page_timeout=bounds.page_timeout,
                                   max_event_size=bounds.max_event_size)
-        self._opened: Optional[Tuple[int, int]] = None
+        self.run = ResumableRun(self.settings, notice=self._notice)
+        self.status = ShareStatus(config.name)
+        self.status_read = False  # the record was read: it is this share's to replace
+        self.claimed = False
+        self._opened = False
+        self._steps: Optional[Generator[Step, None, None]] = None
+        self._generation = service.reopen_generation
+        self._pass_started = 0.0
+        self._pass_events = 0
+        self._pass_pages = 0
+        self._events_before = 0  # the run's count of events at its last commit
 
-    def close(self) -> None:
-        self.session.close()
+    def _notice(self, message: str) -> None:
+        self.service.log.info(message, self.name)
 
-    def turn(self, until: float) -> bool:
-        """Pages into the output until caught up (True), or the turn is over (False)."""
-        config = self.config
-        state = load_state(config.state)
-        if state is not None and state.fingerprint != self.fingerprint:
-            raise UsageError(f"state file {config.state} was kept for another URL, query or "
-                             "format of this share: move it away to start over")
-        cursor = Cursor() if state is None else cursor_from_state(state, None)
-        if cursor.done:
-            cursor = cursor.next_pass()
-        writer = self._open(state)
-        recorder = Recorder(writer, self._save, Stopper(), cursor)
-        reopen = self.service.reopen_generation
-        try:
-            self._save(cursor, writer)
-            pages = fetch_pages(self.session, self._url, cursor, recorder,
-                                attempts=self.session.attempts,
-                                stalls=StallDetector(config.bounds.max_empty_pages))
-            before = cursor
-            for after in pages:
-                self._committed(after, before)
-                before = after
-                if after.done:
-                    pages.close()
-                    return True
-                if (self.service.stopping.is_set() or time.monotonic() >= until
-                        or reopen != self.service.reopen_generation or self._moved()):
-                    pages.close()
-                    return False
-            return recorder.cursor.done
-        finally:
-            writer.close(complete=False)
-            self._save(recorder.cursor, writer)  # where the output ends, closed cleanly
+    def claim(self) -> None:
+        """Its files, locked and checked (raises what refuses them), and its status record."""
+        if self.claimed:
+            return
+        if not self.status_read:
+            self.status = load_status(self.config.status, self.name)
+            self.status_read = True
+            if self.status.started is None:
+                self.status.started = time.time()
+        self.run.claim()
+        self.claimed = True
 
-    def _url(self, cursor: Cursor) -> str:
-        return query_url(self.config.url, self.config.query, limit=cursor.page_limit,
-                         token=cursor.token)
+    def turn(self, until: float) -> Optional[float]:
+        """Drive the share until the turn is over (monotonic ``until``) or it would only wait.
 
-    def _open(self, state: Optional[RunState]) -> FormatWriter:
-        config = self.config
-        offset = None if state is None else state.output_offset
-        resume = None if state is None else state.writer
-        if offset is not None and _empty_or_missing(config.output):
-            if offset:
-                self.service.log.info("output file new or moved away: writing a new one",
-                                      self.name, path=config.output)
-            offset, resume = None, None
-        elif offset is None and config.format != "jsonl" and not _empty_or_missing(
-                config.output):
-            raise OutputError(f"{config.output} exists but has no state beside it: a "
-                              f"{config.format} file cannot be continued without one; move it "
-                              "away")
-        fresh = offset is None
-        output = open_output(config.output, append=config.format == "jsonl", atomic=False,
-                             resume_offset=offset, durable=True,
-                             resume_tail=None if fresh or state is None else state.output_tail,
-                             resume_end=None if fresh or state is None else state.output_end)
-        stat = os.stat(config.output)
-        self._opened = (stat.st_dev, stat.st_ino)
-        return format_writer(config.format, output, projection=config.query.projection,
-                         resume=resume)
+        Returns the monotonic time it is due again, or None when its pass is over (caught up).
+        """
+        service = self.service
+        self.claim()
+        if not self._opened:
+            self.run.open()
+            self._opened = True
+        if self._generation != service.reopen_generation:
+            self._generation = service.reopen_generation
+            self.run.reopen()
+        if self._steps is None:
+            self._steps = self.run.pages(self.session, attempts=self.session.attempts)
+            self._pass_started = time.monotonic()
+            self._pass_events = self._pass_pages = 0
+            self._events_before = self.run.cursor.events
+        steps = self._steps
+        while True:
+            if service.stopping.is_set():
+                raise Interrupted("the service is stopping")
+            try:
+                step = next(steps)
+            except StopIteration:
+                self._steps = None
+                return None
+            now = time.monotonic()
+            if isinstance(step, Committed):
+                self._committed(step)
+                if now >= until:
+                    return now
+            elif step.until is None:  # waiting for the hub's bytes: another share may go
+                if now >= until:
+                    return now
+            elif step.until - now > SHORT_WAIT:
+                return step.until
+            elif step.until > now:
+                service.clock.sleep(step.until - now)
 
-    def _moved(self) -> bool:
-        try:
-            stat = os.stat(self.config.output)
-        except OSError:
-            return True
-        return (stat.st_dev, stat.st_ino) != self._opened
-
-    def _save(self, cursor: Cursor, writer: FormatWriter) -> None:
-        save_state(self.config.state, run_state(self.fingerprint, cursor, writer))
-
-    def _committed(self, after: Cursor, before: Cursor) -> None:
-        events = after.events - before.events
+    def _committed(self, step: Committed) -> None:
+        events = step.cursor.events - self._events_before
+        self._events_before = step.cursor.events
+        self._pass_events += events
+        self._pass_pages += 1
         self.status.events += events
         self.status.pages += 1
         self.service.metrics.page(self.name, events)
-        if after.done:
+        if step.cursor.done:
             self.status.caught_up = time.time()
 
-    def succeeded(self, caught_up: bool) -> None:
+    def caught_up(self) -> None:
+        """The pass is over: record it, start the next one, let go of the output."""
+        seconds = time.monotonic() - self._pass_started
+        self.service.log.info("pass done", self.name, events=self._pass_events,
+                              pages=self._pass_pages, seconds=round(seconds, 3))
+        self.run.suspend()  # the state says the pass is complete
+        self.run.next_pass()
+
+    def succeeded(self) -> None:
         now = time.time()
         self.status.last_success = now
         self.status.failures = 0
         self.service.metrics.success(self.name, now)
-        if not caught_up:
-            self.service.metrics.behind.set(
-                now - (self.status.caught_up or self.status.started or now), share=self.name)
-        self._record()
+        self.record()
 
-    def failed(self, error: BaseException) -> None:
+    def failed(self, error: BaseException, message: str) -> None:
+        """The turn failed: drop its steps (the page in progress rolled back), leave the
+        output closed and the state saying where it ends, and record why."""
+        self.drop_steps()
         self.status.failures += 1
-        self.status.last_error = str(error) or type(error).__name__
+        self.status.last_error = message
         self.status.last_error_time = time.time()
-        self.service.metrics.failure(self.name, type(error).__name__)
-        self._record()
+        self.service.metrics.failure(self.name, error_kind(error))
+        self.record()
 
-    def _record(self) -> None:
+    def drop_steps(self) -> None:
+        steps, self._steps = self._steps, None
+        try:
+            if steps is not None:
+                steps.close()
+        finally:
+            if self.claimed:
+                self.run.suspend()
+
+    def record(self) -> None:
+        if not self.status_read:
+            return  # a record that could not be read is not replaced
         try:
             save_status(self.config.status, self.status)
         except HubasyncError as error:
             self.service.log.error(str(error), self.name)
 
-
-def _empty_or_missing(path: str) -> bool:
-    try:
-        return os.stat(path).st_size == 0
-    except FileNotFoundError:
-        return True
+    def close(self) -> None:
+        """At the end of the service: the page in progress rolled back, the output closed, the
+        state saved, the files let go."""
+        try:
+            self.drop_steps()
+            self.record()
+        finally:
+            self.session.close()
+            self.run.release()
 
 
 class Service:
@@ -207,70 +237,137 @@ class Service:
 
     def __init__(self, config: ServiceConfig, *, log: ServiceLog, once: bool = False,
                  metrics: Optional[ServiceMetrics] = None, debug: bool = False,
-                 turn_seconds: float = TURN_SECONDS) -> None:
+                 turn_seconds: float = TURN_SECONDS,
+                 transports: TransportFactory = hub_transport_for) -> None:
         self.config = config
         self.turn_seconds = turn_seconds
         self.log = log
         self.once = once
         self.debug = debug
         self.metrics = metrics or ServiceMetrics()
+        self.stop_request = StopRequest()
         self.stopping = threading.Event()
-        self.clock = _StoppableClock(self.stopping)
+        self.clock = StoppableClock(self.stop_request)
         self.reopen_generation = 0
         self.failed: List[Tuple[str, HubasyncError]] = []
-        self._lock = threading.Condition()
+        self.followers: List[ShareFollower] = []
+        for share in config.shares:
+            settings = share_settings(config, share)
+            follower = ShareFollower(share, self, settings, transports(share, settings))
+            self.stop_request.on_abort(follower.session.transport.abort)
+            self.followers.append(follower)
+        self._startup_failures: List[Tuple[ShareFollower, HubasyncError]] = []
+        self._line = threading.Condition()
         self._due: List[Tuple[float, int, ShareFollower]] = []
         self._running = 0
-        self._followers: List[ShareFollower] = []
+        self._crashed: Optional[BaseException] = None
 
-    def stop(self) -> None:
-        """Stop between pages (from a signal handler or another thread)."""
+    # -- from the main thread ------------------------------------------------------------------
+
+    def claim(self) -> None:
+        """Every share's files, before any request. A file that belongs to another command, or
+        to no one this config knows, refuses the whole config (:class:`ClaimError`, exit 2), as
+        does a lock another process holds (exit 75). Anything else that keeps one share from
+        starting (a state or a status record that cannot be read) fails that share only: it is
+        logged, shown by ``hubasync status``, and tried again after its backoff."""
+        for follower in self.followers:
+            self.metrics.add_share(follower.name)
+            try:
+                follower.claim()
+            except (ClaimError, Busy):
+                raise
+            except HubasyncError as error:
+                self.log.error(f"cannot start: {error}", follower.name)
+                self._startup_failures.append((follower, error))
+
+    def stop(self, reason: str = "a request") -> None:
+        """Stop: each share between two steps; waits end at once."""
+        self.stop_request.set(reason)
         self.stopping.set()
-        with self._lock:
-            self._lock.notify_all()
+        with self._line:
+            self._line.notify_all()
 
     def reopen(self) -> None:
         """After a rotation: each share's next page goes to a new file at its path."""
         self.reopen_generation += 1
 
-    def run(self, on_started: Optional[Callable[[], None]] = None) -> int:
-        """Follow every share until stopped (or, ``once``, until each is caught up once)."""
+    def run(self, flags: Optional[SignalFlags] = None,
+            on_started: Optional[Callable[[], None]] = None) -> int:
+        """Follow every share until stopped (or, ``once``, until each is caught up once),
+        watching ``flags`` on this (main) thread. Claim first (:meth:`claim`)."""
         now = time.monotonic()
-        for number, share in enumerate(self.config.shares):
-            follower = ShareFollower(share, self)
-            if follower.status.started is None:
-                follower.status.started = time.time()
-            self._followers.append(follower)
-            self.metrics.add_share(share.name)
-            self._due.append((now, number, follower))
+        failed = dict((id(follower), error) for follower, error in self._startup_failures)
+        for number, follower in enumerate(self.followers):
+            error = failed.get(id(follower))
+            due = now if error is None else self._failed(follower, error, str(error))
+            if due is not None:
+                self._due.append((due, number, follower))
         heapq.heapify(self._due)
         workers = [threading.Thread(target=self._work, name=f"hubasync-sync-{n}", daemon=True)
-                   for n in range(min(self.config.concurrency, len(self._followers)))]
-        self.log.info("service started", shares=len(self._followers),
+                   for n in range(min(self.config.concurrency, len(self.followers)))]
+        self.log.info("service started", shares=len(self.followers),
                       concurrency=self.config.concurrency, interval=self.config.interval)
         for worker in workers:
             worker.start()
         if on_started is not None:
             on_started()
-        for worker in workers:
-            while worker.is_alive():
-                worker.join(0.2)
-        for follower in self._followers:
-            follower.close()
+        self._watch(workers, flags)
+        for follower in self.followers:
+            try:
+                follower.close()
+            except HubasyncError as error:
+                self.log.error(str(error), follower.name)
+        if self._crashed is not None:
+            self.log.error(f"internal error: a worker died: {self._crashed!r} (please report "
+                           "it); stopping so that the service is restarted")
+            return 1
         if self.once and self.failed:
             order = [share.name for share in self.config.shares]
             first = min(self.failed, key=lambda failure: order.index(failure[0]))
             return first[1].exit_code
         return ExitCode.OK
 
+    def _watch(self, workers: List[threading.Thread],
+               flags: Optional[SignalFlags]) -> None:
+        reopens = 0 if flags is None else flags.reopens
+        stopped_at: Optional[float] = None
+        aborted = False
+        while any(worker.is_alive() for worker in workers):
+            for worker in workers:
+                worker.join(WATCH_INTERVAL / len(workers))
+            if flags is not None:
+                if flags.stop is not None and not self.stopping.is_set():
+                    self.log.info("stopping", signal=flags.stop)
+                    self.stop(flags.stop)
+                if flags.reopens != reopens:
+                    reopens = flags.reopens
+                    self.log.info("reopening the outputs", signal="SIGHUP")
+                    self.reopen()
+            if self._crashed is not None and not self.stopping.is_set():
+                self.stop("a worker died")
+            if self.stopping.is_set():
+                stopped_at = stopped_at or time.monotonic()
+                if not aborted and time.monotonic() - stopped_at > ABORT_GRACE:
+                    aborted = True
+                    self.stop_request.abort()
+            self._refresh_behind()
+
+    def _refresh_behind(self) -> None:
+        now = time.time()
+        for follower in self.followers:
+            since = follower.status.caught_up or follower.status.started or now
+            self.metrics.behind.set(max(0.0, now - since), share=follower.name)
+
+    # -- on the workers ------------------------------------------------------------------------
+
     def _take(self) -> Optional[ShareFollower]:
-        with self._lock:
+        with self._line:
             while not self.stopping.is_set():
                 if not self._due:
                     if self.once and self._running == 0:
-                        self._lock.notify_all()
+                        self._line.notify_all()
                         return None
-                    self._lock.wait(0.5)
+                    self._line.wait(0.5)
                     continue
                 due, _, follower = self._due[0]
                 wait = due - time.monotonic()
@@ -278,53 +375,70 @@ class Service:
                     heapq.heappop(self._due)
                     self._running += 1
                     return follower
-                self._lock.wait(min(wait, 0.5))
+                self._line.wait(min(wait, 0.5))
             return None
 
-    def _put(self, follower: ShareFollower, delay: Optional[float]) -> None:
-        with self._lock:
+    def _put(self, follower: ShareFollower, due: Optional[float]) -> None:
+        with self._line:
             self._running -= 1
-            if delay is not None:
-                number = self._followers.index(follower)
-                heapq.heappush(self._due, (time.monotonic() + delay, number, follower))
-            self._lock.notify_all()
+            if due is not None:
+                number = self.followers.index(follower)
+                heapq.heappush(self._due, (due, number, follower))
+            self._line.notify_all()
 
     def _work(self) -> None:
-        while True:
-            follower = self._take()
-            if follower is None:
-                return
-            self._put(follower, self._turn(follower))
+        try:
+            while True:
+                follower = self._take()
+                if follower is None:
+                    return
+                due: Optional[float] = None
+                try:
+                    due = self._turn(follower)
+                finally:
+                    self._put(follower, due)
+        except BaseException as error:  # a bug outside any share's turn: the service ends
+            self._crashed = error
 
     def _turn(self, follower: ShareFollower) -> Optional[float]:
         """One turn of a share; returns when it is due again (None: not in this run)."""
-        interval = self.config.interval
         try:
-            caught_up = follower.turn(time.monotonic() + self.turn_seconds)
+            due = follower.turn(time.monotonic() + self.turn_seconds)
+            if due is not None:
+                if due - time.monotonic() > SUSPEND_AFTER:
+                    follower.run.suspend()
+                return due
+            follower.caught_up()
+            follower.succeeded()
         except Interrupted:
             return None
         except HubasyncError as error:
-            return self._failed(follower, error)
-        except Exception as error:  # a bug: the share stops, the others go on
+            return self._failed(follower, error, str(error))
+        except Exception as error:  # a bug: this share backs off, the others go on
             if self.debug:
                 self.log.error("".join(traceback.format_exception(
                     type(error), error, error.__traceback__)), follower.name)
             wrapped = HubasyncError(f"internal error: {error!r} (please report it)")
-            return self._failed(follower, wrapped)
-        follower.succeeded(caught_up)
-        if caught_up:
-            self.log.debug("caught up", follower.name, events=follower.status.events)
-            return None if self.once else interval
-        return 0.0
+            return self._failed(follower, error, str(wrapped), wrapped)
+        self.log.debug("caught up", follower.name, events=follower.status.events)
+        return None if self.once else time.monotonic() + self.config.interval
 
-    def _failed(self, follower: ShareFollower, error: HubasyncError) -> Optional[float]:
-        follower.failed(error)
+    def _failed(self, follower: ShareFollower, error: BaseException, message: str,
+                reported: Optional[HubasyncError] = None) -> Optional[float]:
+        try:
+            follower.failed(error, message)
+        except Exception as second:  # closing after a failure failed too: still one share
+            self.log.error(f"cannot close after a failure: {second!r}", follower.name)
+        exit_code = reported.exit_code if reported else getattr(error, "exit_code", 1)
         if self.once:
-            self.failed.append((follower.name, error))
-            self.log.error(str(error), follower.name, exit_code=error.exit_code)
+            self.failed.append((follower.name, reported or _as_error(error)))
+            self.log.error(message, follower.name, kind=error_kind(error), exit_code=exit_code)
             return None
         delay = backoff(follower.status.failures, self.config.interval)
-        self.log.warning(str(error), follower.name, retry_in=round(delay, 1),
+        self.log.warning(message, follower.name, kind=error_kind(error), retry_in=round(delay, 1),
                          failures=follower.status.failures)
-        return delay
+        return time.monotonic() + delay
 
+
+def _as_error(error: BaseException) -> HubasyncError:
+    return error if isinstance(error, HubasyncError) else HubasyncError(repr(error))

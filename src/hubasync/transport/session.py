@@ -1,4 +1,4 @@
-"""One share, one key: the requests of each :class:`~hubasync.core.job.Job` carried over a transport.
+"""One share, one key: the requests of each :class:`~hubasync.core.job.Job`, over a transport.
 
 :class:`HubSession` drives a job (waiting until each request is due, sending it, reading the
 small body of every answer but the results) until its results open, and hands them back as a
