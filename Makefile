@@ -24,7 +24,8 @@ unit: $(STAMP)
 	$(VPY) -m pytest -q
 
 # The orchestration, covered by the tests that open no socket (tests/core), at least 80%.
-ORCHESTRATION := core.job core.cursor run.pipeline transport.session transport.body core.stalls run.recorder cli.download
+ORCHESTRATION := core.job core.cursor core.stalls run.pipeline run.resumable run.driving run.stopping \
+	transport.session transport.body cli.download service.scheduler
 coverage: $(STAMP)
 	$(VPY) -m pytest -q -p no:cacheprovider tests/core $(ORCHESTRATION:%=--cov=hubasync.%) \
 		--cov-report=term --cov-fail-under=80

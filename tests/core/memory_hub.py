@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import threading
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
 from urllib.parse import parse_qsl, urlsplit
@@ -36,7 +37,16 @@ class FakeClock:
         self.time += max(0.0, seconds)
 
 
-Chunk = Union[bytes, BaseException, float]  # a float: the clock moves on by that much
+class Stall:
+    """A body's chunk that is real silence: up to ``seconds`` of real time, cut short (with a
+    NetworkError) when the reader abandons the body, as closing a socket would."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+
+# a float: the fake clock moves on by that much; a Stall: real time passes
+Chunk = Union[bytes, BaseException, float, Stall]
 
 
 @dataclass
@@ -59,6 +69,7 @@ class _Response:
         self._headers = {k.lower(): v for k, v in answer.headers.items()}
         self._body = answer.body
         self.abandoned = False
+        self._gone = threading.Event()
 
     def header(self, name: str) -> Optional[str]:
         return self._headers.get(name.lower())
@@ -70,6 +81,10 @@ class _Response:
             if isinstance(chunk, float):
                 self._clock.sleep(chunk)
                 continue
+            if isinstance(chunk, Stall):
+                if self._gone.wait(chunk.seconds):
+                    raise NetworkError("the body was abandoned")
+                continue
             yield chunk
 
     def read_small(self, limit: int) -> bytes:
@@ -80,6 +95,7 @@ class _Response:
 
     def abandon(self) -> None:
         self.abandoned = True
+        self._gone.set()
 
 
 class _Sent:

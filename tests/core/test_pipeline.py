@@ -58,14 +58,20 @@ class ListDestination:
     def commit(self, cursor: Cursor) -> None:
         self.events.extend(self._pending)
         self.cursors.append(cursor)
+        self.sent_at_commit.append(len(self.hub.sent) if self.hub is not None else 0)
+
+    hub: Optional[MemoryHub] = None
+    sent_at_commit: List[int]
 
 
 def run(hub: MemoryHub, cursor: Optional[Cursor] = None, *, retries: int = 4,
         prefetch: bool = True, query: Query = NO_QUERY, stalls: Optional[StallDetector] = None,
-        session: Optional[HubSession] = None) -> ListDestination:
+        session: Optional[HubSession] = None,
+        target: Optional[ListDestination] = None) -> ListDestination:
     session = session or HubSession(hub.transport(), clock=hub.clock,
                                     policy=RetryPolicy(retries=retries))
-    recorder = ListDestination()
+    recorder = target if target is not None else ListDestination()
+    recorder.hub, recorder.sent_at_commit = hub, []
 
     def url_for(at: Cursor) -> str:
         return query_url(SHARE, query, limit=at.page_limit, token=at.token)
@@ -96,8 +102,30 @@ def test_the_next_query_is_sent_ahead_and_used() -> None:
 
 def test_without_prefetch_each_query_is_sent_when_due() -> None:
     hub = MemoryHub(events=25, page_max=10)
-    assert len(run(hub, prefetch=False).events) == 25
-    assert len(hub.requests("POST")) == 3
+    got = run(hub, prefetch=False)
+    assert len(got.events) == 25
+    posts = hub.requests("POST")
+    assert len(posts) == 3
+    # the second query went out only once the first page was committed
+    assert [url for _, url in hub.sent].index(posts[1]) >= got.sent_at_commit[0]
+
+
+def test_with_prefetch_the_next_query_goes_before_the_commit() -> None:
+    hub = MemoryHub(events=25, page_max=10)
+    got = run(hub)
+    posts = hub.requests("POST")
+    assert [url for _, url in hub.sent].index(posts[1]) < got.sent_at_commit[0]
+
+
+def test_a_query_sent_ahead_is_cancelled_when_its_page_fails() -> None:
+    hub = MemoryHub(events=25, page_max=10)
+    failing = hub.page({"limit": "10"})
+    failing.body = [failing.body[0], network_error("reset in the body")]
+    hub.faults["results"] = [failing]
+    got = run(hub)
+    assert [e["n"] for e in got.events] == list(range(25))
+    assert len(hub.cancelled) == 1  # the query sent ahead of the failed page
+    assert "token=t10" in hub.cancelled[0]
 
 
 def test_a_limit_asks_for_no_more_than_is_wanted() -> None:
@@ -231,8 +259,10 @@ def test_a_token_that_does_not_move_ends_the_run() -> None:
     hub.page_hook = same_token
     got = ListDestination()
     with pytest.raises(NoProgress):
-        got = run(hub)
-    assert got.events == []  # the page that repeats is never committed
+        run(hub, target=got)
+    # the first page moved on (to t10); the page asked with t10 that names t10 again never is
+    assert [e["n"] for e in got.events] == list(range(10)) and len(got.cursors) == 1
+    assert got.rollbacks == 1 and len(hub.requests("GET", "/results/")) == 2
 
 
 def test_an_empty_share_is_one_empty_page() -> None:

@@ -23,9 +23,10 @@ a killed page left past it.
 
 A service's share (``settings.in_place``) writes its output in place and grows it pass after
 pass; between its turns it is *suspended* (:meth:`suspend`: the document closed, its file let
-go) and reopened at the next page. Its file may be moved away (logrotate) or a new one asked for
-(SIGHUP: :meth:`reopen`): at the next page boundary the old file is completed and a new one
-started at the path, the state saved in between. Killed while its file was being moved, the
+go) and reopened at the next page. Its file may be moved away (logrotate), or cut
+(``copytruncate``): every page first checks that the file at the path is still the one being
+written; if not, the old file is completed where it went and a new one started at the path, the
+state saved in between. Killed while its file was being moved, the
 run finds the old file again beside the path by its identity (device and inode, in the state),
 completes it, and starts the new one: every event is in exactly one file, every file valid.
 """
@@ -147,7 +148,6 @@ class ResumableRun:
         self._record: Optional[RunState] = None  # the state as last read or saved
         self._writer: Optional[FormatWriter] = None
         self._fresh_output = False  # the next opening starts a new file, whatever the record
-        self._reopen = False
         self._in_page = False
 
     # -- claiming and opening ----------------------------------------------------------------
@@ -361,11 +361,11 @@ class ResumableRun:
     def _ready_writer(self) -> FormatWriter:
         in_place = self.settings.in_place
         if self._writer is None:
-            if in_place and (self._reopen or self._moved_while_suspended()):
+            if in_place and self._moved_while_suspended():
                 self._start_new_file()  # the old file was completed when the run suspended
             else:
                 self._open_output()
-        elif in_place and (self._reopen or self._moved()):
+        elif in_place and self._moved():
             self._complete_current_file()
             self._start_new_file()
         assert self._writer is not None
@@ -400,10 +400,6 @@ class ResumableRun:
         if self._record is not None:
             self._record = dataclasses.replace(self._record, stalls={})
 
-    def reopen(self) -> None:
-        """Start a new file at the output's path at the next page (after a rotation)."""
-        self._reopen = True
-
     def _moved_while_suspended(self) -> bool:
         assert self.settings.output is not None
         record = self._record
@@ -434,7 +430,6 @@ class ResumableRun:
     def _start_new_file(self) -> None:
         """Start a new file at the path, the state saved before a byte goes into it."""
         assert self.settings.output is not None
-        self._reopen = False
         if _size_of(self.settings.output):
             raise OutputError(f"cannot start a new file at {self.settings.output}: a file that "
                               "this share did not write is there (move it away)")

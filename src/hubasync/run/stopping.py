@@ -151,9 +151,9 @@ def supervise(work: Callable[[], T], flags: SignalFlags, stop: StopRequest, *,
         except BaseException as error:  # handed to the supervising thread
             outcome["error"] = error
 
+    reopens = flags.reopens  # before the work starts: a signal it causes at once counts
     worker = threading.Thread(target=target, name="hubasync-work", daemon=True)
     worker.start()
-    reopens = flags.reopens
     stopped_at: Optional[float] = None
     aborted = False
     while worker.is_alive():

@@ -19,12 +19,13 @@ backs off. A worker that dies anyway ends the service with an error, so that sys
 Threads, and who may touch what:
 
 - The main thread watches the signal flags (:class:`~hubasync.run.stopping.SignalFlags`) and
-  the workers; it alone calls :meth:`Service.stop` and :meth:`Service.reopen` for a signal, and
-  refreshes the "behind" gauges. When the workers are done, it closes every share.
+  the workers; it alone turns a signal into :meth:`Service.stop` (or, SIGHUP, a log line: each
+  share checks at every page whether its file was moved away), and refreshes the "behind"
+  gauges. When the workers are done, it closes every share.
 - A worker takes a due share from the line (under ``_line``, a condition), and is the only
   thread that touches that share (its run, session, steps and status) until it puts it back.
-- ``stopping`` (an Event) and ``reopen_generation`` (an int the main thread increments) are
-  read by the workers between steps. The metrics and the log have locks of their own.
+- ``stopping`` (an Event) is read by the workers between steps. The metrics and the log have
+  locks of their own.
 """
 
 from __future__ import annotations
@@ -107,7 +108,6 @@ class ShareFollower:
         self.claimed = False
         self._opened = False
         self._steps: Optional[Generator[Step, None, None]] = None
-        self._generation = service.reopen_generation
         self._pass_started = 0.0
         self._pass_events = 0
         self._pass_pages = 0
@@ -138,9 +138,6 @@ class ShareFollower:
         if not self._opened:
             self.run.open()
             self._opened = True
-        if self._generation != service.reopen_generation:
-            self._generation = service.reopen_generation
-            self.run.reopen()
         if self._steps is None:
             self._steps = self.run.pages(self.session, attempts=self.session.attempts)
             self._pass_started = time.monotonic()
@@ -248,7 +245,6 @@ class Service:
         self.stop_request = StopRequest()
         self.stopping = threading.Event()
         self.clock = StoppableClock(self.stop_request)
-        self.reopen_generation = 0
         self.failed: List[Tuple[str, HubasyncError]] = []
         self.followers: List[ShareFollower] = []
         for share in config.shares:
@@ -286,10 +282,6 @@ class Service:
         self.stopping.set()
         with self._line:
             self._line.notify_all()
-
-    def reopen(self) -> None:
-        """After a rotation: each share's next page goes to a new file at its path."""
-        self.reopen_generation += 1
 
     def run(self, flags: Optional[SignalFlags] = None,
             on_started: Optional[Callable[[], None]] = None) -> int:
@@ -329,7 +321,7 @@ class Service:
 
     def _watch(self, workers: List[threading.Thread],
                flags: Optional[SignalFlags]) -> None:
-        reopens = 0 if flags is None else flags.reopens
+        reopens = 0  # the flags count from their installation: every SIGHUP since counts
         stopped_at: Optional[float] = None
         aborted = False
         while any(worker.is_alive() for worker in workers):
@@ -341,8 +333,9 @@ class Service:
                     self.stop(flags.stop)
                 if flags.reopens != reopens:
                     reopens = flags.reopens
-                    self.log.info("reopening the outputs", signal="SIGHUP")
-                    self.reopen()
+                    # every page checks its file anyway: a moved one is completed at once
+                    self.log.info("reopening the outputs: each share's next page goes to a "
+                                  "new file if its own was moved", signal="SIGHUP")
             if self._crashed is not None and not self.stopping.is_set():
                 self.stop("a worker died")
             if self.stopping.is_set():

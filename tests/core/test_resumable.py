@@ -1,0 +1,191 @@
+"""The resumable run over an in-memory hub: claims made before any request, stdout and files,
+and a service's file moved or cut while it is written, a crash included."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterator, List
+
+import pytest
+
+from hubasync.core.params import Query
+from hubasync.core.urls import parse_share_url
+from hubasync.errors import ClaimError
+from hubasync.run.driving import drive
+from hubasync.run.pipeline import Committed
+from hubasync.run.resumable import ResumableRun
+from hubasync.run.settings import RunSettings
+from hubasync.transport.session import HubSession
+
+from .memory_hub import URL, MemoryHub
+
+
+def settings(tmp_path: Path, **fields: Any) -> RunSettings:
+    values: dict[str, Any] = {"format": "jsonl", "output": str(tmp_path / "s.jsonl"),
+                              "state": str(tmp_path / "s.state"), "query": Query(sort="_id"),
+                              "follow": True, "in_place": True}
+    values.update(fields)
+    return RunSettings(share=parse_share_url(URL), apikey="key", **values)
+
+
+def opened(chosen: RunSettings) -> ResumableRun:
+    run = ResumableRun(chosen)
+    run.claim()
+    assert run.open()
+    return run
+
+
+def commits(run: ResumableRun, hub: MemoryHub) -> Iterator[None]:
+    """One step of the run at a time, up to each commit."""
+    session = HubSession(hub.transport(), clock=hub.clock)
+    for step in run.pages(session, attempts=session.attempts):
+        if isinstance(step, Committed):
+            yield None
+
+
+def numbers(path: Path) -> List[int]:
+    return [json.loads(line)["n"] for line in path.read_text().splitlines()] if path.exists() \
+        else []
+
+
+def test_a_file_moved_between_pages_is_completed_and_a_new_one_started(tmp_path: Path) -> None:
+    hub = MemoryHub(events=30, page_max=10)
+    run = opened(settings(tmp_path))
+    pages = commits(run, hub)
+    next(pages)
+    (tmp_path / "s.jsonl").rename(tmp_path / "s.jsonl.1")
+    for _ in pages:
+        pass
+    run.suspend()
+    run.release()
+    assert numbers(tmp_path / "s.jsonl.1") == list(range(10))
+    assert numbers(tmp_path / "s.jsonl") == list(range(10, 30))
+    state = json.loads((tmp_path / "s.state").read_text())
+    info = os.stat(tmp_path / "s.jsonl")
+    assert state["output_identity"] == [info.st_dev, info.st_ino]
+
+
+def test_a_json_file_moved_between_pages_stays_a_valid_document(tmp_path: Path) -> None:
+    hub = MemoryHub(events=30, page_max=10)
+    run = opened(settings(tmp_path, format="json", output=str(tmp_path / "s.json")))
+    pages = commits(run, hub)
+    next(pages)
+    (tmp_path / "s.json").rename(tmp_path / "s.json.1")
+    for _ in pages:
+        pass
+    run.suspend()
+    run.release()
+    old = json.loads((tmp_path / "s.json.1").read_text())
+    new = json.loads((tmp_path / "s.json").read_text())
+    assert [e["n"] for e in old] == list(range(10)) and [e["n"] for e in new] == list(range(10, 30))
+
+
+def test_a_file_cut_under_the_run_starts_anew_without_a_hole(tmp_path: Path) -> None:
+    hub = MemoryHub(events=30, page_max=10)
+    run = opened(settings(tmp_path))
+    pages = commits(run, hub)
+    next(pages)
+    os.truncate(tmp_path / "s.jsonl", 0)  # logrotate's copytruncate
+    for _ in pages:
+        pass
+    run.suspend()
+    run.release()
+    assert numbers(tmp_path / "s.jsonl") == list(range(10, 30))  # no run of NUL bytes before
+
+
+def test_killed_while_its_file_was_moved_the_old_file_is_found_and_completed(
+        tmp_path: Path) -> None:
+    hub = MemoryHub(events=30, page_max=10)
+    run = opened(settings(tmp_path, format="json", output=str(tmp_path / "s.json")))
+    session = HubSession(hub.transport(), clock=hub.clock)
+    steps = run.pages(session, attempts=session.attempts)
+    for step in steps:  # the first page committed, the second written but not committed
+        if isinstance(step, Committed):
+            break
+    with run.page() as page:
+        page.write(next(b for b in [_batch(b'{"n":99}')]))
+        # kill -9 here: the page is in the file, past the committed offset, never rolled back
+        (tmp_path / "s.json").rename(tmp_path / "s.json.1")
+        os.close(_fd_of(run))
+        run._writer = None  # what a killed process leaves: nothing closed
+        page.committed = True  # nor rolled back
+    run.release()  # the kernel drops a killed process's locks
+    again = ResumableRun(settings(tmp_path, format="json", output=str(tmp_path / "s.json")))
+    again.claim()
+    assert again.open()
+    drive(again.pages(HubSession(hub.transport(), clock=hub.clock),
+                      attempts=session.attempts), hub.clock)
+    again.suspend()
+    again.release()
+    old = json.loads((tmp_path / "s.json.1").read_text())  # completed: the torn page cut off
+    new = json.loads((tmp_path / "s.json").read_text())
+    assert [e["n"] for e in old] == list(range(10))
+    assert [e["n"] for e in new] == list(range(10, 30))
+
+
+def _batch(event: bytes) -> Any:
+    from hubasync.events.splitter import Batch
+
+    return Batch.of([event])
+
+
+def _fd_of(run: ResumableRun) -> int:
+    assert run._writer is not None
+    return run._writer.output._fd  # type: ignore[attr-defined, no-any-return]
+
+
+def test_a_new_file_the_share_did_not_write_is_refused(tmp_path: Path) -> None:
+    hub = MemoryHub(events=10, page_max=10)
+    run = opened(settings(tmp_path))
+    for _ in commits(run, hub):
+        pass
+    run.suspend()
+    run.release()
+    (tmp_path / "s.jsonl").rename(tmp_path / "s.jsonl.1")
+    (tmp_path / "s.jsonl").write_text('{"someone":"else"}\n')
+    with pytest.raises(ClaimError, match="did not write"):
+        ResumableRun(settings(tmp_path)).claim()
+    assert (tmp_path / "s.jsonl").read_text() == '{"someone":"else"}\n'
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "json", "csv"])
+def test_an_output_no_state_describes_is_refused(tmp_path: Path, fmt: str) -> None:
+    path = tmp_path / f"out.{fmt}"
+    path.write_text("precious\n")
+    chosen = settings(tmp_path, format=fmt, output=str(path), in_place=False, follow=False)
+    with pytest.raises(ClaimError, match="no state describes it"):
+        ResumableRun(chosen).claim()
+    assert path.read_text() == "precious\n"
+
+
+def test_append_and_overwrite_are_what_the_user_asks(tmp_path: Path) -> None:
+    hub = MemoryHub(events=5, page_max=10)
+    path = tmp_path / "out.jsonl"
+    path.write_text('{"n":-1}\n')
+    for existing, expected in (("append", [-1, 0, 1, 2, 3, 4]), ("overwrite", [0, 1, 2, 3, 4])):
+        for leftover in ("s.state",):
+            (tmp_path / leftover).unlink(missing_ok=True)
+        path.write_text('{"n":-1}\n')
+        chosen = settings(tmp_path, output=str(path), in_place=False, follow=False,
+                          existing=existing)
+        run = opened(chosen)
+        drive(run.pages(HubSession(hub.transport(), clock=hub.clock),
+                        attempts=lambda: HubSession(hub.transport()).attempts()), hub.clock)
+        run.finish()
+        run.release()
+        assert numbers(path) == expected, existing
+
+
+def test_nothing_reaches_stdout_when_no_page_was_committed(tmp_path: Path) -> None:
+    import io
+
+    stdout = io.BytesIO()
+    chosen = settings(tmp_path, format="json", output=None, state=None, in_place=False,
+                      follow=False)
+    run = ResumableRun(chosen, stdout=stdout)
+    run.claim()
+    assert run.open()
+    run.stop_early()
+    assert stdout.getvalue() == b""
