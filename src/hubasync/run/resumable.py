@@ -36,6 +36,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
+import secrets
 import stat
 import time
 from calendar import timegm
@@ -50,7 +52,13 @@ from hubasync.errors import ClaimError, OutputError, UsageError
 from hubasync.events.formats import FormatWriter, format_writer
 from hubasync.events.splitter import Batch
 from hubasync.files.lock import lock_file
-from hubasync.files.output import Output, lock_output, open_output, resolve_output
+from hubasync.files.output import (
+    Output,
+    fsync_directory,
+    lock_output,
+    open_output,
+    resolve_output,
+)
 from hubasync.files.state import (
     RunState,
     check_state_path,
@@ -62,6 +70,7 @@ from hubasync.run.pipeline import Progress, Step, fetch_pages
 from hubasync.run.settings import RunSettings
 from hubasync.transport.session import HubSession
 
+_O_NOFOLLOW: int = getattr(os, "O_NOFOLLOW", 0)
 TIME_KEYS = ("observation time", "source time")
 Notice = Callable[[str], None]
 Identity = Tuple[int, int]
@@ -177,6 +186,8 @@ class ResumableRun:
             if settings.state:
                 check_state_path(settings.state)
                 state = load_state(settings.state)
+            if settings.in_place:
+                self._remove_leftovers()
             if state is not None and state.fingerprint != self.fingerprint:
                 raise ClaimError(
                     f"state file {settings.state} belongs to another command (URL, query, format, "
@@ -200,7 +211,7 @@ class ResumableRun:
             return  # no state to describe it: -o FILE alone replaces FILE
         target = resolve_output(settings.output)
         size = _size_of(target.path) if target.regular else 0
-        if size == 0:
+        if size == 0 or (settings.in_place and self._holds_only_an_empty_document(target.path)):
             return
         if settings.existing == "overwrite" or (
                 settings.existing == "append" and settings.format == "jsonl"):
@@ -244,11 +255,28 @@ class ResumableRun:
             self._writer_for(output, state.writer).close(complete=False)
             self._notice(f"{settings.output} was moved to {old}: completed there; the next "
                          "events go to a new file at its path")
-        if _size_of(settings.output):
+        if _size_of(settings.output) and not self._holds_only_an_empty_document(settings.output):
             raise ClaimError(
                 f"{settings.output} is a new file that this share did not write (its own was "
                 f"moved away): move it away too, or point the share elsewhere")
         self._fresh_output = True
+
+    def _remove_leftovers(self) -> None:
+        """The temporary files a crash left while a new file was being put in place."""
+        assert self.settings.output is not None
+        path = os.path.abspath(resolve_output(self.settings.output).path)
+        folder, base = os.path.split(path)
+        ours = re.compile(re.escape(f".{base}.new.") + r"[0-9a-f]{8}")
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            return
+        for name in names:
+            if ours.fullmatch(name):
+                try:
+                    os.unlink(os.path.join(folder, name))
+                except OSError:
+                    pass
 
     def _find_by_identity(self, identity: Tuple[int, ...]) -> Optional[str]:
         assert self.settings.output is not None
@@ -307,6 +335,10 @@ class ResumableRun:
         resume = {} if state is None else {
             "resume_offset": state.output_offset, "resume_tail": state.output_tail,
             "resume_end": state.output_end}
+        if state is None and settings.in_place:
+            assert settings.output is not None
+            empty = self._create_in_place(settings.output)
+            resume = {"resume_offset": 0, "resume_tail": None, "resume_end": len(empty)}
         if settings.output is None:
             output = open_output(None, stdout=self._stdout)
         elif self.growing:
@@ -319,6 +351,58 @@ class ResumableRun:
                                  durable=settings.state is not None,
                                  **resume)  # type: ignore[arg-type]
         self._writer = self._writer_for(output, None if state is None else state.writer)
+
+    def _empty_document(self) -> bytes:
+        """What a file of this format holding no event is: ``[]`` for a JSON array."""
+        return b"[]\n" if self.settings.format == "json" else b""
+
+    def _holds_only_an_empty_document(self, path: str) -> bool:
+        empty = self._empty_document()
+        if _size_of(path) != len(empty):
+            return False
+        try:
+            with open(path, "rb") as handle:
+                return handle.read(len(empty) + 1) == empty
+        except OSError:
+            return False
+
+    def _create_in_place(self, output: str) -> bytes:
+        """A share's new file, put at its path whole: an empty document written under a
+        temporary name, then linked to the path, so that a crash never leaves there (or, moved
+        away, anywhere) a file that is not a valid document. Returns what it holds.
+
+        A file already at the path is taken over only when it holds no event (an empty file
+        logrotate created, or the empty document of a crash before the state was saved)."""
+        path = resolve_output(output).path
+        empty = self._empty_document()
+        folder, base = os.path.split(os.path.abspath(path))
+        temporary = os.path.join(folder, f".{base}.new.{secrets.token_hex(4)}")
+        try:
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW, 0o666)
+        except OSError as error:
+            raise OutputError(f"cannot write {output}: {error.strerror or error}") from None
+        try:
+            try:
+                os.write(fd, empty)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            try:
+                os.link(temporary, path)
+            except FileExistsError:
+                if not (_size_of(path) == 0 or self._holds_only_an_empty_document(path)):
+                    raise ClaimError(f"cannot start a new file at {output}: a file that this "
+                                     "share did not write is there (move it away)") from None
+                os.replace(temporary, path)
+            fsync_directory(path)
+        except OSError as error:
+            raise OutputError(f"cannot write {output}: {error.strerror or error}") from None
+        finally:
+            try:
+                os.unlink(temporary)
+            except OSError:
+                pass
+        return empty
 
     def _writer_for(self, output: Output, resume: Optional[dict[str, object]]) -> FormatWriter:
         return format_writer(self.settings.format, output, projection=self.query.projection,
@@ -365,6 +449,7 @@ class ResumableRun:
                 self._start_new_file()  # the old file was completed when the run suspended
             else:
                 self._open_output()
+                self.save()  # no longer closed cleanly: a crash may leave a torn page past it
         elif in_place and self._moved():
             self._complete_current_file()
             self._start_new_file()
@@ -430,9 +515,6 @@ class ResumableRun:
     def _start_new_file(self) -> None:
         """Start a new file at the path, the state saved before a byte goes into it."""
         assert self.settings.output is not None
-        if _size_of(self.settings.output):
-            raise OutputError(f"cannot start a new file at {self.settings.output}: a file that "
-                              "this share did not write is there (move it away)")
         self._notice(f"starting a new file at {self.settings.output}")
         self._fresh_output = True
         self._open_output()

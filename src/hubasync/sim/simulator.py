@@ -31,6 +31,7 @@ class Simulator:
         self._server: Optional[SimServer] = None
         self._thread: Optional[threading.Thread] = None
         self._stop = threading.Event()
+        self._growth_stopped = threading.Event()
         self._grower: Optional[threading.Thread] = None
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -93,6 +94,8 @@ class Simulator:
         owed = 0.0
         last = time.monotonic()
         while not self._stop.wait(0.1):
+            if self._growth_stopped.is_set():
+                return
             now = time.monotonic()
             owed += (now - last) * self.config.grow
             last = now
@@ -144,6 +147,12 @@ class Simulator:
         """The share's events (``demo``, ``sK``, ``notify/0``, ``notify/1``) in insertion (_id)
         order."""
         return self.dataset.share(share).events()
+
+    def stop_growing(self) -> None:
+        """Append no more events (``--grow``) from now on; returns once the last are in."""
+        self._growth_stopped.set()
+        if self._grower is not None:
+            self._grower.join(timeout=5)
 
     def append_events(self, share: str = "demo", count: int = 1) -> int:
         """Insert ``count`` new generated events into a share now; returns its new size."""

@@ -278,9 +278,18 @@ class HttpResponse:
         return b"".join(parts)
 
     def abandon(self) -> None:
-        """Give up on the body: the connection cannot be reused."""
-        if self._conn is not None:
-            self._conn.close()
+        """Give up on the body: the connection cannot be reused. Safe from another thread than
+        the one reading the body, whose read ends at once (a socket closed under a blocked read
+        would not wake it: it is shut down first)."""
+        conn = self._conn
+        if conn is not None:
+            sock = conn.sock
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            conn.close()
             self._conn = None
 
     def _release(self) -> None:
