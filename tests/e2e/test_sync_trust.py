@@ -135,7 +135,7 @@ def test_rotation_and_kill_9_lose_and_repeat_nothing(make_sim: Any, tmp_path: Pa
         (tmp_path / fmt).mkdir()
         config(tmp_path / fmt, {name: url(sim, name)}, fmt=fmt, interval=0.05)
     rotated = {fmt: 0 for fmt in names}
-    for round_ in range(12):
+    for _ in range(12):
         children = [Child(command() + ["sync", str(tmp_path / fmt / "hubasync.toml")], env=ENV)
                     for fmt in names]
         try:
