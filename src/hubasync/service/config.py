@@ -23,6 +23,7 @@ from hubasync.core.bounds import DEFAULTS, Bound, Bounds, parse_duration
 from hubasync.core.params import Query, parse_projection
 from hubasync.core.urls import ShareUrl, parse_share_url
 from hubasync.errors import UsageError
+from hubasync.files.reading import UnreadableFile, read_bounded, read_key_file
 from hubasync.service.metrics import parse_listen_address
 from hubasync.transport.proxy import parse_proxy_url, secrets_of
 from hubasync.transport.tls import check_cacert
@@ -33,6 +34,7 @@ DEFAULT_CONCURRENCY = 8
 DEFAULT_INTERVAL = 300.0
 MAX_SECONDS = 7 * 86400.0
 MAX_NAME_LENGTH = 128
+CONFIG_LIMIT = 1 << 20  # bytes of the config file
 STATE_SUFFIX = ".state"
 STATUS_SUFFIX = ".status.json"
 # Parameters the service sets itself, page by page: never taken from a URL or a param table.
@@ -154,16 +156,18 @@ class _Loader:
     def read(self) -> Dict[str, Any]:
         toml = _toml_module()
         try:
-            with open(self.path, "rb") as handle:
-                data: Dict[str, Any] = toml.load(handle)
-                return data
-        except OSError as error:
-            raise UsageError(f"{self.shown}: cannot read the config: "
-                             f"{error.strerror or error}") from None
+            raw = read_bounded(self.path, CONFIG_LIMIT, "the config")
+        except UnreadableFile as error:
+            raise UsageError(f"{self.shown}: cannot read the config: {error.reason}") from None
+        try:
+            data: Dict[str, Any] = toml.loads(raw.decode("utf-8"))
+            return data
         except toml.TOMLDecodeError as error:
             raise UsageError(f"{self.shown}: not valid TOML: {error}") from None
         except UnicodeDecodeError:
             raise UsageError(f"{self.shown}: not valid TOML: it is not UTF-8 text") from None
+        except RecursionError:
+            raise UsageError(f"{self.shown}: not valid TOML: nested too deeply") from None
 
     def check_keys(self, table: Mapping[str, Any], allowed: frozenset[str], prefix: str) -> None:
         for key in table:
@@ -356,15 +360,9 @@ class _Loader:
 
     def read_key_file(self, path: str, key: str) -> str:
         try:
-            with open(path, encoding="utf-8") as handle:
-                value = handle.readline().strip()
-        except OSError as error:
-            raise self.refuse(key, f"cannot read {path}: {error.strerror or error}") from None
-        except UnicodeDecodeError:
-            raise self.refuse(key, f"{path} is not text") from None
-        if not value:
-            raise self.refuse(key, f"{path} is empty")
-        return value
+            return read_key_file(path, "the key file")
+        except UnreadableFile as error:
+            raise self.refuse(key, str(error)) from None
 
     def proxy(self, top: Mapping[str, Any]) -> Optional[str]:
         if "proxy" not in top:
