@@ -27,7 +27,7 @@ import threading
 import time
 from typing import Dict, Iterator, List, Optional, Tuple, Union
 
-from hubasync import errors
+import hubasync.errors as errors
 from hubasync.errors import UsageError
 from hubasync.version import __version__
 
