@@ -46,8 +46,8 @@ STATUS_DESCRIPTION = """\
 One row per share of CONFIG, read from the status records the service keeps beside the states:
 health, events written, last success, how far behind, last error. A record that cannot be read
 or is corrupt gives its share the health "unreadable" and, as its last error, why; the other
-shares are shown as usual. No key is read, nothing is sent; control characters in a record are
-shown escaped (\\x1b)."""
+shares are shown as usual. Nothing is sent; the keys are read, when this user can, only to
+take them out of what is shown; control characters in a record are shown escaped (\\x1b)."""
 
 STATUS_EPILOG = """\
 exit codes:
