@@ -7,8 +7,16 @@ from urllib.parse import parse_qsl
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from processes import refused_port
 
-from hubasync.core.params import MAX_PAGE_LIMIT, Query, encode_query, parse_param, parse_projection
+from hubasync.core.params import (
+    MAX_PAGE_LIMIT,
+    Query,
+    encode_query,
+    parse_param,
+    parse_projection,
+    reserved_param,
+)
 from hubasync.core.urls import ShareUrl, parse_share_url
 from hubasync.errors import UsageError
 
@@ -137,8 +145,9 @@ def test_parse_projection_refuses_no_keys(text: str) -> None:
     [
         ("KEY=VALUE", ("KEY", "VALUE")),
         ("filter=a=b", ("filter", "a=b")),
-        ("reverse=", ("reverse", "")),
         ("observation time=x y", ("observation time", "x y")),
+        ("sorted=1", ("sorted", "1")),
+        ("tokens=1", ("tokens", "1")),
         ("apikeys=1", ("apikeys", "1")),
     ],
 )
@@ -157,6 +166,15 @@ def test_parse_param(text: str, pair: tuple[str, str]) -> None:
         ("APIKEY=SECRET", "Authorization header"),
         (" apikey =SECRET", "Authorization header"),
         ("apikey", "Authorization header"),
+        ("ApiKey=SECRET", "Authorization header"),
+        ("\u0041PIKEY=SECRET", "Authorization header"),
+        ("reverse=", "give --reverse"),
+        ("REVERSE=", "give --reverse"),
+        ("sort=SECRET", "give --sort"),
+        ("Sort=SECRET", "give --sort"),
+        ("\u017fort=SECRET", "give --sort"),  # a long s folds to s
+        ("LIMIT=SECRET", "give --limit"),
+        (" Token =SECRET", "give --token"),
     ],
 )
 def test_parse_param_refuses(text: str, reason: str) -> None:
@@ -188,3 +206,26 @@ def test_encode_query_round_trips(pairs: list[tuple[str, str]]) -> None:
     text = encode_query(pairs)
     assert " " not in text and "+" not in text
     assert parse_qsl(text, keep_blank_values=True) == pairs
+
+
+RESERVED_SPELLINGS = ["apikey", "APIKEY", "ApiKey", " apikey ", "sort", "SORT", "\u017fort",
+                      "reverse", "Reverse", "limit", "LIMIT", "token", "Token"]
+
+
+@pytest.mark.parametrize("key", RESERVED_SPELLINGS)
+def test_the_library_refuses_reserved_params_whatever_their_case(key: str) -> None:
+    from hubasync import Client
+    from hubasync.errors import InvalidArgument
+
+    with refused_port() as port:  # refused before any request: nothing listens there anyway
+        client = Client(f"http://127.0.0.1:{port}/shares/v2/async/x", apikey="k", retries=0)
+        for call in (lambda: list(client.events(params={key: "SECRET"})),
+                     lambda: client.count(params={key: "SECRET"})):
+            with pytest.raises(InvalidArgument, match="is refused") as caught:
+                call()
+            assert "SECRET" not in str(caught.value)
+
+
+def test_reserved_param_names_the_parameter() -> None:
+    assert [reserved_param(key) for key in ("APIKEY", " Sort ", "sorted", "apikeys", "")] == [
+        "apikey", "sort", None, None, None]

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import base64
 from typing import Any, Dict, Tuple
+from urllib.parse import quote
 
 import pytest
 from fakehub import FakeHub, reply, tiny_share
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from hubasync import Client
 from hubasync.core.redaction import redact
@@ -48,12 +51,83 @@ def test_bad_proxy_urls_are_refused_without_showing_the_password(text: str) -> N
     assert caught.value.exit_code == 2
 
 
+PASSWORDS = ["p/ss", "p#ss", "p?ss", "p@ss", "a/b?c#d@e", "@", "/", "#", "?", "p@ss@", ":", "p ss"]
+
+
+@pytest.mark.parametrize("password", PASSWORDS)
+@pytest.mark.parametrize("escaped", [False, True])
+def test_a_password_with_url_delimiters_is_parsed_whole(password: str, escaped: bool) -> None:
+    written = quote(password, safe="") if escaped else password
+    for url in (f"http://u%2Fser:{written}@proxy.corp:3128", f"u%2Fser:{written}@proxy.corp:3128/"):
+        proxy = parse_proxy_url(url)
+        assert proxy == Proxy("proxy.corp", 3128, "u/ser", password)
+        assert (proxy.username, proxy.password) == ("u/ser", password)
+        assert proxy.authorization == "Basic " + base64.b64encode(
+            f"u/ser:{password}".encode()).decode()
+        assert {password, f"u/ser:{password}", written, f"u%2Fser:{written}"} <= set(
+            secrets_of(url))
+
+
+@pytest.mark.parametrize("password", ["Z/s3cr3t", "Z#s3cr3t", "Z?s3cr3t", "Z@s3cr3t"])
+@pytest.mark.parametrize("tail", ["@proxy:port", "@proxy:99999", "@proxy:3128/path", "@[zz]:1",
+                                  "@:3128", "@proxy:3128?x"])
+def test_a_refused_url_never_shows_a_password_with_url_delimiters(password: str,
+                                                                 tail: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        parse_proxy_url(f"http://user:{password}{tail}")
+    assert "s3cr3t" not in str(caught.value) and "user" not in str(caught.value)
+    assert "REDACTED@" in str(caught.value)
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "99999", "00000", "123456", "99999999999999"])
+def test_a_port_out_of_range_is_refused_naming_it(port: str) -> None:
+    with pytest.raises(UsageError, match=f"the port {port} is not a number from 1 to 65535") \
+            as caught:
+        parse_proxy_url(f"http://proxy:{port}")
+    assert caught.value.exit_code == 2
+
+
+@pytest.mark.parametrize("port", ["-1", "\u00b3", "1e3", "0x50", " 80"])
+def test_a_port_that_is_no_number_is_refused(port: str) -> None:
+    with pytest.raises(UsageError, match="is not a number from 1 to 65535"):
+        parse_proxy_url(f"http://proxy:{port}")
+
+
+def test_the_ports_at_the_edges_are_taken() -> None:
+    assert parse_proxy_url("http://proxy:1").port == 1
+    assert parse_proxy_url("http://proxy:65535").port == 65535
+    assert parse_proxy_url("http://proxy:").port == 80
+
+
+printable = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=16)
+
+
+@given(printable, printable, st.booleans())
+def test_any_credentials_round_trip_and_their_echoes_are_redacted(user: str, password: str,
+                                                                 escaped: bool) -> None:
+    assume(":" not in user or escaped)
+    written_user = quote(user, safe="") if escaped or "@" in user else user
+    written = quote(password, safe="") if escaped else password
+    url = f"http://{written_user}:{written}@proxy.corp:3128"
+    proxy = parse_proxy_url(url)
+    assert (proxy.username, proxy.password) == (user, password)
+    secrets = secrets_of(url)
+    assert proxy.authorization is not None
+    echo = f"407 from proxy: {proxy.authorization} ({user}:{password}) {url}"
+    shown = redact(echo, *secrets)
+    credential = proxy.authorization.partition(" ")[2]
+    assert credential not in shown
+    if password:
+        assert f"{user}:{password}" not in shown
+        assert f"{written_user}:{written}" not in shown
+
+
 def test_credentials_become_basic_authorization_and_are_never_shown() -> None:
     proxy = parse_proxy_url("http://al%40ice:p%3Ass@proxy:3128")
     assert proxy.authorization == "Basic " + base64.b64encode(b"al@ice:p:ss").decode()
     assert "p:ss" not in str(proxy) and "p:ss" not in repr(proxy)
     assert str(proxy) == "al%40ice:REDACTED@proxy:3128"
-    assert set(proxy.secrets) == {"p:ss", base64.b64encode(b"al@ice:p:ss").decode()}
+    assert set(proxy.secrets) == {"p:ss", "al@ice:p:ss", base64.b64encode(b"al@ice:p:ss").decode()}
     assert parse_proxy_url("proxy:1").authorization is None
     assert parse_proxy_url("proxy:1").secrets == ()
 
@@ -134,7 +208,7 @@ def test_a_bad_environment_proxy_is_a_usage_error_naming_the_variable(
 
 def test_secrets_of_a_setting_and_of_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     basic = base64.b64encode(b"u:pw1").decode()
-    assert set(secrets_of("http://u:pw1@p:1")) == {"pw1", basic}
+    assert set(secrets_of("http://u:pw1@p:1")) == {"pw1", "u:pw1", basic}
     assert secrets_of("") == ()
     _env(monkeypatch, https_proxy="http://u:pw2@p:1", http_proxy="http://p:2", no_proxy="x")
     assert "pw2" in secrets_of(None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import textwrap
+import time
 from pathlib import Path
 from typing import Dict, Optional
 
@@ -17,6 +18,8 @@ from hubasync.service.config import (
     DEFAULT_INTERVAL,
     ServiceConfig,
     load_config,
+    prepare_directory,
+    share_files,
 )
 from hubasync.service.metrics import parse_listen_address
 
@@ -205,9 +208,9 @@ BAD = [
     ("[shares.'..']\nurl = 'U'", 'shares.".."', "not only dots"),
     ("[shares]\na = 'U'", "shares.a", "must be a table"),
     ("[shares.x]\nurl = 'U'\n[shares.'x.status']\nurl = 'U'\nformat = 'json'",
-     'shares."x.status"', "as shares.x does"),
+     'shares."x.status"', "would be the status record of shares.x too; rename one"),
     ("[shares.'x.status']\nurl = 'U'\nformat = 'json'\n[shares.x]\nurl = 'U'", "shares.x",
-     'as shares."x.status" does'),
+     'its status record'),
 ]
 
 
@@ -257,7 +260,8 @@ def test_a_key_source_that_does_not_resolve_is_refused(
 
 def test_an_output_that_would_overwrite_the_config_is_refused(tmp_path: Path) -> None:
     path = write(tmp_path, f"apikey_env = 'APIKEY'\n[shares.conf]\nurl = '{URL}'\n", "conf.jsonl")
-    with pytest.raises(UsageError, match=f"^{path}: shares.conf: its output would overwrite"):
+    with pytest.raises(UsageError, match=f"^{path}: shares.conf: its output {path} would be "
+                                         "the config itself too; rename one or move the config"):
         load_config(str(path), {"APIKEY": KEY})
 
 
@@ -368,3 +372,171 @@ def test_the_issues_own_example_loads_notification_share_included(tmp_path: Path
     assert phishing.query.sort == "_id" and phishing.query.filter == "type=phishing"
     assert cust42.url.is_notification and cust42.query.pairs() == []  # in insertion order
     assert cust42.output == "/var/lib/hubasync/cust42.jsonl"
+
+
+# -- files: every share's distinct, and none the config ------------------------------------------
+
+
+def keyed(tmp_path: Path, text: str) -> ServiceConfig:
+    return load(tmp_path, "apikey_env = 'APIKEY'\n" + text)
+
+
+@pytest.mark.parametrize(("config_name", "shares", "key", "reason"), [
+    ("x.state", "[shares.x]\nurl = 'U'", "shares.x",
+     "its state {d}/x.state would be the config itself too; rename one or move the config"),
+    ("x.status.json", "[shares.x]\nurl = 'U'", "shares.x", "its status record"),
+    ("s.state.lock", "[shares.s]\nurl = 'U'", "shares.s",
+     "its state's lock {d}/s.state.lock would be the config itself too"),
+    ("o.jsonl.lock", "[shares.o]\nurl = 'U'", "shares.o", "its output's lock"),
+    ("c.toml", "[shares.'c.toml']\nurl = 'U'\n[shares.c]\nurl = 'U'\nformat = 'json'", None,
+     None),
+    ("hubasync.toml", "[shares.a]\nurl = 'U'\n[shares.'a.status']\nurl = 'U'\nformat = 'json'",
+     'shares."a.status"', "its output {d}/a.status.json would be the status record of shares.a "
+                          "too; rename one"),
+])
+def test_every_file_of_a_share_is_its_own(tmp_path: Path, config_name: str, shares: str,
+                                          key: Optional[str], reason: Optional[str]) -> None:
+    path = write(tmp_path, "apikey_env = 'APIKEY'\n" + shares.replace("'U'", f"'{URL}'"),
+                 config_name)
+    if key is None:
+        load_config(str(path), {"APIKEY": KEY})  # c.toml.lock is no share's file
+        return
+    assert reason is not None
+    with pytest.raises(UsageError) as caught:
+        load_config(str(path), {"APIKEY": KEY})
+    assert str(caught.value).startswith(f"{path}: {key}: ")
+    assert reason.format(d=tmp_path) in str(caught.value)
+    assert caught.value.exit_code == ExitCode.USAGE
+
+
+def test_files_are_distinct_across_many_shares(tmp_path: Path) -> None:
+    names = ["a", "a.json", "a.jsonl", "a.state", "a.status", "b.csv", "b"]
+    config = keyed(tmp_path, "".join(f"[shares.'{n}']\nurl = '{URL}'\n" for n in names))
+    files = [path for share in config.shares for _, path in share_files(share)]
+    assert len(files) == len(set(files)) == 5 * len(names)
+    assert config.path not in files
+
+
+# -- times sent in the hub's own format ------------------------------------------------------
+
+
+@pytest.mark.parametrize(("written", "sent"), [
+    ("2024-01-02T03:04:05+02:00", "2024-01-02 01:04:05Z"),
+    ("2024-01-01T23:30:00-01:00", "2024-01-02 00:30:00Z"),
+    ("2024-01-02 03:04:05Z", "2024-01-02 03:04:05Z"),
+    ("2024-01-02T03:04:05.999999Z", "2024-01-02 03:04:05Z"),
+    ("2024-01-02T03:04:05", "2024-01-02 03:04:05Z"),  # a local date-time is taken as UTC
+    ("2024-01-02", "2024-01-02"),
+    ("'2024-01-02 03:04:05Z'", "2024-01-02 03:04:05Z"),  # a string is sent as written
+    ("-3600", "-3600"),
+])
+def test_a_toml_time_is_sent_in_the_hubs_format_in_utc(tmp_path: Path, written: str, sent: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "EST+5")  # the machine's own zone plays no part
+    time.tzset()
+    monkeypatch.setattr(time, "tzset", time.tzset)  # undone below, once TZ is back
+    config = keyed(tmp_path, f"[shares.a]\nurl = '{URL}'\nstart = {written}\nend = {written}\n")
+    pairs = dict(config.shares[0].query.pairs())
+    monkeypatch.undo()
+    time.tzset()
+    assert pairs["start"] == sent and pairs["end"] == sent
+
+
+# -- reserved parameters, whatever their case ----------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["sort", "SORT", "Sort", "reverse", "REVERSE", "limit", "Limit",
+                                  "token", "TOKEN"])
+def test_a_reserved_parameter_in_the_url_is_refused_whatever_its_case(tmp_path: Path,
+                                                                      name: str) -> None:
+    path = write(tmp_path, f"apikey_env = 'APIKEY'\n[shares.a]\nurl = '{URL}?{name}=1'\n")
+    with pytest.raises(UsageError, match=f"^{path}: shares.a.url: its query sets "):
+        load_config(str(path), {"APIKEY": KEY})
+
+
+@pytest.mark.parametrize("name", ["sort", "SORT", "reverse", "Reverse", "limit", "LIMIT",
+                                  "token", "Token", "apikey", "APIKEY", "ApiKey", " apikey"])
+def test_a_reserved_parameter_in_the_param_table_is_refused_whatever_its_case(
+        tmp_path: Path, name: str) -> None:
+    path = write(tmp_path, f"apikey_env = 'APIKEY'\n[shares.a]\nurl = '{URL}'\n"
+                           f"param = {{ \"{name}\" = \"SECRET\" }}\n")
+    with pytest.raises(UsageError) as caught:
+        load_config(str(path), {"APIKEY": KEY})
+    assert str(caught.value).startswith(f"{path}: shares.a.param.")
+    assert "sync sets this parameter itself" in str(caught.value)
+    assert "SECRET" not in str(caught.value)
+
+
+def test_an_apikey_in_the_url_whatever_its_case_is_the_key_never_a_parameter(
+        tmp_path: Path) -> None:
+    for name in ("apikey", "APIKEY", "ApiKey"):
+        config = load(tmp_path, f"[shares.a]\nurl = '{URL}?{name}={OTHER_KEY}&feed=x'\n", {})
+        share = config.shares[0]
+        assert share.apikey == OTHER_KEY
+        assert all(key.lower() != "apikey" for key, _ in share.query.pairs())
+
+
+# -- durations with units ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("written", "seconds"), [
+    ("300", 300.0), ("0.5", 0.5), ("'90s'", 90.0), ("'5m'", 300.0), ("'1h'", 3600.0),
+    ("'7d'", 7 * 86400.0), ("'1.5m'", 90.0),
+])
+def test_the_interval_takes_units(tmp_path: Path, written: str, seconds: float) -> None:
+    assert keyed(tmp_path, f"interval = {written}\n[shares.a]\nurl = '{URL}'\n").interval == \
+        seconds
+
+
+@pytest.mark.parametrize(("written", "reason"), [
+    ("'5x'", ""), ("'0s'", "more than 0"), ("'8d'", "at most a week"), ("-1", "more than 0"),
+    ("true", "expected a duration"), ("''", ""),
+])
+def test_a_bad_interval_is_refused(tmp_path: Path, written: str, reason: str) -> None:
+    path = write(tmp_path, f"apikey_env = 'APIKEY'\ninterval = {written}\n[shares.a]\n"
+                           f"url = '{URL}'\n")
+    with pytest.raises(UsageError, match=f"^{path}: interval: .*{reason}"):
+        load_config(str(path), {"APIKEY": KEY})
+
+
+# -- the directory: made at the service's start, never by loading -------------------------------
+
+
+def test_the_directory_is_made_by_prepare_directory_not_by_loading(tmp_path: Path) -> None:
+    directory = tmp_path / "var" / "lib" / "hubasync"
+    config = keyed(tmp_path, f"directory = '{directory}'\n[shares.a]\nurl = '{URL}'\n")
+    assert not (tmp_path / "var").exists()  # loading (hubasync status too) creates nothing
+    previous = os.umask(0o022)
+    try:
+        prepare_directory(config)
+    finally:
+        os.umask(previous)
+    for made in (tmp_path / "var", tmp_path / "var" / "lib", directory):
+        assert made.is_dir() and (made.stat().st_mode & 0o777) == 0o750, made
+    prepare_directory(config)  # there already: fine
+
+
+@pytest.mark.parametrize("in_the_way", ["the directory", "a parent"])
+def test_a_file_in_the_way_of_the_directory_is_refused(tmp_path: Path, in_the_way: str) -> None:
+    blocker = tmp_path / "data"
+    blocker.write_text("x")
+    directory = blocker if in_the_way == "the directory" else blocker / "sub"
+    config = keyed(tmp_path, f"directory = '{directory}'\n[shares.a]\nurl = '{URL}'\n")
+    with pytest.raises(UsageError) as caught:
+        prepare_directory(config)
+    assert str(caught.value) == (f"{config.path}: directory: cannot create {directory}: a file "
+                                 "is in the way")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere")
+def test_a_directory_that_cannot_be_made_or_written_is_refused(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    try:
+        for directory, why in ((locked / "sub", "Permission denied"),
+                               (locked, "cannot be written by this user")):
+            config = keyed(tmp_path, f"directory = '{directory}'\n[shares.a]\nurl = '{URL}'\n")
+            with pytest.raises(UsageError, match=f"^{config.path}: directory: .*{why}"):
+                prepare_directory(config)
+    finally:
+        locked.chmod(0o700)

@@ -19,7 +19,7 @@ from typing import IO, Any, Dict, Iterable, Iterator, Mapping, Optional, Union
 from hubasync.core.access import check_key_and_origin
 from hubasync.core.bounds import BY_NAME, DEFAULTS, Bounds
 from hubasync.core.cursor import Cursor
-from hubasync.core.params import Query, check_sendable, query_url
+from hubasync.core.params import Query, check_sendable, query_url, reserved_param
 from hubasync.core.redaction import REDACTED, redact
 from hubasync.core.retry import RetryPolicy
 from hubasync.core.urls import parse_share_url
@@ -152,13 +152,13 @@ def _params(params: Optional[Mapping[str, str]]) -> tuple[tuple[str, str], ...]:
         if not isinstance(key, str) or not isinstance(value, str):
             raise InvalidArgumentType(f"params must map strings to strings: {key!r} -> "
                                       f"{type(value).__name__}")
-        name = key.strip().lower()
-        if name in ("limit", "token"):
-            raise InvalidArgument(f"params[{key!r}] is refused: pass {name}= instead (the "
-                                  f"pages of a query set {name} themselves)")
+        name = reserved_param(key)
         if name == "apikey":
-            raise InvalidArgument("params['apikey'] is refused: the key goes in the "
+            raise InvalidArgument(f"params[{key!r}] is refused: the key goes in the "
                                   "Authorization header only; pass apikey=")
+        if name is not None:
+            raise InvalidArgument(f"params[{key!r}] is refused: pass {name}= instead (the "
+                                  f"query sets {name} itself)")
         check_sendable(f"params[{key!r}]", key, InvalidArgument)
         check_sendable(f"params[{key!r}]", value, InvalidArgument)
         pairs.append((key, value))

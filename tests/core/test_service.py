@@ -13,8 +13,8 @@ from typing import Any, Dict, List, Optional
 from hubasync.errors import AuthError, BadBody, HubasyncError
 from hubasync.service.config import ServiceConfig, ShareConfig, load_config
 from hubasync.service.log import ServiceLog
-from hubasync.service.metrics import ServiceMetrics
-from hubasync.service.scheduler import Service, backoff, error_kind
+from hubasync.service.metrics import ServiceMetrics, error_kind
+from hubasync.service.scheduler import Service, backoff
 from hubasync.service.status import load_status
 
 from .memory_hub import MemoryHub, Reply, Stall, reply
@@ -155,7 +155,7 @@ def test_a_failing_share_is_retried_after_its_backoff_and_recovers(tmp_path: Pat
         wait_for(lambda: load_status(str(status), "flaky").failures == 0, "the reset")
         record = load_status(str(status), "flaky")
         assert record.last_success is not None and "401" in (record.last_error or "")
-        assert errors(following.service, "flaky", "auth") == 2
+        assert errors(following.service, "flaky", "AuthError") == 2
         assert following.service.metrics.up.value(share="flaky") == 1
     finally:
         assert following.stop() == 0
@@ -172,7 +172,7 @@ def test_an_internal_error_fails_its_share_only(tmp_path: Path) -> None:
     assert errors(service, "buggy", "internal") == 1
     record = load_status(str(tmp_path / "buggy.status.json"), "buggy")
     assert record.failures == 1 and "internal error" in (record.last_error or "")
-    assert error_kind(RuntimeError()) == "internal" and error_kind(AuthError("x")) == "auth"
+    assert error_kind(RuntimeError()) == "internal" and error_kind(AuthError("x")) == "AuthError"
 
 
 def test_a_corrupt_state_fails_its_share_only(tmp_path: Path) -> None:
@@ -292,7 +292,7 @@ def test_stop_rolls_back_the_page_in_progress_and_saves_the_state(tmp_path: Path
 
 def test_a_failure_kind_is_one_of_a_few() -> None:
     assert {error_kind(e) for e in (BadBody("x"), HubasyncError("x"), ValueError())} == {
-        "hub", "internal"}
+        "BadBody", "HubasyncError", "internal"}
 
 
 def test_share_settings_follow_in_place(tmp_path: Path) -> None:

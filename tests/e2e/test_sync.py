@@ -155,7 +155,7 @@ def test_status_and_metrics_while_running(make_sim: Any, tmp_path: Path) -> None
         metrics = scrape()
         assert metrics["hubasync_up"][(("share", "s1"),)] == 1
         assert metrics["hubasync_up"][(("share", "s3"),)] == 0
-        assert metrics["hubasync_errors_total"][(("kind", "auth"), ("share", "s3"))] >= 1
+        assert metrics["hubasync_errors_total"][(("kind", "AuthError"), ("share", "s3"))] >= 1
         assert metrics["hubasync_pages_total"][(("share", "s2"),)] >= 3
         assert metrics["hubasync_last_success_timestamp_seconds"][(("share", "s1"),)] > 1e9
         shown = run(["status", str(path)])

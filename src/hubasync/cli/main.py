@@ -226,16 +226,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _read_key_file(path: str) -> str:
+    from hubasync.files.reading import UnreadableFile, read_key_file
+
     try:
-        with open(path, encoding="utf-8") as handle:
-            key = handle.readline().strip()
-    except OSError as error:
-        raise UsageError(f"cannot read the API key file {path}: {error.strerror}") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"the API key file {path} is not text") from None
-    if not key:
-        raise UsageError(f"the API key file {path} is empty")
-    return key
+        return read_key_file(path)  # a regular file only, at most 64 KiB: never a FIFO's wait
+    except UnreadableFile as error:
+        raise UsageError(str(error)) from None
 
 
 def _apikey(args: argparse.Namespace, share: ShareUrl) -> str:

@@ -10,6 +10,10 @@ from hubasync.core.urls import ShareUrl
 from hubasync.errors import UsageError
 
 MAX_PAGE_LIMIT = 100_000
+# Parameters never taken from --param, params= or a config's param table: the key goes in the
+# Authorization header only, limit and token are set page by page, sort and reverse by their
+# own options (and by the service itself).
+RESERVED_PARAMS = ("sort", "reverse", "limit", "token", "apikey")
 
 
 @dataclass(frozen=True)
@@ -74,18 +78,26 @@ def parse_projection(text: str) -> tuple[str, ...]:
     return keys
 
 
+def reserved_param(key: str) -> str | None:
+    """The reserved parameter ``key`` names (see :data:`RESERVED_PARAMS`), whatever its case and
+    the spaces around it (``APIKEY``, `` Sort``); None when it names none."""
+    name = key.strip().casefold()
+    return name if name in RESERVED_PARAMS else None
+
+
 def parse_param(text: str) -> tuple[str, str]:
     """A --param KEY=VALUE pair, split at the first '='."""
     key, equals, value = text.partition("=")
-    if key.strip().lower() == "apikey":
+    name = reserved_param(key)
+    if name == "apikey":
         raise UsageError(
             "--param apikey=... is refused: the key goes in the Authorization header only; "
             "give it with --apikey or the APIKEY environment variable"
         )
-    if key.strip().lower() in ("limit", "token"):
-        name = key.strip().lower()
-        raise UsageError(f"--param {name}=... is refused: give --{name} (the pages of a run "
-                         f"set {name} themselves)")
+    if name is not None:
+        how = "give --reverse" if name == "reverse" else f"give --{name}"
+        raise UsageError(f"--param {key.strip()}=... is refused: {how} (the run sets {name} "
+                         "itself)")
     if not equals:
         raise UsageError(f"--param takes KEY=VALUE; {text!r} has no '='")
     if not key.strip():

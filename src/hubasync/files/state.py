@@ -164,13 +164,14 @@ def load_state(path: str) -> RunState | None:
     Raises :class:`OutputError` when the file cannot be read, :class:`UsageError` when it is not
     a valid state.
     """
+    from hubasync.files.reading import STATE_FILE_LIMIT, UnreadableFile, read_bounded
+
     try:
-        with open(path, "rb") as file:
-            raw = file.read()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise OutputError(f"cannot read state file {path}: {exc.strerror or exc}") from exc
+        raw = read_bounded(path, STATE_FILE_LIMIT, "state file")
+    except UnreadableFile as exc:
+        if exc.missing:
+            return None
+        raise
     return _decode(path, raw)
 
 

@@ -6,16 +6,22 @@ import argparse
 import sys
 import time
 from contextlib import ExitStack
-from typing import Any, NoReturn, Sequence
+from typing import Any, List, NoReturn, Sequence, Tuple
 
-from hubasync.errors import ExitCode, UsageError
+from hubasync.errors import ExitCode, HubasyncError, OutputError, UsageError
 from hubasync.files.lock import lock_file
 from hubasync.run.stopping import REOPEN_SIGNALS, SERVICE_STOP_SIGNALS, SignalFlags
-from hubasync.service.config import load_config
+from hubasync.service.config import ServiceConfig, load_config, prepare_directory
 from hubasync.service.log import LOG_FORMATS, ServiceLog
 from hubasync.service.metrics import MetricsServer, ServiceMetrics
 from hubasync.service.scheduler import Service
-from hubasync.service.status import load_status, render_table, stale_after
+from hubasync.service.status import (
+    StatusRow,
+    UnreadableStatus,
+    load_status,
+    render_table,
+    stale_after,
+)
 from hubasync.version import PROG
 
 SYNC_DESCRIPTION = """\
@@ -35,7 +41,10 @@ exit codes:
 
 STATUS_DESCRIPTION = """\
 One row per share of CONFIG, read from the status records the service keeps beside the states:
-health, events written, last success, how far behind, last error."""
+health, events written, last success, how far behind, last error. A record that cannot be read
+or is corrupt gives its share the health "unreadable" and, as its last error, why; the other
+shares are shown as usual. Nothing is sent; the keys are read, when this user can, only to
+take them out of what is shown; control characters in a record are shown escaped (\\x1b)."""
 
 STATUS_EPILOG = """\
 exit codes:
@@ -43,6 +52,8 @@ exit codes:
   2    the config is not usable
   6    a share is failing (its last turn failed) or stale (no success for 3 intervals, and at
        least 60 s)
+  7    a share's status record is unreadable (not a regular file, over 1 MiB, or corrupt:
+       remove it, the service writes a new one); wins over 6
 """
 
 
@@ -104,6 +115,7 @@ def ensure_file_limit(shares: int) -> None:
 def sync(argv: Sequence[str]) -> int:
     args = sync_parser().parse_args(argv)
     config = load_config(args.config)
+    prepare_directory(config)
     ensure_file_limit(len(config.shares))
     log = ServiceLog(log_format=args.log_format, secrets=config.secrets, debug=args.debug)
     metrics = ServiceMetrics()
@@ -133,16 +145,33 @@ def status(argv: Sequence[str]) -> int:
     args = status_parser().parse_args(argv)
     config = load_config(args.config, keys=False)
     now = time.time()
-    statuses = [load_status(share.status, share.name) for share in config.shares]
-    render_table(statuses, now, config.interval, sys.stdout)
+    rows: List[StatusRow] = []
+    for share in config.shares:
+        try:
+            rows.append(load_status(share.status, share.name))
+        except OutputError as error:  # that share's row says why; the others are shown
+            rows.append(UnreadableStatus(share.name, str(error)))
+    render_table(rows, now, config.interval, sys.stdout, _secrets_if_readable(args.config, config))
     sys.stdout.flush()
-    unhealthy = [s for s in statuses if s.health(now, config.interval) != "ok"]
+    unhealthy = [(row.share, row.health(now, config.interval)) for row in rows
+                 if row.health(now, config.interval) != "ok"]
     if unhealthy:
-        names = ", ".join(f"{s.share} ({s.health(now, config.interval)})" for s in unhealthy)
+        names = ", ".join(f"{share} ({health})" for share, health in unhealthy)
         print(f"{PROG}: unhealthy: {names} (stale after {stale_after(config.interval):g} s "
               "without a success)", file=sys.stderr)
+        if any(health == "unreadable" for _, health in unhealthy):
+            return ExitCode.OUTPUT
         return ExitCode.UNAVAILABLE
     return ExitCode.OK
+
+
+def _secrets_if_readable(path: str, config: ServiceConfig) -> Tuple[str, ...]:
+    """The config's secrets with its keys when this user can read them (a record written before
+    save_status redacted may hold one), else the proxy's alone: only to redact what is shown."""
+    try:
+        return load_config(path).secrets
+    except HubasyncError:
+        return config.secrets
 
 
 COMMANDS = {"sync": sync, "status": status}

@@ -20,9 +20,11 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 from hubasync.core.access import check_key_and_origin
 from hubasync.core.bounds import ALL as BOUNDS
 from hubasync.core.bounds import DEFAULTS, Bound, Bounds, parse_duration
-from hubasync.core.params import Query, parse_projection
+from hubasync.core.params import Query, parse_projection, reserved_param
 from hubasync.core.urls import ShareUrl, parse_share_url
 from hubasync.errors import UsageError
+from hubasync.files.lock import lock_path
+from hubasync.files.reading import UnreadableFile, read_bounded, read_key_file
 from hubasync.service.metrics import parse_listen_address
 from hubasync.transport.proxy import parse_proxy_url, secrets_of
 from hubasync.transport.tls import check_cacert
@@ -33,10 +35,9 @@ DEFAULT_CONCURRENCY = 8
 DEFAULT_INTERVAL = 300.0
 MAX_SECONDS = 7 * 86400.0
 MAX_NAME_LENGTH = 128
+CONFIG_LIMIT = 1 << 20  # bytes of the config file
 STATE_SUFFIX = ".state"
 STATUS_SUFFIX = ".status.json"
-# Parameters the service sets itself, page by page: never taken from a URL or a param table.
-RESERVED_PARAMS = ("sort", "reverse", "limit", "token", "apikey")
 
 _VARIABLE_RE = re.compile(r"\$\$|\$\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)\}"
                           r"|\$(?P<bare>[A-Za-z_][A-Za-z0-9_]*)|\$")
@@ -101,6 +102,46 @@ class ServiceConfig:
         return tuple(sorted(found, key=len, reverse=True))
 
 
+def share_files(share: ShareConfig) -> Tuple[Tuple[str, str], ...]:
+    """The files a share writes or locks, each with its role: output, state, status record,
+    and the lock files of the output and of the state."""
+    return (("output", share.output), ("state", share.state), ("status record", share.status),
+            ("output's lock", lock_path(share.output)), ("state's lock", lock_path(share.state)))
+
+
+def prepare_directory(config: ServiceConfig) -> None:
+    """Create the config's ``directory`` if it is missing (mode 0750, less what the umask
+    takes, its missing parents too), and check that it can be written.
+
+    For the service to call at start: loading a config creates nothing (``hubasync status``
+    on a missing directory leaves it missing). Raises UsageError naming the key and why.
+    """
+    directory = config.directory
+    try:
+        _make_directory(directory)
+    except OSError as error:
+        why = "a file is in the way" if isinstance(error, (FileExistsError, NotADirectoryError)) \
+            else error.strerror or str(error)
+        raise UsageError(f"{config.path}: directory: cannot create {directory}: {why}") from None
+    if not os.path.isdir(directory):
+        raise UsageError(f"{config.path}: directory: {directory} is not a directory")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise UsageError(f"{config.path}: directory: {directory} cannot be written by this user")
+
+
+def _make_directory(path: str) -> None:
+    if os.path.isdir(path):
+        return
+    parent = os.path.dirname(path)
+    if parent and parent != path and not os.path.isdir(parent):
+        _make_directory(parent)
+    try:
+        os.mkdir(path, 0o750)
+    except FileExistsError:
+        if not os.path.isdir(path):
+            raise
+
+
 def load_config(path: str, environ: Optional[Mapping[str, str]] = None, *,
                 keys: bool = True) -> ServiceConfig:
     """Read and check the config at ``path``; keys are resolved from ``environ`` (os.environ).
@@ -154,16 +195,18 @@ class _Loader:
     def read(self) -> Dict[str, Any]:
         toml = _toml_module()
         try:
-            with open(self.path, "rb") as handle:
-                data: Dict[str, Any] = toml.load(handle)
-                return data
-        except OSError as error:
-            raise UsageError(f"{self.shown}: cannot read the config: "
-                             f"{error.strerror or error}") from None
+            raw = read_bounded(self.path, CONFIG_LIMIT, "the config")
+        except UnreadableFile as error:
+            raise UsageError(f"{self.shown}: cannot read the config: {error.reason}") from None
+        try:
+            data: Dict[str, Any] = toml.loads(raw.decode("utf-8"))
+            return data
         except toml.TOMLDecodeError as error:
             raise UsageError(f"{self.shown}: not valid TOML: {error}") from None
         except UnicodeDecodeError:
             raise UsageError(f"{self.shown}: not valid TOML: it is not UTF-8 text") from None
+        except RecursionError:
+            raise UsageError(f"{self.shown}: not valid TOML: nested too deeply") from None
 
     def check_keys(self, table: Mapping[str, Any], allowed: frozenset[str], prefix: str) -> None:
         for key in table:
@@ -236,7 +279,7 @@ class _Loader:
             raise self.refuse(prefix + "url", "a count URL counts events; sync downloads them: "
                                               "drop /count")
         for key, _ in url.extra_params:
-            if key.lower() in RESERVED_PARAMS:
+            if reserved_param(key) is not None:
                 raise self.refuse(prefix + "url", f"its query sets {_quoted(key)}, which sync "
                                                   "sets itself: drop it from the URL")
         return url
@@ -279,7 +322,7 @@ class _Loader:
             where = f"{prefix}param.{_shown_key(key)}"
             if not key.strip():
                 raise self.refuse(where, "the parameter's name is empty")
-            if key.strip().lower() in RESERVED_PARAMS:
+            if reserved_param(key) is not None:
                 raise self.refuse(where, "sync sets this parameter itself (the key goes in the "
                                          "Authorization header only)")
             if isinstance(value, bool):
@@ -295,8 +338,10 @@ class _Loader:
             return None
         if isinstance(value, bool):
             raise self.refuse(prefix + key, "expected a time, not true/false")
-        if isinstance(value, datetime.datetime):
-            return value.isoformat(sep=" ")
+        if isinstance(value, datetime.datetime):  # in the hub's own format, in UTC
+            if value.tzinfo is None:
+                value = value.replace(tzinfo=datetime.timezone.utc)  # a local time is UTC
+            return value.astimezone(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
         if isinstance(value, datetime.date):
             return value.isoformat()
         if isinstance(value, (int, float)) and math.isfinite(value):
@@ -356,15 +401,9 @@ class _Loader:
 
     def read_key_file(self, path: str, key: str) -> str:
         try:
-            with open(path, encoding="utf-8") as handle:
-                value = handle.readline().strip()
-        except OSError as error:
-            raise self.refuse(key, f"cannot read {path}: {error.strerror or error}") from None
-        except UnicodeDecodeError:
-            raise self.refuse(key, f"{path} is not text") from None
-        if not value:
-            raise self.refuse(key, f"{path} is empty")
-        return value
+            return read_key_file(path, "the key file")
+        except UnreadableFile as error:
+            raise self.refuse(key, str(error)) from None
 
     def proxy(self, top: Mapping[str, Any]) -> Optional[str]:
         if "proxy" not in top:
@@ -378,17 +417,19 @@ class _Loader:
         return proxy
 
     def check_paths(self, shares: Tuple[ShareConfig, ...]) -> None:
-        owners: Dict[str, str] = {}
+        """Every file a share writes or locks is no other share's, nor the config or its lock:
+        a clash is refused naming both keys."""
+        owners: Dict[str, str] = {os.path.normcase(self.path): "the config itself",
+                                  os.path.normcase(lock_path(self.path)): "the config's lock"}
         for share in shares:
-            for path in (share.output, share.state, share.status):
-                other = owners.setdefault(path, share.name)
-                if other != share.name:
-                    raise self.refuse(f"shares.{_shown_key(share.name)}",
-                                      f"writes {path}, as shares.{_shown_key(other)} does; "
-                                      "rename one")
-            if share.output == self.path:
-                raise self.refuse(f"shares.{_shown_key(share.name)}",
-                                  "its output would overwrite the config")
+            key = f"shares.{_shown_key(share.name)}"
+            for role, path in share_files(share):
+                owner = f"the {role} of {key}"
+                other = owners.setdefault(os.path.normcase(path), owner)
+                if other != owner:
+                    raise self.refuse(key, f"its {role} {path} would be {other} too; rename "
+                                           "one" + (" or move the config" if "config" in other
+                                                    else ""))
 
     def string(self, table: Mapping[str, Any], key: str, prefix: str,
                default: Optional[str] = None) -> str:

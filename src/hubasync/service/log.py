@@ -2,8 +2,8 @@
 
 A line is logfmt by default (``time=... level=info msg="pass done" share=cust42 events=1200``)
 or, with ``--log-format json``, one JSON object (``{"time": ..., "level": ..., "msg": ...,
-"share": ..., ...}``). Every value and every whole line passes through ``urls.redact`` with the
-known secrets, so an API key reaches neither journald nor a log shipper.
+"share": ..., ...}``). Every value and every whole line passes through ``redaction.redact`` with
+the known secrets, so an API key reaches neither journald nor a log shipper.
 """
 
 from __future__ import annotations
@@ -89,11 +89,7 @@ class ServiceLog:
     def _redact(value: object, secrets: List[str]) -> object:
         if isinstance(value, (bool, int, float)):
             return value
-        text = str(value)
-        text = redact(text)
-        for secret in secrets:
-            text = redact(text, secret)
-        return text
+        return redact(str(value), *secrets)
 
 
 def _timestamp(when: float) -> str:

@@ -1,22 +1,46 @@
 """Metrics of the sync service: counters and gauges with labels, in Prometheus text format 0.0.4.
 
 ``Registry`` holds the families and renders them (``exposition``); ``ServiceMetrics`` names the
-ones the service keeps per share; ``MetricsServer`` serves ``/metrics`` over HTTP from a
-background thread (the standard library's ``http.server``). All of it is thread-safe.
+ones the service keeps per share; ``MetricsServer`` serves ``/metrics`` over HTTP. Label values
+are share names and the fixed :data:`ERROR_KINDS` only: never text from a hub.
+
+The server cannot hurt the downloads, whoever connects: it is ONE thread (``selectors``, no
+thread per connection) holding at most ``max_connections`` connections (a connection past them
+is accepted and closed at once), each with ``deadline`` seconds from its accept to the last
+byte of the answer (not renewed by each byte that arrives), and a request (line and headers)
+of at most ``max_request_bytes``. Answers are HTTP/1.0 with ``Connection: close``: GET or HEAD
+of ``/metrics`` is 200, any other path 404, any other method 405, a bad request 400, a request
+too large 431.
+
+Who touches what: the registry is shared, under its lock; the server's sockets and connections
+belong to its thread alone; :meth:`MetricsServer.stop` only sets a flag and writes a byte to
+the thread's wake-up socket, then joins it.
 """
 
 from __future__ import annotations
 
+import errno
 import math
+import selectors
 import socket
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import time
 from typing import Dict, Iterator, List, Optional, Tuple, Union
 
+import hubasync.errors as errors
 from hubasync.errors import UsageError
+from hubasync.version import __version__
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-REQUEST_TIMEOUT = 10.0  # seconds a scraper's connection may stay silent before it is closed
+MAX_CONNECTIONS = 16  # open scraper connections; one more is accepted and closed at once
+REQUEST_DEADLINE = 5.0  # seconds from a connection's accept to the last byte of its answer
+MAX_REQUEST_BYTES = 8192  # of a request line and its headers
+LISTEN_BACKLOG = 64
+# The kinds of error counted in hubasync_errors_total: the error classes of hubasync.errors,
+# and "internal" for anything else (a bug).
+ERROR_KINDS = frozenset(
+    name for name, value in vars(errors).items()
+    if isinstance(value, type) and issubclass(value, errors.HubasyncError)) | {"internal"}
 
 LabelValues = Tuple[str, ...]
 
@@ -155,6 +179,9 @@ class ServiceMetrics:
         self.behind = r.gauge("hubasync_behind_seconds",
                               "Seconds since the share's output was last known caught up.",
                               ("share",))
+        self.build_info = r.gauge("hubasync_build_info", "The running hubasync's version, as a "
+                                  "label; the value is always 1.", ("version",))
+        self.build_info.set(1, version=__version__)
 
     def add_share(self, share: str) -> None:
         """Make a share's series appear before its first pass (counters at 0, down)."""
@@ -168,8 +195,9 @@ class ServiceMetrics:
         self.events.inc(events, share=share)
 
     def failure(self, share: str, kind: str) -> None:
-        """A pass failed with an error of ``kind`` (e.g. the error's class name)."""
-        self.errors.inc(share=share, kind=kind)
+        """A pass failed with an error of ``kind``: one of :data:`ERROR_KINDS` (the error's class
+        name, see :func:`error_kind`); any other is counted as ``internal``."""
+        self.errors.inc(share=share, kind=kind if kind in ERROR_KINDS else "internal")
         self.up.set(0, share=share)
 
     def success(self, share: str, when: float) -> None:
@@ -182,28 +210,48 @@ class ServiceMetrics:
         return self.registry.exposition()
 
 
-class MetricsServer:
-    """Serves a registry at ``/metrics`` on a background thread; 404 on any other path."""
+def error_kind(error: BaseException) -> str:
+    """The kind ``error`` is counted as: its nearest class among :data:`ERROR_KINDS`
+    (``UnreadableFile`` counts as ``OutputError``), else ``internal``: a bug."""
+    return next((cls.__name__ for cls in type(error).__mro__ if cls.__name__ in ERROR_KINDS
+                 and getattr(errors, cls.__name__, None) is cls), "internal")
 
-    def __init__(self, registry: Union[Registry, ServiceMetrics], address: str) -> None:
+
+class MetricsServer:
+    """Serves a registry at ``/metrics`` from one background thread (see the module's text)."""
+
+    def __init__(self, registry: Union[Registry, ServiceMetrics], address: str, *,
+                 max_connections: int = MAX_CONNECTIONS, deadline: float = REQUEST_DEADLINE,
+                 max_request_bytes: int = MAX_REQUEST_BYTES) -> None:
         self._registry = registry.registry if isinstance(registry, ServiceMetrics) else registry
+        self._max_connections = max_connections
+        self._deadline = deadline
+        self._max_request_bytes = max_request_bytes
         try:
             host, port = parse_listen_address(address)
         except ValueError as error:
             raise UsageError(f"metrics {address}: {error}") from None
-        server_class = _IPv6Server if ":" in host else _Server
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        listener = socket.socket(family, socket.SOCK_STREAM)
         try:
-            self._server = server_class((host, port), _handler_for(self._registry))
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind((host, port))
+            listener.listen(LISTEN_BACKLOG)
         except OSError as error:
+            listener.close()
             raise UsageError(f"metrics: cannot listen on {address}: "
                              f"{error.strerror or error}") from None
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        name="hubasync-metrics", daemon=True)
+        listener.setblocking(False)
+        self._listener = listener
+        self._wake_reader, self._wake_writer = socket.socketpair()
+        self._wake_reader.setblocking(False)
+        self._stopping = False
+        self._thread = threading.Thread(target=self._serve, name="hubasync-metrics", daemon=True)
 
     @property
     def address(self) -> Tuple[str, int]:
         """The (host, port) bound: the real port when 0 was asked for."""
-        host, port = self._server.server_address[:2]
+        host, port = self._listener.getsockname()[:2]
         return str(host), int(port)
 
     def start(self) -> MetricsServer:
@@ -211,10 +259,16 @@ class MetricsServer:
         return self
 
     def stop(self) -> None:
+        """Close every connection and the port; returns once the thread has ended."""
         if self._thread.is_alive():
-            self._server.shutdown()
+            self._stopping = True
+            try:
+                self._wake_writer.send(b"x")
+            except OSError:
+                pass  # its buffer is full: the thread is awake anyway
             self._thread.join()
-        self._server.server_close()
+        for sock in (self._listener, self._wake_reader, self._wake_writer):
+            sock.close()
 
     def __enter__(self) -> MetricsServer:
         return self.start()
@@ -222,45 +276,160 @@ class MetricsServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    # -- the server's thread ------------------------------------------------------------------
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+    def _serve(self) -> None:
+        selector = selectors.DefaultSelector()
+        connections: Dict[socket.socket, _Connection] = {}
+        selector.register(self._wake_reader, selectors.EVENT_READ)
+        listening_again = 0.0  # while out of descriptors: when to try accepting again
+        selector.register(self._listener, selectors.EVENT_READ)
+        try:
+            while not self._stopping:
+                now = time.monotonic()
+                wake = [c.deadline for c in connections.values()]
+                if listening_again:
+                    wake.append(listening_again)
+                timeout = max(0.0, min(wake) - now) if wake else None
+                for key, _ in selector.select(timeout):
+                    if key.fileobj is self._wake_reader:
+                        _drain(self._wake_reader)
+                    elif key.fileobj is self._listener:
+                        if not self._accept(selector, connections):
+                            selector.unregister(self._listener)
+                            listening_again = time.monotonic() + 0.1
+                    else:
+                        connection = connections[key.fileobj]  # type: ignore[index]
+                        if not connection.advance(self._registry):
+                            self._close(selector, connections, connection)
+                        elif connection.answer is not None and not connection.writing:
+                            selector.modify(connection.sock, selectors.EVENT_WRITE)
+                            connection.writing = True
+                now = time.monotonic()
+                for connection in [c for c in connections.values() if c.deadline <= now]:
+                    self._close(selector, connections, connection)
+                if listening_again and now >= listening_again:
+                    listening_again = 0.0
+                    selector.register(self._listener, selectors.EVENT_READ)
+        finally:
+            for connection in list(connections.values()):
+                self._close(selector, connections, connection)
+            selector.close()
+
+    def _accept(self, selector: selectors.BaseSelector,
+                connections: Dict[socket.socket, _Connection]) -> bool:
+        """Accept what is waiting; False when the process is out of descriptors."""
+        for _ in range(LISTEN_BACKLOG):
+            try:
+                sock, _ = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return True
+            except OSError as error:
+                if error.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    return False
+                continue  # the client gave up (ECONNABORTED...): the next one
+            if len(connections) >= self._max_connections:
+                sock.close()  # past the cap: closed at once
+                continue
+            sock.setblocking(False)
+            connection = _Connection(sock, time.monotonic() + self._deadline,
+                                     self._max_request_bytes)
+            connections[sock] = connection
+            selector.register(sock, selectors.EVENT_READ)
+        return True
+
+    @staticmethod
+    def _close(selector: selectors.BaseSelector, connections: Dict[socket.socket, _Connection],
+               connection: _Connection) -> None:
+        del connections[connection.sock]
+        selector.unregister(connection.sock)
+        connection.sock.close()
 
 
-class _IPv6Server(_Server):
-    address_family = socket.AF_INET6
+class _Connection:
+    """One scraper's connection: its request read, then its answer written, by its deadline."""
+
+    def __init__(self, sock: socket.socket, deadline: float, max_request_bytes: int) -> None:
+        self.sock = sock
+        self.deadline = deadline
+        self.answer: Optional[memoryview] = None  # set once the request is whole
+        self.writing = False  # the selector waits for the socket to be writable
+        self._limit = max_request_bytes
+        self._request = b""
+
+    def advance(self, registry: Registry) -> bool:
+        """Read or write what the socket allows; False when the connection is done."""
+        try:
+            if self.answer is None and not self._read(registry):
+                return False
+            if self.answer is not None:
+                sent = self.sock.send(self.answer)
+                self.answer = self.answer[sent:]
+                if not self.answer:
+                    self.sock.shutdown(socket.SHUT_WR)
+                    return False
+            return True
+        except (BlockingIOError, InterruptedError):
+            return True
+        except OSError:
+            return False
+
+    def _read(self, registry: Registry) -> bool:
+        data = self.sock.recv(4096)
+        if not data:
+            return False  # the client left before its request was whole
+        self._request += data
+        end = _end_of_head(self._request)
+        if end < 0 and len(self._request) <= self._limit:
+            return True  # more to come
+        if end < 0 or end > self._limit:
+            answer = _answer(431, f"the request line and headers are over {self._limit} bytes\n")
+        else:
+            answer = _respond(self._request[:end], registry)
+        self.answer = memoryview(answer)
+        return True
 
 
-def _handler_for(registry: Registry) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        timeout = REQUEST_TIMEOUT
-        server_version = "hubasync-metrics"
-        sys_version = ""
+_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+            431: "Request Header Fields Too Large"}
 
-        def do_GET(self) -> None:
-            self._answer(send_body=True)
 
-        def do_HEAD(self) -> None:
-            self._answer(send_body=False)
+def _end_of_head(request: bytes) -> int:
+    """Where the request's head (line and headers) ends, blank line included; -1 if it has not."""
+    ends = [at + len(mark) for mark in (b"\r\n\r\n", b"\n\n")
+            for at in (request.find(mark),) if at >= 0]
+    return min(ends) if ends else -1
 
-        def _answer(self, *, send_body: bool) -> None:
-            if self.path.split("?", 1)[0] == "/metrics":
-                status, content_type = 200, CONTENT_TYPE
-                body = registry.exposition().encode("utf-8")
-            else:
-                status, content_type = 404, "text/plain; charset=utf-8"
-                body = b"not found: metrics are at /metrics\n"
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if send_body:
-                self.wfile.write(body)
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-            pass  # a scrape is not a notable event
+def _respond(head: bytes, registry: Registry) -> bytes:
+    """The whole answer to a request's head."""
+    parts = head.decode("latin-1").split("\n", 1)[0].split()
+    if len(parts) != 3 or not parts[2].startswith("HTTP/"):
+        return _answer(400, "expected: GET /metrics HTTP/1.1\n")
+    method, target, _ = parts
+    if method not in ("GET", "HEAD"):
+        return _answer(405, "only GET and HEAD\n", allow="GET, HEAD")
+    if target.split("?", 1)[0] != "/metrics":
+        return _answer(404, "not found: metrics are at /metrics\n", body=method == "GET")
+    return _answer(200, registry.exposition(), content_type=CONTENT_TYPE, body=method == "GET")
 
-    return Handler
+
+def _answer(status: int, text: str, *, content_type: str = "text/plain; charset=utf-8",
+            body: bool = True, allow: Optional[str] = None) -> bytes:
+    content = text.encode("utf-8")
+    head = [f"HTTP/1.0 {status} {_REASONS[status]}", f"Content-Type: {content_type}",
+            f"Content-Length: {len(content)}", "Connection: close"]
+    if allow is not None:
+        head.append(f"Allow: {allow}")
+    return ("\r\n".join(head) + "\r\n\r\n").encode("ascii") + (content if body else b"")
+
+
+def _drain(sock: socket.socket) -> None:
+    try:
+        while sock.recv(512):
+            pass
+    except (BlockingIOError, InterruptedError):
+        pass
 
 
 def _escape_label(value: str) -> str:

@@ -44,8 +44,13 @@ from hubasync.run.settings import RunSettings
 from hubasync.run.stopping import WATCH_INTERVAL, SignalFlags, StoppableClock, StopRequest
 from hubasync.service.config import ServiceConfig, ShareConfig
 from hubasync.service.log import ServiceLog
-from hubasync.service.metrics import ServiceMetrics
-from hubasync.service.status import ShareStatus, load_status, save_status
+from hubasync.service.metrics import ServiceMetrics, error_kind
+from hubasync.service.status import (
+    ShareStatus,
+    load_status,
+    remove_status_leftovers,
+    save_status,
+)
 from hubasync.transport.http import hub_transport
 from hubasync.transport.interface import Transport
 from hubasync.transport.session import HubSession
@@ -63,15 +68,6 @@ def backoff(failures: int, interval: float) -> float:
     """Seconds before a share whose last ``failures`` turns failed is tried again."""
     ceiling = max(interval, BACKOFF_CEILING)
     return min(ceiling, interval * 2.0 ** min(failures - 1, 30))
-
-
-def error_kind(error: BaseException) -> str:
-    """The kind of a failure, for the metrics' ``kind`` label: a small fixed set."""
-    if not isinstance(error, HubasyncError):
-        return "internal"
-    return {ExitCode.USAGE: "config", ExitCode.AUTH: "auth", ExitCode.NOT_FOUND: "not_found",
-            ExitCode.REJECTED: "rejected", ExitCode.UNAVAILABLE: "hub",
-            ExitCode.OUTPUT: "output", ExitCode.BUSY: "busy"}.get(error.exit_code, "internal")
 
 
 def share_settings(config: ServiceConfig, share: ShareConfig) -> RunSettings:
@@ -106,6 +102,7 @@ class ShareFollower:
         self.status = ShareStatus(config.name)
         self.status_read = False  # the record was read: it is this share's to replace
         self.claimed = False
+        self._run_claimed = False
         self._opened = False
         self._steps: Optional[Generator[Step, None, None]] = None
         self._pass_started = 0.0
@@ -120,12 +117,15 @@ class ShareFollower:
         """Its files, locked and checked (raises what refuses them), and its status record."""
         if self.claimed:
             return
-        if not self.status_read:
+        if not self.status_read:  # first: a share that cannot start says why in its record
             self.status = load_status(self.config.status, self.name)
             self.status_read = True
             if self.status.started is None:
                 self.status.started = time.time()
-        self.run.claim()
+        if not self._run_claimed:
+            self.run.claim()
+            self._run_claimed = True
+            remove_status_leftovers(self.config.status)  # now that the share's lock is held
         self.claimed = True
 
     def turn(self, until: float) -> Optional[float]:
@@ -207,14 +207,14 @@ class ShareFollower:
             if steps is not None:
                 steps.close()
         finally:
-            if self.claimed:
+            if self._run_claimed:
                 self.run.suspend()
 
     def record(self) -> None:
         if not self.status_read:
             return  # a record that could not be read is not replaced
         try:
-            save_status(self.config.status, self.status)
+            save_status(self.config.status, self.status, self.service.config.secrets)
         except HubasyncError as error:
             self.service.log.error(str(error), self.name)
 
@@ -227,6 +227,7 @@ class ShareFollower:
         finally:
             self.session.close()
             self.run.release()
+            self._run_claimed = False
 
 
 class Service:

@@ -1,24 +1,37 @@
 """The health of each share the sync service follows: a small record beside its state.
 
-The service replaces ``NAME.status.json`` after every turn of the share (atomically: a crash
-leaves the old record or the new one); ``hubasync status CONFIG`` reads them all and says, per
-share, how many events it wrote, when it last succeeded, its last error, and how far behind it
-is. A share is *failing* when its last turn failed, *stale* when it has not succeeded for
-:data:`STALE_INTERVALS` intervals (or has never succeeded and the service has run that long).
+The service replaces ``NAME.status.json`` after every turn of the share (atomically and
+durably: a temporary file of its own, synced, renamed, the directory synced; a crash leaves the
+old record or the new one); ``hubasync status CONFIG`` reads them all and says, per share, how
+many events it wrote, when it last succeeded, its last error, and how far behind it is. A share
+is *failing* when its last turn failed, *stale* when it has not succeeded for
+:data:`STALE_INTERVALS` intervals (or has never succeeded and the service has run that long),
+*unreadable* when its record cannot be read or is corrupt.
+
+No secret is at rest here: :func:`save_status` redacts the record's text with the secrets it is
+given (and ``apikey=`` and ``Authorization`` values whatever they are), and
+:func:`render_table` redacts again and shows control characters escaped.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import tempfile
-from dataclasses import asdict, dataclass, fields
-from typing import Any, List, Optional, Sequence, TextIO
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Dict, Iterable, List, Optional, Sequence, TextIO, Union
 
+from hubasync.core.redaction import redact
 from hubasync.errors import OutputError
+from hubasync.files.output import fsync_directory
+from hubasync.files.reading import UnreadableFile, read_bounded
 
 STALE_INTERVALS = 3
 STALE_MINIMUM = 60.0  # seconds: however short the interval, a share is not stale sooner
+STATUS_LIMIT = 1 << 20  # bytes of a status record read back
+MAX_ERROR_LENGTH = 1000  # characters of the last error kept in a record
 
 
 @dataclass
@@ -45,48 +58,142 @@ class ShareStatus:
         return "ok"
 
 
+@dataclass(frozen=True)
+class UnreadableStatus:
+    """A share whose record could not be read: ``reason`` says why, in one line."""
+
+    share: str
+    reason: str
+
+    def health(self, now: float, interval: float) -> str:
+        return "unreadable"
+
+
+StatusRow = Union[ShareStatus, UnreadableStatus]
+
+_COUNTS = ("events", "pages", "failures")
+_TIMES = ("started", "last_success", "caught_up", "last_error_time")
+
+
 def stale_after(interval: float) -> float:
     """Seconds without a success after which a share is stale."""
     return max(STALE_INTERVALS * interval, STALE_MINIMUM)
 
 
 def load_status(path: str, share: str) -> ShareStatus:
-    """The record at ``path``; an empty one if there is none or it cannot be read."""
+    """The record at ``path``; an empty one if there is none.
+
+    Raises :class:`OutputError` naming the record when it cannot be read (not a regular file,
+    larger than :data:`STATUS_LIMIT`) or is corrupt (not JSON, not an object, a field of the
+    wrong type): never a record that would fail later.
+    """
     try:
-        with open(path, encoding="utf-8") as handle:
-            document = json.load(handle)
-    except (OSError, ValueError):
-        return ShareStatus(share)
+        raw = read_bounded(path, STATUS_LIMIT, "status record")
+    except UnreadableFile as error:
+        if error.missing:
+            return ShareStatus(share)
+        raise
+    try:
+        document = json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError) as error:  # UnicodeDecodeError is a ValueError
+        raise _corrupt(path, f"not JSON: {type(error).__name__}") from None
     if not isinstance(document, dict):
-        return ShareStatus(share)
-    known = {field.name for field in fields(ShareStatus)}
-    values: dict[str, Any] = {key: value for key, value in document.items() if key in known}
-    values["share"] = share
-    try:
-        return ShareStatus(**values)
-    except TypeError:
-        return ShareStatus(share)
+        raise _corrupt(path, f"a JSON {_json_type(document)}, not an object")
+    values: Dict[str, Any] = {}
+    for name in _COUNTS:
+        value = document.get(name, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise _corrupt(path, f"{name} is {_json_type(value)}, not a count")
+        values[name] = value
+    for name in _TIMES:
+        value = document.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not math.isfinite(value)):
+            raise _corrupt(path, f"{name} is {_json_type(value)}, not a time")
+        values[name] = None if value is None else float(value)
+    last_error = document.get("last_error")
+    if last_error is not None and not isinstance(last_error, str):
+        raise _corrupt(path, f"last_error is {_json_type(last_error)}, not text")
+    return ShareStatus(share, last_error=last_error, **values)
 
 
-def save_status(path: str, status: ShareStatus) -> None:
-    """Replace the record at ``path`` atomically (a temporary file of its own, then rename)."""
-    folder = os.path.dirname(os.path.abspath(path))
+def _corrupt(path: str, why: str) -> OutputError:
+    return OutputError(f"status record {path} is corrupt ({why}): remove it")
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return "a number" if math.isfinite(value) else "not a finite number"
+    if isinstance(value, str):
+        return "a string"
+    return "a list" if isinstance(value, list) else "an object"
+
+
+def save_status(path: str, status: ShareStatus, secrets: Iterable[str] = ()) -> None:
+    """Replace the record at ``path`` atomically and durably, its text redacted first.
+
+    ``secrets`` are the share's (its API key, the proxy's credentials: ``ServiceConfig.secrets``
+    holds them all); ``apikey=`` and ``Authorization`` values go whatever they are. The last
+    error is kept to :data:`MAX_ERROR_LENGTH` characters. A failed save leaves no temporary
+    file and raises :class:`OutputError`.
+    """
+    record = redacted(status, secrets)
+    data = (json.dumps(asdict(record), indent=1, sort_keys=True) + "\n").encode("utf-8")
+    folder, base = os.path.split(os.path.abspath(path))
+    temporary = ""
     try:
-        fd, temporary = tempfile.mkstemp(dir=folder, prefix=".status-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(asdict(status), handle, indent=1, sort_keys=True)
-                handle.write("\n")
-            os.replace(temporary, path)
-        except BaseException:
+        fd, temporary = tempfile.mkstemp(dir=folder, prefix=f".{base}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+        temporary = ""
+        fsync_directory(path)
+    except OSError as error:
+        raise OutputError(f"cannot write status record {path}: "
+                          f"{error.strerror or error}") from error
+    finally:
+        if temporary:
             try:
                 os.unlink(temporary)
             except OSError:
                 pass
-            raise
-    except OSError as error:
-        raise OutputError(f"cannot write status record {path}: "
-                          f"{error.strerror or error}") from error
+
+
+def redacted(status: ShareStatus, secrets: Iterable[str] = ()) -> ShareStatus:
+    """A copy of ``status`` whose text holds no secret (and at most
+    :data:`MAX_ERROR_LENGTH` characters of the last error)."""
+    if status.last_error is None:
+        return replace(status)
+    error = redact(status.last_error, *secrets)
+    if len(error) > MAX_ERROR_LENGTH:
+        error = error[:MAX_ERROR_LENGTH - 3] + "..."
+    return replace(status, last_error=error)
+
+
+def remove_status_leftovers(path: str) -> None:
+    """Remove the temporary files a killed :func:`save_status` of ``path`` left behind.
+
+    Call it at start, holding the share's lock: only this record's temporaries are removed
+    (``.NAME.status.json.XXXXXXXX.tmp``), never another record's or another share's.
+    """
+    folder, base = os.path.split(os.path.abspath(path))
+    ours = re.compile(re.escape(f".{base}.") + r"[a-z0-9_]{8}\.tmp")
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return  # no directory yet: nothing left over
+    for name in names:
+        if ours.fullmatch(name):
+            try:
+                os.unlink(os.path.join(folder, name))  # removes a link, never its target
+            except OSError:
+                pass
 
 
 def _age(now: float, when: Optional[float]) -> str:
@@ -109,18 +216,42 @@ def _behind(now: float, status: ShareStatus) -> str:
     return "up to date" if seconds < 1 else f"{seconds}s"
 
 
-def render_table(statuses: Sequence[ShareStatus], now: float, interval: float,
-                 stream: TextIO) -> None:
-    """One row per share: health, events, last success, behind, last error."""
+def render_table(rows: Sequence[StatusRow], now: float, interval: float, stream: TextIO,
+                 secrets: Iterable[str] = ()) -> None:
+    """One row per share: health, events, last success, behind, last error (for an unreadable
+    record: why). The error is redacted with ``secrets`` and every cell is shown with its
+    control characters escaped (``\\x1b``): a record can neither show a secret nor drive the
+    terminal."""
+    secrets = tuple(secrets)
     header = ["SHARE", "HEALTH", "EVENTS", "LAST SUCCESS", "BEHIND", "LAST ERROR"]
-    rows: List[List[str]] = [header]
-    for status in statuses:
-        error = status.last_error or ""
-        if error and status.last_error_time is not None:
-            error = f"{error} ({_age(now, status.last_error_time)})"
-        rows.append([status.share, status.health(now, interval), f"{status.events:,}",
-                     _age(now, status.last_success), _behind(now, status), error])
-    widths = [max(len(row[column]) for row in rows) for column in range(len(header) - 1)]
+    table: List[List[str]] = [header]
     for row in rows:
-        cells = [cell.ljust(width) for cell, width in zip(row, widths)] + [row[-1]]
-        stream.write("  ".join(cells).rstrip() + "\n")
+        if isinstance(row, UnreadableStatus):
+            cells = [row.share, "unreadable", "?", "?", "?", row.reason]
+        else:
+            error = row.last_error or ""
+            if error and row.last_error_time is not None:
+                error = f"{error} ({_age(now, row.last_error_time)})"
+            cells = [row.share, row.health(now, interval), f"{row.events:,}",
+                     _age(now, row.last_success), _behind(now, row), error]
+        cells[-1] = redact(cells[-1], *secrets)
+        table.append([escape_controls(cell) for cell in cells])
+    widths = [max(len(line[column]) for line in table) for column in range(len(header) - 1)]
+    for line in table:
+        padded = [cell.ljust(width) for cell, width in zip(line, widths)] + [line[-1]]
+        stream.write("  ".join(padded).rstrip() + "\n")
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with every character that is not printable (control characters, ESC, line
+    breaks, bidirectional overrides) written as a Python escape: ``\\x1b``, ``\\u202e``."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else _escape(char) for char in text)
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"

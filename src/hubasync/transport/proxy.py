@@ -22,15 +22,46 @@ from hubasync.errors import UsageError
 
 DEFAULT_PROXY_PORT = 80
 
-# scheme://userinfo@host:port/rest, every part but the host optional.
-_PROXY_URL_RE = re.compile(
-    r"(?:(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://)?"
-    r"(?:(?P<userinfo>[^/?#]*)@)?"  # up to the authority's last @, as urllib reads it
-    r"(?P<host>\[[^\]/?#]*\]|[^:/?#\[\]@]*)"
+MAX_PORT = 65535
+# [scheme://][userinfo@]host[:port][/]. A proxy URL has no path, query or fragment, so the
+# userinfo is everything up to the LAST "@": a password may hold "/", "?", "#" and "@" as they
+# are, or percent-escaped. Inside it, the first ":" ends the user name.
+_SCHEME_RE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://")
+_HOST_PORT_RE = re.compile(
+    r"(?P<host>\[[^\]/?#@]*\]|[^:/?#\[\]@]*)"
     r"(?::(?P<port>[^/?#]*))?"
     r"(?P<rest>[/?#].*)?",
     re.DOTALL,
 )
+
+
+@dataclass(frozen=True)
+class _Parts:
+    scheme: Optional[str]
+    userinfo: Optional[str]  # as written, percent escapes and all
+    host: str
+    port: Optional[str]
+    rest: Optional[str]
+
+    @property
+    def credentials(self) -> tuple[Optional[str], Optional[str]]:
+        """The user name and password, percent escapes decoded (None where absent)."""
+        if self.userinfo is None:
+            return None, None
+        user, colon, password = self.userinfo.partition(":")
+        return unquote(user), unquote(password) if colon else None
+
+
+def _split(text: str) -> Optional[_Parts]:
+    """The parts of a proxy URL, or None when what follows the userinfo is no host[:port]."""
+    scheme = _SCHEME_RE.match(text)
+    authority = text[scheme.end():] if scheme else text
+    userinfo, at, host_port = authority.rpartition("@")
+    match = _HOST_PORT_RE.fullmatch(host_port)
+    if match is None:
+        return None
+    return _Parts(scheme["scheme"] if scheme else None, userinfo if at else None, match["host"],
+                  match["port"], match["rest"])
 
 
 @dataclass(frozen=True)
@@ -58,10 +89,11 @@ class Proxy:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        """What must never be printed: the password and the Basic credential."""
+        """What must never be printed: the password, ``user:password``, and the Basic
+        credential (``redact`` also takes out their URL-quoted and JSON-escaped forms)."""
         found: list[str] = []
         if self.password:
-            found.append(self.password)
+            found.extend((self.password, f"{self.username}:{self.password}"))
         if self.authorization is not None:
             found.append(self.authorization.partition(" ")[2])
         return tuple(found)
@@ -89,42 +121,48 @@ DIRECT = ProxyRoute(None, "no proxy configured")
 
 
 def _shown(text: str) -> str:
-    """A proxy URL as it may appear in a message: its userinfo hidden."""
-    return re.sub(r"^((?:[A-Za-z][A-Za-z0-9+.-]*://)?)[^/?#]*@", rf"\1{REDACTED}@", text)
+    """A proxy URL as it may appear in a message: its userinfo (up to the last @) hidden."""
+    return re.sub(r"^((?:[A-Za-z][A-Za-z0-9+.-]*://)?).*@", rf"\1{REDACTED}@", text,
+                  flags=re.DOTALL)
 
 
 def parse_proxy_url(text: str, source: str = "--proxy") -> Proxy:
     """The proxy of ``http://[user:pass@]host[:port][/]`` or ``host:port``; UsageError else.
 
-    ``source`` names where the URL came from, for the message.
+    The userinfo is everything before the last ``@`` (a proxy URL has no path, so a password
+    may hold ``/ ? # @`` unescaped); the user name ends at its first ``:``; both are
+    percent-decoded. The port is 1 to 65535. ``source`` names where the URL came from, for
+    the message, which never shows the userinfo.
     """
-    match = _PROXY_URL_RE.fullmatch(text.strip())
-    if match is None or not match["host"]:
+    parts = _split(text.strip())
+    if parts is None or not parts.host:
         raise UsageError(f"{source}: not a proxy URL: {_shown(text)} (expected "
                          "http://[USER:PASSWORD@]HOST:PORT)")
-    scheme = (match["scheme"] or "http").lower()
+    scheme = (parts.scheme or "http").lower()
     if scheme != "http":
         raise UsageError(f"{source}: proxy scheme {scheme}:// is not supported (only http://): "
                          f"{_shown(text)}")
-    if match["rest"] not in (None, "", "/"):
+    if parts.rest not in (None, "", "/"):
         raise UsageError(f"{source}: a proxy URL has no path, query or fragment: {_shown(text)}")
-    host = match["host"]
+    host = parts.host
     if host.startswith("["):
         try:
             host = ipaddress.IPv6Address(host[1:-1]).compressed
         except ValueError:
             raise UsageError(f"{source}: bad IPv6 address in {_shown(text)}") from None
     port = DEFAULT_PROXY_PORT
-    if match["port"]:
-        if not match["port"].isdigit() or not 0 < int(match["port"]) < 65536:
-            raise UsageError(f"{source}: bad port in {_shown(text)}")
-        port = int(match["port"])
-    username = password = None
-    if match["userinfo"] is not None:
-        user, colon, secret = match["userinfo"].partition(":")
-        username = unquote(user)
-        password = unquote(secret) if colon else None
+    if parts.port:
+        port = _port(parts.port, source, text)
+    username, password = parts.credentials
     return Proxy(host.lower(), port, username, password)
+
+
+def _port(text: str, source: str, url: str) -> int:
+    if not re.fullmatch(r"[0-9]{1,5}", text) or not 0 < int(text) <= MAX_PORT:
+        shown = text if re.fullmatch(r"[0-9]{1,20}", text) else "that"
+        raise UsageError(f"{source}: the port {shown} is not a number from 1 to {MAX_PORT}: "
+                         f"{_shown(url)}")
+    return int(text)
 
 
 def _netloc(host: str, port: int) -> str:
@@ -168,9 +206,12 @@ def secrets_of(setting: Optional[str]) -> tuple[str, ...]:
                 if key != "no"]
     found: list[str] = []
     for url in urls:
-        match = _PROXY_URL_RE.fullmatch(url.strip())
-        if match is None or match["userinfo"] is None:
+        parts = _split(url.strip())
+        if parts is None or parts.userinfo is None:
             continue
-        user, colon, password = match["userinfo"].partition(":")
-        found.extend(Proxy("", 0, unquote(user), unquote(password) if colon else None).secrets)
-    return tuple(found)
+        user, password = parts.credentials
+        found.extend(Proxy("", 0, user, password).secrets)
+        written_password = parts.userinfo.partition(":")[2]
+        if written_password:  # as written in the URL, escapes and all
+            found.extend((written_password, parts.userinfo))
+    return tuple(dict.fromkeys(found))
