@@ -69,10 +69,11 @@ exit codes:
   3    the hub refused the API key (401/403)
   4    share not found (404)
   5    the hub rejected the query (400: invalid inputs or token)
-  6    the hub, the network or the proxy failed beyond the retries, or the hub misbehaved
+  6    the hub, the network or the proxy failed beyond the retries; or, not retried: a
+       host name that does not resolve, https to a port that speaks plain http (or the
+       reverse), no TLS version in common, an untrusted certificate, or the hub misbehaved
        past a bound (a job pending past --job-timeout, a body past --page-timeout, an
-       event larger than --max-event-size, tokens that do not move the run forward): not
-       retried
+       event larger than --max-event-size, tokens that do not move the run forward)
   7    the output could not be written, or is not the file --state describes (or stdout
        is closed and there is no -o)
   75   another hubasync run is writing the same output or state: try again later
@@ -84,6 +85,7 @@ examples:
   hubasync https://hub.example.com/shares/v2/async/abc/0
   hubasync https://hub.example.com/shares/v2/async/abc/count
   hubasync https://hub.example.com/shares/v2/async/abc --start=2020-10-01 --end=2020-10-07
+  hubasync https://hub.example.com/shares/v2/async/abc --start -24h -o - > last-day.json
   hubasync https://hub.example.com/shares/v2/async/abc --limit=100 --reverse
   hubasync https://hub.example.com/shares/v2/async/abc --limit=10000 --token=TOKEN \\
       --projection="feed,observation time"
