@@ -123,11 +123,12 @@ def test_the_readme_config_runs_a_pass_and_reports_its_status(docs_sim: Any,
 
 # --- the command lines ---------------------------------------------------------------------------
 
+WITH_A_CONFIG = "needs a config: test_the_readme_config_runs_a_pass_and_reports_its_status"
 SKIPPED = {
     "--follow": "runs until stopped (tests/e2e/test_follow.py runs it)",
     "[options]": "a synopsis, not a command",
-    "hubasync sync ": "needs a config (test_the_readme_config_runs_a_pass_and_reports_its_status)",
-    "hubasync status ": "needs a config (test_the_readme_config_runs_a_pass_and_reports_its_status)",
+    "hubasync sync ": WITH_A_CONFIG,
+    "hubasync status ": WITH_A_CONFIG,
 }
 
 
