@@ -8,9 +8,10 @@ import io
 import os
 import select
 from types import SimpleNamespace
-from typing import Any, Iterator, List, Tuple
+from typing import Any, Iterator, Tuple
 
 import pytest
+from terminal import Screen
 
 from hubasync.cli import messages
 from hubasync.cli.progress import Progress, same_terminal
@@ -22,35 +23,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-class Screen:
-    """What a terminal shows for the text written to it: rows of characters, a cursor."""
-
-    def __init__(self) -> None:
-        self.rows: List[List[str]] = [[]]
-        self.row = 0
-        self.col = 0
-
-    def feed(self, text: str) -> None:
-        for char in text:
-            if char == "\r":
-                self.col = 0
-            elif char == "\n":  # as the terminal driver's ONLCR: a new row, from its start
-                self.row, self.col = self.row + 1, 0
-                if self.row == len(self.rows):
-                    self.rows.append([])
-            else:
-                line = self.rows[self.row]
-                line.extend(" " * (self.col + 1 - len(line)))
-                line[self.col] = char
-                self.col += 1
-
-    def lines(self) -> List[str]:
-        shown = ["".join(row).rstrip() for row in self.rows]
-        while shown and not shown[-1]:
-            shown.pop()
-        return shown
 
 
 class FakeTerminal(io.StringIO):
