@@ -35,7 +35,7 @@ coverage: $(STAMP)
 	$(VPY) -m pytest -q -p no:cacheprovider tests/core $(ORCHESTRATION:%=--cov=hubasync.%) \
 		--cov-report=term --cov-fail-under=80
 
-# Everything: the checks, every test, the coverage of the orchestration (about 6 min on 2 cores).
+# Everything: the checks, every test, the coverage of the orchestration (6 to 10 min on 2 cores).
 test: check unit e2e coverage
 
 bench: $(STAMP)

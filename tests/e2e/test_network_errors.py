@@ -128,6 +128,12 @@ def test_no_tls_version_in_common_is_said_at_once(old_tls_server: int) -> None:
                          "no TLS version in common")
 
 
+def test_plain_http_answered_in_tls_is_said_at_once(old_tls_server: int) -> None:
+    # a TLS server that answers a plain request with an alert, as some do, rather than closing
+    failed_once_and_said([f"http://127.0.0.1:{old_tls_server}{PATH}", "--retries=6"],
+                         f"127.0.0.1:{old_tls_server}", "speaks TLS", "https://")
+
+
 def test_an_untrusted_certificate_is_said_at_once(make_sim: Any, certs: Certs) -> None:
     sim = make_sim(tls_cert=certs.cert, tls_key=certs.key)
     failed_once_and_said([f"https://127.0.0.1:{sim.port}{PATH}", "--retries=6"],

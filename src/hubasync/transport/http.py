@@ -70,18 +70,13 @@ _STALE_CONNECTION = (
 # getaddrinfo's answers that a name does not exist: asking again gets the same.
 _NO_SUCH_NAME = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
 # OpenSSL's reasons for two ends that do not speak the same protocol, and what each means.
+_NOT_TLS = "the server does not speak TLS there (plain http? then the URL is http://)"
+_NO_TLS_VERSION = "no TLS version in common with the server"
 _TLS_MISMATCH = {
-    "WRONG_VERSION_NUMBER": "the server does not speak TLS there (plain http? then the URL "
-                            "is http://)",
-    "PACKET_LENGTH_TOO_LONG": "the server does not speak TLS there (plain http? then the URL "
-                              "is http://)",
-    "RECORD_LAYER_FAILURE": "the server does not speak TLS there (plain http? then the URL "
-                            "is http://)",
-    "HTTP_REQUEST": "the server does not speak TLS there",
-    "UNSUPPORTED_PROTOCOL": "no TLS version in common with the server",
-    "TLSV1_ALERT_PROTOCOL_VERSION": "no TLS version in common with the server",
-    "NO_PROTOCOLS_AVAILABLE": "no TLS version in common with the server",
-    "VERSION_TOO_LOW": "no TLS version in common with the server",
+    "WRONG_VERSION_NUMBER": _NOT_TLS, "PACKET_LENGTH_TOO_LONG": _NOT_TLS,
+    "RECORD_LAYER_FAILURE": _NOT_TLS, "HTTP_REQUEST": _NOT_TLS,
+    "UNSUPPORTED_PROTOCOL": _NO_TLS_VERSION, "TLSV1_ALERT_PROTOCOL_VERSION": _NO_TLS_VERSION,
+    "NO_PROTOCOLS_AVAILABLE": _NO_TLS_VERSION, "VERSION_TOO_LOW": _NO_TLS_VERSION,
 }
 # The first bytes of a TLS record (alert, handshake) where an HTTP status line was expected.
 _TLS_RECORD_STARTS = ("\x15\x03", "\x16\x03")
