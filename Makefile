@@ -1,10 +1,10 @@
-# hubasync: make demo | make test | make bench | make pyz
+# hubasync: make demo | make test | make unit | make e2e | make bench | make pyz
 PYTHON ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check unit coverage bench pyz clean
+.PHONY: demo test check unit e2e coverage bench pyz clean
 
 demo:
 	@$(PYTHON) tools/demo.py
@@ -20,8 +20,14 @@ check: $(STAMP)
 	$(VENV)/bin/mypy
 	$(VENV)/bin/vermin --no-tips --violations -t=3.9- --eval-annotations src/hubasync async.py
 
+# The fast tests: everything but the end-to-end runs (tests/e2e) and the simulator's own tests
+# (tests/sim), which start many processes and servers.
 unit: $(STAMP)
-	$(VPY) -m pytest -q
+	$(VPY) -m pytest -q --ignore=tests/e2e --ignore=tests/sim
+
+# The end-to-end runs against the simulator over real sockets, and the simulator's own tests.
+e2e: $(STAMP)
+	$(VPY) -m pytest -q tests/e2e tests/sim
 
 # The orchestration, covered by the tests that open no socket (tests/core), at least 80%.
 ORCHESTRATION := core.job core.cursor core.stalls run.pipeline run.resumable run.driving run.stopping \
@@ -30,7 +36,8 @@ coverage: $(STAMP)
 	$(VPY) -m pytest -q -p no:cacheprovider tests/core $(ORCHESTRATION:%=--cov=hubasync.%) \
 		--cov-report=term --cov-fail-under=80
 
-test: check unit coverage
+# Everything: the checks, every test, the coverage of the orchestration (6 to 10 min on 2 cores).
+test: check unit e2e coverage
 
 bench: $(STAMP)
 	$(VPY) bench/run.py

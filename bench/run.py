@@ -471,7 +471,8 @@ def main() -> int:
         f"{time.perf_counter() - started:.0f} s.",
         legend,
         body,
-        "The seed's `async.py` is not on this machine (only its README is), so it has no row.",
+        "The vendor's example `async.py` script is not on this machine (only its README is), so it "
+        "has no row.",
         ("Goals not met:\n\n" + "\n".join(f"- {m}" for m in missed)) if missed
         else "Every goal is met.",
     ])

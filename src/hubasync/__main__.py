@@ -1,6 +1,8 @@
-"""``python -m hubasync``: the command line."""
+"""``python -m hubasync``: the command line.
 
-from __future__ import annotations
+Python 3.6 parses this file (no annotations syntax): on a Python older than 3.9, importing the
+package has already printed one line and exited 2.
+"""
 
 import sys
 

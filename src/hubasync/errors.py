@@ -147,6 +147,17 @@ class CertificateError(HubUnavailable):
     """The hub's TLS certificate is not trusted: not transient, so not retried."""
 
 
+class HostNotFound(HubUnavailable):
+    """The hub's (or the proxy's) host name does not exist: not retried, since asking again
+    gets the same answer. A resolver that fails for now (``EAI_AGAIN``) is a
+    :class:`NetworkError` instead."""
+
+
+class TlsMismatch(HubUnavailable):
+    """The two ends do not speak the same protocol: https to a port that speaks plain http or
+    the reverse, or no TLS version in common. Not retried."""
+
+
 class BadBody(HubUnavailable):
     """A response body was cut short, was not valid gzip, or was not the JSON expected.
 

@@ -477,7 +477,7 @@ def test_a_proxy_echoing_the_credentials_cannot_make_them_shown(
     (b"HTTP/1.1 200 " + b"A" * 200_000, "answer line longer than 8192 bytes"),
     (b"SSH-2.0-OpenSSH\r\n\r\n", "malformed answer to CONNECT"),
     (b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n",
-     "refused the tunnel to the hub (502 Bad Gateway)"),
+     "refused the tunnel to localhost:"),
 ], ids=["header flood", "endless line", "not http", "502"])
 def test_a_hostile_answer_to_connect_is_bounded_and_retried(
         make_sim: Any, certs: Certs, scripted_proxy: Callable[[bytes], ScriptedProxy],

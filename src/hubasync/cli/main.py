@@ -30,7 +30,13 @@ from hubasync.core.bounds import (
     Number,
     parse_duration,
 )
-from hubasync.core.params import Query, check_sendable, parse_param, parse_projection
+from hubasync.core.params import (
+    Query,
+    check_sendable,
+    parse_param,
+    parse_projection,
+    relative_time,
+)
 from hubasync.core.urls import ShareUrl, parse_share_url
 from hubasync.errors import ExitCode, HubasyncError, OutputError, UsageError, one_line
 from hubasync.events.formats import FORMATS
@@ -63,10 +69,11 @@ exit codes:
   3    the hub refused the API key (401/403)
   4    share not found (404)
   5    the hub rejected the query (400: invalid inputs or token)
-  6    the hub, the network or the proxy failed beyond the retries, or the hub misbehaved
+  6    the hub, the network or the proxy failed beyond the retries; or, not retried: a
+       host name that does not resolve, https to a port that speaks plain http (or the
+       reverse), no TLS version in common, an untrusted certificate, or the hub misbehaved
        past a bound (a job pending past --job-timeout, a body past --page-timeout, an
-       event larger than --max-event-size, tokens that do not move the run forward): not
-       retried
+       event larger than --max-event-size, tokens that do not move the run forward)
   7    the output could not be written, or is not the file --state describes (or stdout
        is closed and there is no -o)
   75   another hubasync run is writing the same output or state: try again later
@@ -78,6 +85,7 @@ examples:
   hubasync https://hub.example.com/shares/v2/async/abc/0
   hubasync https://hub.example.com/shares/v2/async/abc/count
   hubasync https://hub.example.com/shares/v2/async/abc --start=2020-10-01 --end=2020-10-07
+  hubasync https://hub.example.com/shares/v2/async/abc --start -24h -o - > last-day.json
   hubasync https://hub.example.com/shares/v2/async/abc --limit=100 --reverse
   hubasync https://hub.example.com/shares/v2/async/abc --limit=10000 --token=TOKEN \\
       --projection="feed,observation time"
@@ -158,9 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("-n", "--limit", type=_positive_int, metavar="N",
                        help="download at most N events (above 100,000: several queries)")
     query.add_argument("-t", "--token", help="continue from this X-Next-Token")
-    query.add_argument("-s", "--start", help="start time: date, date-time, epoch, or <=0 for "
-                                             "seconds before now")
-    query.add_argument("-e", "--end", help="end time, in the same forms as --start")
+    query.add_argument("-s", "--start", metavar="TIME",
+                       help="start time: a date (2020-10-01), a date-time, epoch seconds, a "
+                            "number <= 0 for seconds before now, or a duration before now: "
+                            "24h, -24h, 7d, 30m (sent as -86400, ...)")
+    query.add_argument("-e", "--end", metavar="TIME",
+                       help="end time, in the same forms as --start")
     query.add_argument("-q", "--filter", help='filter rule, e.g. \'"network owner"="Example Co"\'')
     query.add_argument("-p", "--projection", metavar="KEYS",
                        help='keys to keep, comma-separated, e.g. "feed,observation time"')
@@ -174,8 +185,18 @@ def build_parser() -> argparse.ArgumentParser:
                      help="json: one array (default); jsonl: an event a line; csv: a row an "
                           "event")
     out.add_argument("-o", "--output", metavar="FILE",
-                     help="write to FILE instead of stdout (json and csv appear atomically; a "
-                          "device or FIFO is written through, a link's target is written)")
+                     help="write to FILE instead of stdout; - is stdout (json and csv appear "
+                          "atomically; a device or FIFO is written through, a link's target is "
+                          "written)")
+    existing = out.add_mutually_exclusive_group()
+    existing.add_argument("--append", dest="existing", action="store_const", const="append",
+                          default="refuse",
+                          help="with -o and --format jsonl: when FILE exists and no --state "
+                               "describes it, add the events after its lines (default: refuse)")
+    existing.add_argument("--overwrite", dest="existing", action="store_const",
+                          const="overwrite",
+                          help="with -o: when FILE exists and no --state describes it, replace "
+                               "it (default: refuse)")
     out.add_argument("--state", metavar="FILE",
                      help="with -o: record progress in FILE after each page; the same command "
                           "run again continues where it stopped")
@@ -193,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="show a progress line on stderr (default: on a terminal)")
     progress.add_argument("--no-progress", dest="progress", action="store_false",
                           help="never show the progress line")
+    out.add_argument("--total", action="store_true",
+                     help="with the progress line: post a count query first, to show the "
+                          "total and a percentage (one more job on the hub)")
     out.add_argument("--strict", action="store_true",
                      help="parse every event with the json module before writing it (slower; "
                           "by default events are checked by their structure only)")
@@ -266,9 +290,37 @@ def _take_paging(share: ShareUrl, limit: Optional[int], token: Optional[str],
     return limit, token, tuple(rest)
 
 
+# Options whose value may start with "-" and a digit (--start -24h): argparse would take such a
+# value for an option unless it is a plain negative number.
+_TIME_OPTIONS = ("-s", "--start", "-e", "--end")
+
+
+def _attach_time_values(argv: Sequence[str]) -> list[str]:
+    """``--start -24h`` as ``--start=-24h``, so that a duration before now reads as a value."""
+    joined: list[str] = []
+    arguments = iter(argv)
+    for argument in arguments:
+        if argument == "--":
+            joined.append(argument)
+            joined.extend(arguments)
+            break
+        if argument in _TIME_OPTIONS:
+            value = next(arguments, None)
+            if value is not None and value[:1] == "-" and value[1:2] in tuple("0123456789."):
+                joined.append(f"{argument}={value}" if argument.startswith("--")
+                              else argument + value)
+                continue
+            joined.append(argument)
+            if value is not None:
+                joined.append(value)
+            continue
+        joined.append(argument)
+    return joined
+
+
 def settings_from(argv: Optional[Sequence[str]]) -> RunSettings:
     """Parse and check the command line; raises UsageError."""
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_attach_time_values(sys.argv[1:] if argv is None else argv))
     share = parse_share_url(args.url)
     apikey = _apikey(args, share)
     check_key_and_origin(share, apikey, allow_http=args.allow_http)
@@ -280,8 +332,8 @@ def settings_from(argv: Optional[Sequence[str]]) -> RunSettings:
     limit, token, pasted = _take_paging(share, args.limit, args.token)
     extra = pasted + tuple(parse_param(text) for text in args.param)
     query = Query(
-        start=args.start,
-        end=args.end,
+        start=None if args.start is None else relative_time(args.start),
+        end=None if args.end is None else relative_time(args.end),
         filter=args.filter,
         projection=parse_projection(args.projection) if args.projection is not None else (),
         sort=args.sort,
@@ -301,20 +353,36 @@ def settings_from(argv: Optional[Sequence[str]]) -> RunSettings:
         if args.reverse:
             raise UsageError("--follow reads oldest first: drop --reverse")
     query.check_for(share)
-    if args.state and not args.output:
+    output = None if args.output == "-" else args.output  # "-o -" is stdout, as usual
+    if args.state and not output:
         raise UsageError("--state needs -o FILE: a state records how much of a file is written")
-    if args.state and args.output and os.path.abspath(args.state) == os.path.abspath(args.output):
+    if args.state and output and os.path.abspath(args.state) == os.path.abspath(output):
         raise UsageError("--state and -o must be different files")
-    if args.state and args.output and not resolve_output(args.output).regular:
-        raise UsageError(f"--state needs -o to name a regular file: {args.output} is a device, "
+    if args.state and output and not resolve_output(output).regular:
+        raise UsageError(f"--state needs -o to name a regular file: {output} is a device, "
                          "FIFO or socket, which holds nothing a later run could continue")
     if args.follow and args.state and args.format != "jsonl":
         raise UsageError("--follow with --state keeps a JSON-lines file: add --format jsonl")
     if args.recover and not (args.state and args.format == "jsonl"):
         raise UsageError("--recover continues a JSON-lines file kept with --state")
+    if args.existing != "refuse":
+        option = f"--{args.existing}"
+        if not output:
+            raise UsageError(f"{option} is about an existing -o FILE: give -o FILE")
+        if args.existing == "append" and args.format != "jsonl":
+            raise UsageError("--append adds lines to a JSON-lines file: add --format jsonl "
+                             "(a JSON array or a CSV cannot be continued by appending)")
+    if args.total and (args.quiet or args.progress is False):
+        raise UsageError("--total shows a total on the progress line: drop "
+                         f"{'--quiet' if args.quiet else '--no-progress'}")
+    if args.total and args.follow:
+        raise UsageError("--total counts toward an end, which --follow does not have: drop "
+                         "--total")
     if share.count:
         given = [name for name, value in (("--limit", limit), ("--token", token),
-                                          ("--state", args.state), ("--recover", args.recover))
+                                          ("--state", args.state), ("--recover", args.recover),
+                                          ("--append", args.existing == "append"),
+                                          ("--total", args.total))
                  if value]
         if given:
             raise UsageError(f"a count URL takes no {', '.join(given)}")
@@ -328,8 +396,9 @@ def settings_from(argv: Optional[Sequence[str]]) -> RunSettings:
         proxy = args.proxy
     return RunSettings(
         share=share, apikey=apikey, query=query, limit=limit, token=token,
-        format=args.format, output=args.output, state=args.state, follow=args.follow,
+        format=args.format, output=output, state=args.state, follow=args.follow,
         interval=args.interval, progress=None if args.quiet else args.progress,
+        progress_total=args.total, existing=args.existing,
         quiet=args.quiet, cacert=args.cacert,
         debug=args.debug, recover=args.recover, strict=args.strict, proxy=proxy,
         bounds=Bounds(**{bound.name: getattr(args, bound.name) for bound in BOUNDS}),

@@ -4,18 +4,23 @@ The command line registers its secrets (the API key) with :func:`keep_secret` as
 knows them; from then on :func:`say`, :func:`say_line` and :func:`say_traceback` take them
 out of whatever they print, the hub's own words and ``--debug`` tracebacks included. With
 stderr closed (``2>&-``) the lines are dropped: exit codes do not change.
+
+A live line on the terminal (:class:`hubasync.cli.progress.Progress`) registers a hook with
+:func:`set_before_writing`: every line printed here calls it first, so that no line is glued to
+the progress line.
 """
 
 from __future__ import annotations
 
 import sys
 import traceback
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 from hubasync.core.redaction import redact
 from hubasync.version import PROG
 
 _secrets: List[str] = []
+_before_writing: Optional[Callable[[], None]] = None
 
 
 def keep_secret(secret: Optional[str]) -> None:
@@ -37,11 +42,20 @@ def redacted(text: str) -> str:
     return text
 
 
+def set_before_writing(hook: Optional[Callable[[], None]]) -> Optional[Callable[[], None]]:
+    """Call ``hook`` (or nothing, for None) before each line printed; returns the previous one."""
+    global _before_writing
+    previous, _before_writing = _before_writing, hook
+    return previous
+
+
 def say_line(text: str) -> None:
     """Print ``text`` as it is (redacted) on stderr: the continuation token, for one."""
     stream = sys.stderr
     if stream is None:  # stderr was closed when Python started
         return
+    if _before_writing is not None:
+        _before_writing()
     try:
         stream.write(redacted(text) + "\n")
         stream.flush()

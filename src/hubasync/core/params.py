@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Type
 from urllib.parse import quote, urlencode
 
+from hubasync.core.bounds import parse_duration
 from hubasync.core.urls import ShareUrl
 from hubasync.errors import UsageError
 
@@ -68,6 +69,23 @@ class Query:
                 f"a notification share ({share.display()}) takes only --limit and --token "
                 f"(and --param); drop {', '.join(offending)}"
             )
+
+
+def relative_time(text: str) -> str:
+    """A ``start``/``end`` value as the hub takes it: a duration with a unit (``24h``, ``-24h``,
+    ``7d``, ``30m``, ``90s``; either sign) means that long before now, sent as the negative
+    number of seconds (``-86400``); anything else (a date, a date-time, epoch seconds, a plain
+    number <= 0 for seconds before now) is sent as it is."""
+    body = text.strip()
+    if body.startswith(("+", "-")):
+        body = body[1:]
+    if not body or not body[-1].isalpha():  # a plain number or a date: the hub reads it
+        return text
+    try:
+        seconds = parse_duration(body)
+    except ValueError:
+        return text
+    return str(-int(seconds)) if seconds == int(seconds) else str(-seconds)
 
 
 def parse_projection(text: str) -> tuple[str, ...]:

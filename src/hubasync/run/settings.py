@@ -29,6 +29,8 @@ class RunSettings:
     follow: bool = False
     interval: float = 60.0
     progress: Optional[bool] = None  # None: on a terminal only
+    progress_total: bool = False  # --total: a count query first, for the progress line's total
+    existing: str = "refuse"  # an existing -o FILE no state describes: refuse, append, overwrite
     quiet: bool = False
     bounds: Bounds = DEFAULTS
     cacert: Optional[str] = None

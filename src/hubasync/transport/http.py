@@ -14,6 +14,13 @@ Connections follow a :class:`hubasync.proxy.ProxyRoute`: direct, or through an H
 (plain http in absolute form with ``Proxy-Authorization`` on each request; https in a
 ``CONNECT`` tunnel, the proxy's credentials only in the ``CONNECT``, the hub's certificate
 checked against the hub's name).
+
+Every failure names where it happened: the hub's ``host:port``, and the proxy's when there is
+one (``cannot connect to hub.example.com:443: connection refused``). What asking again cannot
+change is not transient, so not retried: a host name that does not exist (``EAI_NONAME``; a
+resolver failing for now, ``EAI_AGAIN``, is retried), an untrusted certificate, and a TLS
+mismatch (https to a port that speaks plain http, plain http to a port that speaks TLS, no TLS
+version in common).
 """
 
 from __future__ import annotations
@@ -31,9 +38,18 @@ from urllib.parse import urlsplit
 
 from hubasync.core.redaction import redact
 from hubasync.core.urls import ShareUrl, origin_of
-from hubasync.errors import BadBody, CertificateError, NetworkError, ProtocolError, ProxyAuthError
+from hubasync.errors import (
+    BadBody,
+    CertificateError,
+    HostNotFound,
+    HubUnavailable,
+    NetworkError,
+    ProtocolError,
+    ProxyAuthError,
+    TlsMismatch,
+)
 from hubasync.transport.proxy import DIRECT, Proxy, ProxyRoute, route_for
-from hubasync.transport.tls import make_ssl_context
+from hubasync.transport.tls import make_ssl_context, speaks_tls
 from hubasync.version import __version__
 
 CHUNK_SIZE = 128 * 1024
@@ -54,6 +70,22 @@ _STALE_CONNECTION = (
 )
 
 
+# getaddrinfo's answers that a name does not exist: asking again gets the same.
+_NO_SUCH_NAME = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
+# OpenSSL's reasons for two ends that do not speak the same protocol, and what each means.
+_NOT_TLS = "the server does not speak TLS there (plain http? then the URL is http://)"
+_NO_TLS_VERSION = "no TLS version in common with the server"
+_TLS_MISMATCH = {
+    "WRONG_VERSION_NUMBER": _NOT_TLS, "PACKET_LENGTH_TOO_LONG": _NOT_TLS,
+    "RECORD_LAYER_FAILURE": _NOT_TLS, "HTTP_REQUEST": _NOT_TLS,
+    "UNSUPPORTED_PROTOCOL": _NO_TLS_VERSION, "TLSV1_ALERT_PROTOCOL_VERSION": _NO_TLS_VERSION,
+    "NO_PROTOCOLS_AVAILABLE": _NO_TLS_VERSION, "VERSION_TOO_LOW": _NO_TLS_VERSION,
+}
+# The first bytes of a TLS record (alert, handshake) where an HTTP status line was expected.
+_TLS_RECORD_STARTS = ("\x15\x03", "\x16\x03")
+_SPEAKS_TLS = "the server there speaks TLS: the URL should be https://"
+
+
 def describe_os_error(error: BaseException) -> str:
     """A short human reason for a socket-level failure."""
     if isinstance(error, (socket.timeout, TimeoutError)):
@@ -69,9 +101,11 @@ def describe_os_error(error: BaseException) -> str:
     if isinstance(error, ssl.SSLCertVerificationError):
         return f"TLS certificate not trusted ({error.verify_message})"
     if isinstance(error, ssl.SSLError):
-        return f"TLS error ({error.reason or error})"
+        return f"TLS error ({getattr(error, 'reason', None) or error})"
     if isinstance(error, socket.gaierror):
-        return f"cannot resolve host ({error.strerror})"
+        if error.errno in _NO_SUCH_NAME:
+            return f"the host name does not resolve ({error.strerror})"
+        return f"cannot resolve the host name ({error.strerror})"
     if isinstance(error, http.client.IncompleteRead):
         return "body cut short"
     if isinstance(error, http.client.HTTPException):
@@ -81,23 +115,43 @@ def describe_os_error(error: BaseException) -> str:
     return str(error) or type(error).__name__
 
 
-def _failure(method: str, error: BaseException) -> Exception:
-    """The error for a request that failed below HTTP; an untrusted certificate is final."""
-    message = f"{method} failed: {describe_os_error(error)}"
+def _classified(message: str, error: BaseException) -> HubUnavailable:
+    """The error for ``message``, a failure below HTTP caused by ``error``: final when asking
+    again cannot change it (no such host, an untrusted certificate, a TLS mismatch)."""
+    if isinstance(error, socket.gaierror) and error.errno in _NO_SUCH_NAME:
+        return HostNotFound(message)
     if isinstance(error, ssl.SSLCertVerificationError):
         return CertificateError(message + " (--cacert FILE adds a private CA)")
+    reason = getattr(error, "reason", None) if isinstance(error, ssl.SSLError) else None
+    if reason in _TLS_MISMATCH:
+        return TlsMismatch(f"{message}: {_TLS_MISMATCH[reason]}")
+    if isinstance(error, http.client.BadStatusLine) and str(error).startswith(_TLS_RECORD_STARTS):
+        return TlsMismatch(f"{message}: {_SPEAKS_TLS}")
     return NetworkError(message)
+
+
+def _failure(method: str, where: str, error: BaseException) -> HubUnavailable:
+    """The error for a request to ``where`` that failed below HTTP."""
+    return _classified(f"{method} to {where} failed: {describe_os_error(error)}", error)
+
+
+def connect_failure(where: str, error: BaseException) -> HubUnavailable:
+    """The error for a connection to ``where`` (``host:port``) that could not be made."""
+    return _classified(f"cannot connect to {where}: {describe_os_error(error)}", error)
 
 
 def _netloc(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _proxy_down(proxy: Proxy, error: BaseException) -> NetworkError:
-    return NetworkError(f"proxy {proxy}: {describe_os_error(error)}")
+def _proxy_down(proxy: Proxy, error: BaseException, target: str,
+                connecting: bool = False) -> HubUnavailable:
+    """The proxy at ``proxy`` failed on the way to the hub at ``target``."""
+    said = f"proxy {proxy}: {describe_os_error(error)} (on the way to {target})"
+    return _classified(f"cannot connect to {said}" if connecting else said, error)
 
 
-def _proxy_refused(proxy: Proxy, status: int, reason: str) -> Exception:
+def _proxy_refused(proxy: Proxy, status: int, reason: str, target: str) -> Exception:
     """The error for a proxy that answered ``status`` instead of doing what was asked."""
     said = f"{status} {reason[:100]}".strip()
     if status == 407:
@@ -105,11 +159,11 @@ def _proxy_refused(proxy: Proxy, status: int, reason: str) -> Exception:
             return ProxyAuthError(f"the proxy {proxy} wants credentials ({said}): give them "
                                   "as http://USER:PASSWORD@HOST:PORT")
         return ProxyAuthError(f"the proxy {proxy} refused the credentials ({said})")
-    return NetworkError(f"proxy {proxy} refused the tunnel to the hub ({said})")
+    return NetworkError(f"proxy {proxy} refused the tunnel to {target} ({said})")
 
 
-def _read_proxy_head(sock: socket.socket, proxy: Proxy,
-                     timeout: float) -> tuple[int, str, bytes]:
+def _read_proxy_head(sock: socket.socket, proxy: Proxy, timeout: float,
+                     target: str) -> tuple[int, str, bytes]:
     """Status, reason and any bytes after the head of the proxy's answer to CONNECT; the
     headers are read and dropped.
 
@@ -125,32 +179,35 @@ def _read_proxy_head(sock: socket.socket, proxy: Proxy,
             line = line.rstrip(b"\r")
             if not line:
                 if not lines:
-                    raise NetworkError(f"proxy {proxy} sent a malformed answer to CONNECT")
-                return (*_status_of(lines[0], proxy), buffer)
+                    raise NetworkError(f"proxy {proxy} sent a malformed answer to CONNECT "
+                                       f"{target}")
+                return (*_status_of(lines[0], proxy, target), buffer)
             if len(line) > MAX_PROXY_LINE:
                 raise NetworkError(f"proxy {proxy}: answer line longer than {MAX_PROXY_LINE} "
-                                   "bytes")
+                                   f"bytes to CONNECT {target}")
             lines.append(line)
             if len(lines) > MAX_PROXY_HEADERS + 1:
                 raise NetworkError(f"proxy {proxy}: more than {MAX_PROXY_HEADERS} headers in "
-                                   "its answer to CONNECT")
+                                   f"its answer to CONNECT {target}")
         if len(buffer) > MAX_PROXY_LINE:
-            raise NetworkError(f"proxy {proxy}: answer line longer than {MAX_PROXY_LINE} bytes")
+            raise NetworkError(f"proxy {proxy}: answer line longer than {MAX_PROXY_LINE} bytes "
+                               f"to CONNECT {target}")
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise socket.timeout("timed out")
         sock.settimeout(remaining)
         data = sock.recv(MAX_PROXY_LINE)
         if not data:
-            raise NetworkError(f"proxy {proxy} closed the connection without answering CONNECT")
+            raise NetworkError(f"proxy {proxy} closed the connection without answering CONNECT "
+                               f"{target}")
         buffer += data
 
 
-def _status_of(line: bytes, proxy: Proxy) -> tuple[int, str]:
+def _status_of(line: bytes, proxy: Proxy, target: str) -> tuple[int, str]:
     parts = line.decode("latin-1").split(None, 2)
     if len(parts) < 2 or not parts[0].startswith("HTTP/") or not (
             len(parts[1]) == 3 and parts[1].isdigit()):
-        raise NetworkError(f"proxy {proxy} sent a malformed answer to CONNECT")
+        raise NetworkError(f"proxy {proxy} sent a malformed answer to CONNECT {target}")
     return int(parts[1]), parts[2] if len(parts) > 2 else ""
 
 
@@ -159,26 +216,27 @@ def open_tunnel(proxy: Proxy, host: str, port: int, timeout: float) -> socket.so
 
     Only the proxy's own credentials travel in the CONNECT, never the API key.
     """
+    authority = _netloc(host, port)
     try:
         sock = socket.create_connection((proxy.host, proxy.port), timeout=timeout)
     except OSError as error:
-        raise _proxy_down(proxy, error) from error
+        raise _proxy_down(proxy, error, authority, connecting=True) from error
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        authority = _netloc(host, port)
         head = [f"CONNECT {authority} HTTP/1.1", f"Host: {authority}"]
         if proxy.authorization is not None:
             head.append(f"Proxy-Authorization: {proxy.authorization}")
         sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
-        status, reason, after = _read_proxy_head(sock, proxy, timeout)
+        status, reason, after = _read_proxy_head(sock, proxy, timeout, authority)
         if not 200 <= status < 300:
-            raise _proxy_refused(proxy, status, reason)
+            raise _proxy_refused(proxy, status, reason, authority)
         if after:  # the hub cannot have spoken first in TLS
-            raise NetworkError(f"proxy {proxy} sent bytes after its answer to CONNECT")
+            raise NetworkError(f"proxy {proxy} sent bytes after its answer to CONNECT "
+                               f"{authority}")
         sock.settimeout(timeout)
     except OSError as error:
         sock.close()
-        raise _proxy_down(proxy, error) from error
+        raise _proxy_down(proxy, error, authority) from error
     except BaseException:
         sock.close()
         raise
@@ -188,15 +246,16 @@ def open_tunnel(proxy: Proxy, host: str, port: int, timeout: float) -> socket.so
 class _ProxiedHTTPConnection(http.client.HTTPConnection):
     """Plain http to the hub through a proxy: the connection is to the proxy."""
 
-    def __init__(self, proxy: Proxy, timeout: float) -> None:
+    def __init__(self, proxy: Proxy, timeout: float, target: str) -> None:
         super().__init__(proxy.host, proxy.port, timeout=timeout)
         self.proxy = proxy
+        self.target = target
 
     def connect(self) -> None:
         try:
             super().connect()
         except OSError as error:
-            raise _proxy_down(self.proxy, error) from error
+            raise _proxy_down(self.proxy, error, self.target, connecting=True) from error
 
 
 class _TunnelledHTTPSConnection(http.client.HTTPSConnection):
@@ -213,6 +272,10 @@ class _TunnelledHTTPSConnection(http.client.HTTPSConnection):
         raw = open_tunnel(self.proxy, self.host, self.port, self._connect_timeout)
         try:
             self.sock = self._tls.wrap_socket(raw, server_hostname=self.host)
+        except OSError as error:
+            raw.close()
+            where = f"{_netloc(self.host, self.port)} through proxy {self.proxy}"
+            raise connect_failure(where, error) from error
         except BaseException:
             raw.close()
             raise
@@ -259,7 +322,8 @@ class HttpResponse:
             self.abandon()
             if isinstance(error, http.client.IncompleteRead):
                 raise BadBody("body cut short") from error
-            raise NetworkError(f"reading the body failed: {describe_os_error(error)}") from error
+            raise NetworkError(f"reading the body from {self._transport.where} failed: "
+                               f"{describe_os_error(error)}") from error
         except BaseException:
             self.abandon()
             raise
@@ -335,22 +399,27 @@ class HttpExchange:
         if conn is None:
             raise RuntimeError("the response of this exchange was already taken")
         self._conn = None
+        transport = self._transport
         try:
             raw = conn.getresponse()
         except _STALE_CONNECTION as error:
             conn.close()
             if self.reused:
                 # The hub closed the idle kept-alive connection: not a failure of the hub.
-                return self._transport.send(self.method, self.url, fresh=True).response()
-            raise NetworkError(f"{self.method} failed: {describe_os_error(error)}") from error
+                return transport.send(self.method, self.url, fresh=True).response()
+            if transport.closed_by_tls_server():
+                raise TlsMismatch(f"{self.method} to {transport.where} failed: "
+                                  f"{_SPEAKS_TLS}") from error
+            raise NetworkError(f"{self.method} to {transport.where} failed: "
+                               f"{describe_os_error(error)}") from error
         except (OSError, http.client.HTTPException) as error:
             conn.close()
-            raise _failure(self.method, error) from error
-        self._transport.trace(f"< {raw.status} {raw.reason} ({self.method} {self.url})")
-        proxy = self._transport.plain_proxy
+            raise _failure(self.method, transport.where, error) from error
+        transport.trace(f"< {raw.status} {raw.reason} ({self.method} {self.url})")
+        proxy = transport.plain_proxy
         if raw.status == 407 and proxy is not None:
             conn.close()
-            raise _proxy_refused(proxy, raw.status, raw.reason)
+            raise _proxy_refused(proxy, raw.status, raw.reason, transport.netloc)
         return HttpResponse(self._transport, conn, raw, self.url)
 
     def cancel(self) -> None:
@@ -368,6 +437,9 @@ class HttpTransport:
                  trace: Optional[Trace] = None, route: ProxyRoute = DIRECT) -> None:
         self.origin = origin_of(base_url)
         self.route = route
+        self.netloc = _netloc(*self.origin[1:])
+        # Where a request goes, as every failure names it.
+        self.where = self.netloc + (f" through proxy {route.proxy}" if route.proxy else "")
         self._headers = dict(headers)
         self._timeout = timeout
         self._ssl_context = ssl_context
@@ -404,17 +476,41 @@ class HttpTransport:
         conn = self._idle.pop() if reused else self._connect()
         self.trace(f"> {method} {url}" + ("" if reused else
                                            f" (new connection, {self.route.describe()})"))
+        if not reused:
+            self._open(conn)
         try:
             conn.request(method, target, headers=self._headers)
         except _STALE_CONNECTION as error:
             conn.close()
             if reused:
                 return self.send(method, url, fresh=True)
-            raise NetworkError(f"{method} failed: {describe_os_error(error)}") from error
+            raise NetworkError(f"{method} to {self.where} failed: "
+                               f"{describe_os_error(error)}") from error
         except (OSError, http.client.HTTPException) as error:
             conn.close()
-            raise _failure(method, error) from error
+            raise _failure(method, self.where, error) from error
         return HttpExchange(self, conn, method, url, reused)
+
+    def _open(self, conn: http.client.HTTPConnection) -> None:
+        """Connect (and shake hands, for https), so that a failure says it could not connect."""
+        try:
+            conn.connect()
+        except HubUnavailable:  # through a proxy: already said, naming the proxy
+            conn.close()
+            raise
+        except (OSError, http.client.HTTPException) as error:
+            conn.close()
+            raise connect_failure(self.where, error) from error
+        except BaseException:
+            conn.close()
+            raise
+
+    def closed_by_tls_server(self) -> bool:
+        """Whether a plain http connection the hub closed unanswered went to a port that speaks
+        TLS (as a TLS server closes on a plain request); asked only then, direct only."""
+        scheme, host, port = self.origin
+        return scheme == "http" and self.route.proxy is None and speaks_tls(
+            host, port, self._timeout)
 
     def request(self, method: str, url: str) -> HttpResponse:
         """Send a request and wait for its status and headers."""
@@ -451,7 +547,7 @@ class HttpTransport:
             if scheme == "https":
                 return _TunnelledHTTPSConnection(proxy, host, port, self._timeout,
                                                  self._ssl_context or make_ssl_context())
-            return _ProxiedHTTPConnection(proxy, self._timeout)
+            return _ProxiedHTTPConnection(proxy, self._timeout, self.netloc)
         if scheme == "https":
             return http.client.HTTPSConnection(host, port, timeout=self._timeout,
                                                context=self._ssl_context)

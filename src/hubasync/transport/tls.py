@@ -1,4 +1,5 @@
-"""TLS to the hub: a certificate-verifying context, and the check of a ``--cacert`` file.
+"""TLS to the hub: a certificate-verifying context, the check of a ``--cacert`` file, and a
+probe that tells whether a port speaks TLS.
 
 The check is shared by the command line, the library and the service's config, and made before
 any request; each raises :class:`~hubasync.errors.UsageError` (a subclass of it for the library)
@@ -7,6 +8,7 @@ naming the option or argument.
 
 from __future__ import annotations
 
+import socket
 import ssl
 from typing import Optional, Type
 
@@ -36,3 +38,36 @@ def check_cacert(path: str, name: str = "--cacert",
             raise error(f"{name} {path}: not a file of PEM certificates "
                         f"({exc.reason or exc})") from None
         raise error(f"{name} {path}: cannot be read: {exc.strerror or exc}") from None
+
+
+
+def speaks_tls(host: str, port: int, timeout: float) -> bool:
+    """Whether ``host:port`` answers a TLS hello in TLS: asked when plain http there was met
+    with a connection closed at once, as a TLS server closes on a plain request.
+
+    The hello is followed by an empty line, so that a plain HTTP server answers (or closes) at
+    once instead of waiting for the end of a request line; a TLS server answers the hello first.
+    Nothing but the hello is sent: no request, no key.
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    outgoing = ssl.MemoryBIO()
+    client = context.wrap_bio(ssl.MemoryBIO(), outgoing, server_hostname=host)
+    try:
+        client.do_handshake()
+    except ssl.SSLWantReadError:  # the hello is written, an answer is awaited
+        pass
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.sendall(outgoing.read() + b"\r\n\r\n")
+            answer = b""
+            while len(answer) < 2:
+                data = sock.recv(2 - len(answer))
+                if not data:
+                    break
+                answer += data
+    except OSError:
+        return False
+    # a TLS record: handshake (the server's hello) or alert, protocol version 3.x
+    return len(answer) == 2 and answer[0] in (0x15, 0x16) and answer[1] == 0x03
