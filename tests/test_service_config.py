@@ -540,3 +540,11 @@ def test_a_directory_that_cannot_be_made_or_written_is_refused(tmp_path: Path) -
                 prepare_directory(config)
     finally:
         locked.chmod(0o700)
+
+
+def test_a_relative_start_is_sent_as_the_command_sends_it(tmp_path: Path) -> None:
+    path = write(tmp_path, 'apikey_env = "K"\n[shares.a]\n'
+                           'url = "https://hub.example.com/shares/v2/async/a"\n'
+                           'start = "24h"\nend = "-30m"\n')
+    share = load_config(str(path), {"K": "key"}).shares[0]
+    assert (share.query.start, share.query.end) == ("-86400", "-1800")

@@ -175,7 +175,8 @@ def test_the_progress_line_learns_the_total_first_only_when_asked(tmp_path: Path
     counts = [url for url in hub.requests("POST") if "/count" in url]
     if total:  # a count job first, then the pages
         assert progress.total == 25 and len(counts) == 1
-        assert "25 / 25 events (100%)" in stream.getvalue()
+        assert "/ 25 events (" in stream.getvalue()  # the line shows the total
+        assert "hubasync: 25 events in 3 pages" in stream.getvalue()  # then the summary
     else:  # the first event as soon as in a pipe: no count job before the download
         assert progress.total is None and counts == []
 

@@ -9,8 +9,6 @@ import subprocess
 import sys
 from typing import Any
 
-import pytest
-
 from .helpers import ROOT
 
 DEMO = [sys.executable, os.path.join(ROOT, "tools", "demo.py")]
@@ -31,7 +29,6 @@ def test_demo_runs_its_steps_and_stops_the_simulator() -> None:
     assert "Traceback" not in done.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="stdout append: lead")
 def test_demo_redirected_to_a_file(tmp_path: Any) -> None:
     # as the shell opens it for "make demo > demo.log": truncated, not in append mode; the
     # demo's first line is in it before the first download writes

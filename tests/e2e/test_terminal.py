@@ -19,8 +19,6 @@ from terminal import Screen
 from .helpers import command, run, share
 
 SUMMARY = re.compile(r"hubasync: [\d,]+ events? in \d+ pages?, \d+:\d\d, [\d.]+[kMG]?/s")
-WIRED = "progress summary and clearing before stdout: the lead wires Progress.finish and " \
-        "Progress.before_output into cli/download.py"
 
 
 def on_a_terminal(args: List[str]) -> List[str]:
@@ -55,7 +53,6 @@ def on_a_terminal(args: List[str]) -> List[str]:
     return screen.lines()
 
 
-@pytest.mark.xfail(strict=True, reason=WIRED)
 def test_json_on_the_terminal_is_not_run_into_and_the_summary_ends_the_run(sim: Any) -> None:
     lines = on_a_terminal([share(sim), "--sort=_id"])  # 3 pages, nothing left: no token
     assert SUMMARY.fullmatch(lines[-1]), lines[-1]
@@ -65,7 +62,6 @@ def test_json_on_the_terminal_is_not_run_into_and_the_summary_ends_the_run(sim: 
         event["uuid"] for event in sim.share_events("demo")]
 
 
-@pytest.mark.xfail(strict=True, reason=WIRED)
 def test_the_token_line_stands_alone_after_the_summary(sim: Any, tmp_path: Any) -> None:
     lines = on_a_terminal([share(sim), "--limit=5", "-o", str(tmp_path / "out.json")])
     assert SUMMARY.fullmatch(lines[-2]), lines
@@ -80,7 +76,6 @@ def test_in_a_pipe_or_quiet_there_is_no_progress_and_no_summary(sim: Any) -> Non
         assert "events" not in done.stderr and "\r" not in done.stderr
 
 
-@pytest.mark.xfail(strict=True, reason=WIRED)
 def test_forced_progress_in_a_pipe_ends_with_the_summary_before_the_token(sim: Any) -> None:
     done = run([share(sim), "--limit=5", "--progress"])
     assert done.code == 0, done.stderr

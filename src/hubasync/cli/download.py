@@ -43,13 +43,15 @@ def run(settings: RunSettings) -> int:
     """Carry out a checked command line; returns the exit code."""
     flags = SignalFlags()
     stop = StopRequest()
-    progress = Progress(sys.stderr, enabled=_progress_wanted(settings))
-    if not flags.install():  # not the main thread (a caller's own thread): no signals here
-        return _command(settings, progress, stop)
-    try:
-        return supervise(lambda: _command(settings, progress, stop), flags, stop)
-    finally:
-        flags.uninstall()
+    progress = Progress(sys.stderr, enabled=_progress_wanted(settings),
+                        stdout=sys.stdout if settings.output is None else None)
+    with progress.attached():  # every message clears the progress line first
+        if not flags.install():  # not the main thread (a caller's own thread): no signals
+            return _command(settings, progress, stop)
+        try:
+            return supervise(lambda: _command(settings, progress, stop), flags, stop)
+        finally:
+            flags.uninstall()
 
 
 def _command(settings: RunSettings, progress: Progress, stop: StopRequest) -> int:
@@ -122,7 +124,8 @@ class Download:
         self.progress = progress
         self.stop = stop
         self.on_retry = on_retry
-        self.resumable = ResumableRun(settings, notice=self._notice)
+        self.resumable = ResumableRun(settings, notice=self._notice,
+                                      before_output=progress.before_output)
 
     def _notice(self, message: str) -> None:
         if not self.settings.quiet:
@@ -193,8 +196,7 @@ class Download:
         except HubasyncError as error:
             return self._failed(error)
         done = run.cursor
-        progress.update(done.events, done.pages, force=True)
-        progress.clear()
+        progress.finish(done.events, done.pages)
         if done.more and done.token:
             say_line(done.token)
         return ExitCode.OK

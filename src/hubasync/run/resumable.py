@@ -135,6 +135,7 @@ class _Page:
         """The page becomes part of the output (flushed, and synced with a state), then the
         state records ``cursor``: a crash in between leaves the page past the committed offset,
         cut when the run continues."""
+        self._run.before_output()
         self._writer.commit()
         self.committed = True
         self._run.cursor = cursor
@@ -145,8 +146,13 @@ class ResumableRun:
     """One share's events into one output, resumable (see the module's docstring)."""
 
     def __init__(self, settings: RunSettings, *, stdout: Optional[BinaryIO] = None,
-                 notice: Notice = _quiet) -> None:
+                 notice: Notice = _quiet,
+                 before_output: Callable[[], None] = lambda: None) -> None:
+        """``notice`` says what the run decided on its own (a file moved, a recovery);
+        ``before_output`` is called before bytes reach the output (a terminal's progress line
+        clears itself)."""
         self.settings = settings
+        self.before_output = before_output
         self.query = settings.query
         self.fingerprint = run_fingerprint(settings)
         self.cursor = Cursor(token=settings.token, limit=settings.limit)
@@ -166,7 +172,8 @@ class ResumableRun:
         """Whether the output is written in place and continued by later runs (JSON lines with
         a state, and every share of the service), rather than written whole and renamed."""
         settings = self.settings
-        return settings.in_place or (settings.format == "jsonl" and settings.state is not None)
+        return settings.in_place or (settings.format == "jsonl" and (
+            settings.state is not None or settings.existing == "append"))
 
     def claim(self) -> None:
         """Lock the state and the output, read and check them: everything that may refuse the
@@ -205,10 +212,11 @@ class ResumableRun:
             raise
 
     def _check_unclaimed_output(self) -> None:
-        """Without a state, an existing output is written over or after only when asked."""
+        """An existing output that no state describes is written over or after only when
+        asked."""
         settings = self.settings
-        if settings.output is None or settings.state is None:
-            return  # no state to describe it: -o FILE alone replaces FILE
+        if settings.output is None:
+            return
         target = resolve_output(settings.output)
         size = _size_of(target.path) if target.regular else 0
         if size == 0 or (settings.in_place and self._holds_only_an_empty_document(target.path)):
@@ -225,10 +233,11 @@ class ResumableRun:
                 "came from the same share" if settings.format == "jsonl" else "replace it")
         options = ("--append to add after it, --overwrite to replace it"
                    if settings.format == "jsonl" else "--overwrite to replace it")
+        state = f"{settings.state} is missing" if settings.state else "no --state was given"
         raise ClaimError(
-            f"{settings.output} exists ({size:,} bytes) and no state describes it "
-            f"({settings.state} is missing): a new download would {what}. Give {options}, "
-            "or move it away (nothing was written)")
+            f"{settings.output} exists ({size:,} bytes) and no state describes it ({state}): "
+            f"a new download would {what}. Give {options}, or move it away (nothing was "
+            "written)")
 
     def _complete_moved_output(self, state: RunState) -> None:
         """A share's file that is no longer at its path (moved away, by logrotate say, while
@@ -573,6 +582,7 @@ class ResumableRun:
         if self._writer is None:
             self._open_output()
         assert self._writer is not None
+        self.before_output()
         self._writer.close(complete=True)
         self.save()
 
@@ -585,6 +595,7 @@ class ResumableRun:
         if writer is None:
             return
         nothing = self.settings.output is None and self.cursor.pages == 0 and not writer.started
+        self.before_output()
         try:
             writer.close(complete=False, end_document=not nothing)
             self.save()

@@ -38,10 +38,6 @@ class RunSettings:
     recover: bool = False
     strict: bool = False
     proxy: Optional[str] = None  # None: from the environment; "": none; else the proxy's URL
-    # An output that exists with no state to describe it: "refuse", "append" (JSON lines) or
-    # "overwrite" (only asked of runs with a state; -o FILE alone replaces FILE).
-    existing: str = "refuse"
-    progress_total: bool = False  # post a count first, for the progress line's total
     # A service's share: the output is written in place, grows pass after pass, is closed
     # between turns and may be rotated.
     in_place: bool = False

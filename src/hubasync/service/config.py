@@ -20,7 +20,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 from hubasync.core.access import check_key_and_origin
 from hubasync.core.bounds import ALL as BOUNDS
 from hubasync.core.bounds import DEFAULTS, Bound, Bounds, parse_duration
-from hubasync.core.params import Query, parse_projection, reserved_param
+from hubasync.core.params import Query, parse_projection, relative_time, reserved_param
 from hubasync.core.urls import ShareUrl, parse_share_url
 from hubasync.errors import UsageError
 from hubasync.files.lock import lock_path
@@ -347,9 +347,9 @@ class _Loader:
         if isinstance(value, (int, float)) and math.isfinite(value):
             return str(value)
         if isinstance(value, str) and value.strip():
-            return value
-        raise self.refuse(prefix + key, "expected a time: a date, a date-time, epoch seconds, or "
-                                        "<=0 for seconds before now")
+            return relative_time(value)  # "24h": that long before now, as --start takes it
+        raise self.refuse(prefix + key, "expected a time: a date, a date-time, epoch seconds, "
+                                        "<=0 for seconds before now, or a duration (\"24h\")")
 
     def apikey(self, table: Mapping[str, Any], top: Mapping[str, Any], prefix: str,
                url: ShareUrl) -> Tuple[str, str]:
