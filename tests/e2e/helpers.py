@@ -60,6 +60,18 @@ def run(args: Sequence[str], *, apikey: Optional[str] = "demo-key", entry: str =
     return Run(done.returncode, done.stdout, done.stderr.decode("utf-8", "replace"))
 
 
+def one_line(stderr: str, *, then_token: bool = False) -> str:
+    """The one line a failed run wrote on stderr (``hubasync: ...``), checked to be the only one
+    and no traceback. ``then_token``: a second line may follow, the token that continues."""
+    lines = [line for line in stderr.splitlines() if line]
+    assert "Traceback" not in stderr, stderr
+    if then_token and len(lines) == 2:
+        assert " " not in lines[1], stderr
+        lines = lines[:1]
+    assert len(lines) == 1 and lines[0].startswith("hubasync: "), stderr
+    return lines[0]
+
+
 def share(sim: Any, name: str = "demo", tail: str = "") -> str:
     return f"{sim.url}/shares/v2/async/{name}{tail}"
 

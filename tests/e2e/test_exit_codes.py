@@ -14,14 +14,7 @@ import pytest
 from fakehub import SHARE, FakeHub, Reply, Seen, reply
 from processes import Child, refused_port, wait_until
 
-from .helpers import Run, command, run, share
-
-
-def one_line(stderr: str) -> str:
-    lines = [line for line in stderr.splitlines() if line]
-    assert len(lines) == 1, stderr
-    assert "Traceback" not in stderr
-    return lines[0]
+from .helpers import Run, command, one_line, run, share
 
 
 @pytest.mark.parametrize("args, apikey, words", [
