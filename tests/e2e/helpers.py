@@ -6,8 +6,9 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any, List, Optional, Sequence
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ASYNC_PY = os.path.join(ROOT, "async.py")
@@ -79,3 +80,50 @@ def share(sim: Any, name: str = "demo", tail: str = "") -> str:
 def read_jsonl(path: str) -> list[dict[str, Any]]:
     with open(path, encoding="utf-8") as handle:
         return [json.loads(line) for line in handle]
+
+
+class HeldJobs:
+    """Jobs posted to ``sim`` after the first ``let_through`` stay pending (202) until
+    :meth:`release`: a run stopped meanwhile is surely still waiting on the hub, however slow
+    the machine (instead of a job latency long enough, one hopes, for the test to act).
+
+        held = HeldJobs(sim, let_through=1)   # the first page comes, the second never does
+        ... wait until the state records page 1, stop the run ...
+        held.release()                        # jobs posted from now on run normally
+    """
+
+    def __init__(self, sim: Any, let_through: int = 0) -> None:
+        self._jobs = sim.hub.jobs
+        self._create = self._jobs.create
+        self._lock = threading.Lock()  # the simulator creates jobs on its handler threads
+        self._left = let_through
+        self._held: List[Any] = []
+        self._released = False
+        self._jobs.create = self._created
+
+    def _created(self, *args: Any, **kwargs: Any) -> Any:
+        job = self._create(*args, **kwargs)
+        with self._lock:
+            if self._released:
+                pass
+            elif self._left > 0:
+                self._left -= 1
+            else:
+                job.pending_forever = True
+                self._held.append(job)
+        return job
+
+    @property
+    def held(self) -> int:
+        """How many jobs are being held."""
+        with self._lock:
+            return len(self._held)
+
+    def release(self) -> None:
+        """Let the held jobs finish, and hold no more."""
+        with self._lock:
+            self._released = True
+            for job in self._held:
+                job.pending_forever = False
+            self._held.clear()
+        del self._jobs.create  # the store's own method again
