@@ -10,6 +10,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any, List, Optional, Sequence
 
+from processes import Child
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ASYNC_PY = os.path.join(ROOT, "async.py")
 HUBASYNC = os.path.join(os.path.dirname(sys.executable), "hubasync")
@@ -42,23 +44,35 @@ def command(entry: str = "async") -> list[str]:
     return [HUBASYNC]
 
 
-def run(args: Sequence[str], *, apikey: Optional[str] = "demo-key", entry: str = "async",
-        env: Optional[dict[str, str]] = None, timeout: float = 120,
-        cwd: Optional[str] = None) -> Run:
-    """Run the CLI to completion; the key goes in APIKEY unless None.
+def environment(apikey: Optional[str] = "demo-key",
+                env: Optional[dict[str, str]] = None) -> dict[str, str]:
+    """The environment of a CLI child: the key in APIKEY unless None, then ``env``.
 
     The machine's ``*_proxy`` / ``*_PROXY`` variables (and ``REQUEST_METHOD``) are not passed
     on: only those in ``env`` reach the child.
     """
-    environment = {k: v for k, v in os.environ.items()
-                   if k != "APIKEY" and k != "REQUEST_METHOD"
-                   and not k.lower().endswith("_proxy")}
+    chosen = {k: v for k, v in os.environ.items()
+              if k != "APIKEY" and k != "REQUEST_METHOD" and not k.lower().endswith("_proxy")}
     if apikey is not None:
-        environment["APIKEY"] = apikey
-    environment.update(env or {})
-    done = subprocess.run(command(entry) + list(args), capture_output=True, env=environment,
-                          timeout=timeout, cwd=cwd)
+        chosen["APIKEY"] = apikey
+    chosen.update(env or {})
+    return chosen
+
+
+def run(args: Sequence[str], *, apikey: Optional[str] = "demo-key", entry: str = "async",
+        env: Optional[dict[str, str]] = None, timeout: float = 120,
+        cwd: Optional[str] = None) -> Run:
+    """Run the CLI to completion, in :func:`environment` (``apikey``, ``env``)."""
+    done = subprocess.run(command(entry) + list(args), capture_output=True,
+                          env=environment(apikey, env), timeout=timeout, cwd=cwd)
     return Run(done.returncode, done.stdout, done.stderr.decode("utf-8", "replace"))
+
+
+def start(args: Sequence[str], *, apikey: Optional[str] = "demo-key",
+          env: Optional[dict[str, str]] = None) -> Child:
+    """Start the CLI in the background, in :func:`environment`; its stdout and stderr go to
+    files (``child.stdout_bytes()``, ``child.stderr_text()``). Use it in a ``with`` block."""
+    return Child(command() + list(args), env=environment(apikey, env))
 
 
 def one_line(stderr: str, *, then_token: bool = False) -> str:
@@ -75,6 +89,16 @@ def one_line(stderr: str, *, then_token: bool = False) -> str:
 
 def share(sim: Any, name: str = "demo", tail: str = "") -> str:
     return f"{sim.url}/shares/v2/async/{name}{tail}"
+
+
+def saved_state(path: Any) -> dict[str, Any]:
+    """What the state file at ``path`` holds, {} while there is none (it is replaced whole)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            state: dict[str, Any] = json.load(handle)
+            return state
+    except FileNotFoundError:
+        return {}
 
 
 def read_jsonl(path: str) -> list[dict[str, Any]]:

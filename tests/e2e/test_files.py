@@ -13,28 +13,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from processes import Child, wait_until
+from processes import wait_until
 
-from .helpers import HeldJobs, command, read_jsonl, run, share
+from .helpers import HeldJobs, read_jsonl, run, saved_state, share, start
 
 DEADLINE = 60.0
-
-
-def page_committed(state: Path) -> Callable[[], bool]:
-    """True once the state file records a committed page."""
-
-    def committed() -> bool:
-        try:
-            return int(json.loads(state.read_text())["pages"]) >= 1
-        except (OSError, ValueError, KeyError):
-            return False
-
-    return committed
-
-
-def start(args: list[str]) -> Child:
-    """Start the CLI in the background (its stdout and stderr go to temporary files)."""
-    return Child(command() + args, env=dict(os.environ, APIKEY="demo-key"))
 
 
 def stop_after_the_first_page(sim: Any, args: list[str], state: Path, signum: int) -> HeldJobs:
@@ -43,7 +26,7 @@ def stop_after_the_first_page(sim: Any, args: list[str], state: Path, signum: in
     Returns the held jobs: ``release()`` them before a run that must finish."""
     held = HeldJobs(sim, let_through=1)
     with start(args) as child:
-        wait_until(lambda: page_committed(state)() and held.held >= 1,
+        wait_until(lambda: saved_state(state).get("pages", 0) >= 1 and held.held >= 1,
                    "the first page's state, and the next job posted", child=child)
         code = child.stop(signum)
         expected = 130 if signum == signal.SIGTERM else -signum

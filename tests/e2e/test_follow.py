@@ -3,32 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 from typing import Any
 
 import pytest
 from processes import Child, wait_until
 
-from .helpers import command, read_jsonl, share
-
-
-def follow(args: list[str]) -> Child:
-    return Child(command() + args, env=dict(os.environ, APIKEY="demo-key"))
-
-
-def recorded(path: Any) -> dict[str, Any]:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            state: dict[str, Any] = json.load(handle)
-            return state
-    except (FileNotFoundError, ValueError):  # not written yet
-        return {}
+from .helpers import read_jsonl, saved_state, share, start
 
 
 def after_a_pass(state: Any, out: Any) -> list[dict[str, Any]]:
     """The events committed in ``out`` when the state records a finished pass, else []."""
-    position = recorded(state)
+    position = saved_state(state)
     if not position.get("complete"):
         return []
     with open(out, "rb") as handle:
@@ -49,13 +35,13 @@ def test_follow_stopped_and_restarted_writes_every_event_once(make_sim: Any,
         wait_until(lambda: len(after_a_pass(state, out)) >= events, what, child=child)
         assert after_a_pass(state, out) == sim.share_events("demo")  # no gap, no repeat
 
-    with follow(args) as child:
+    with start(args) as child:
         followed_up_to(800, "the first pass recorded", child)
         sim.append_events("demo", 150)
         followed_up_to(950, "a pass over the 150 new events", child)
         assert child.stop(signal.SIGTERM) == 0, child.stderr_text()
     sim.append_events("demo", 400)  # events keep arriving while nobody follows
-    with follow(args) as child:
+    with start(args) as child:
         followed_up_to(1350, "the events added meanwhile", child)
         sim.append_events("demo", 50)
         followed_up_to(1400, "the events added while it follows", child)
@@ -67,7 +53,7 @@ def test_follow_stopped_and_restarted_writes_every_event_once(make_sim: Any,
 def test_follow_to_stdout_closes_the_array_on_stop(make_sim: Any, signum: int) -> None:
     sim = make_sim(events=300)
     # the first page (300 events, over 64 KB) would fill a pipe: stdout goes to a file
-    with follow([share(sim), "--follow", "--interval=0.2"]) as child:
+    with start([share(sim), "--follow", "--interval=0.2"]) as child:
         wait_until(lambda: child.stdout_bytes().count(b'"uuid"') >= 300,
                    "the first 300 events on stdout", child=child)
         sim.append_events("demo", 20)

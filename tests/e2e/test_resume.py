@@ -12,7 +12,7 @@ from typing import Any, Callable
 import pytest
 from processes import Child, wait_until
 
-from .helpers import HeldJobs, command, read_jsonl, run, share
+from .helpers import HeldJobs, read_jsonl, run, saved_state, share, start
 
 
 def ended_or_asked(child: Child, sim: Any, results: int) -> Callable[[], bool]:
@@ -30,9 +30,8 @@ def kill_and_resume_until_done(sim: Any, args: list[str], *, seed: int,
     page N, so each killed run committed a page at least, and the first is surely killed.
     """
     rng = random.Random(seed)
-    environment = dict(os.environ, APIKEY="demo-key")
     for runs in range(1, max_runs + 1):
-        with Child(command() + args, env=environment) as child:
+        with start(args) as child:
             results = sim.stats.requests["results"] + rng.randint(2, 4)
             wait_until(ended_or_asked(child, sim, results), "the run's pages")
             if child.poll() is None:
@@ -83,11 +82,9 @@ def test_interrupted_run_resumes_exactly_once(make_sim: Any, tmp_path: Any) -> N
     sim = make_sim(events=2000, page_max=400)
     out, state = tmp_path / "out.json", tmp_path / "state.json"
     args = [share(sim), "--sort=_id", "-o", str(out), "--state", str(state)]
-    environment = dict(os.environ, APIKEY="demo-key")
     held = HeldJobs(sim, let_through=1)  # the second page's job stays pending
-    with Child(command() + args, env=environment) as child:
-        wait_until(lambda: held.held >= 1 and state.exists()
-                   and json.loads(state.read_text())["pages"] >= 1,
+    with start(args) as child:
+        wait_until(lambda: held.held >= 1 and saved_state(state).get("pages", 0) >= 1,
                    "the first page recorded in the state", child=child)
         assert child.stop(signal.SIGTERM) == 130, child.stderr_text()
     assert not out.exists()  # a JSON file appears only when complete
