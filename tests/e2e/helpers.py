@@ -129,8 +129,8 @@ class HeldJobs:
         job = self._create(*args, **kwargs)
         with self._lock:
             if self._released:
-                pass
-            elif self._left > 0:
+                return job
+            if self._left > 0:
                 self._left -= 1
             else:
                 job.pending_forever = True
