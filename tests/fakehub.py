@@ -1,5 +1,5 @@
-"""A tiny scripted hub (and a recorder), on 127.0.0.1 by default, for tests that need answers the
-simulator does not give: foreign ``Location`` headers, TLS, odd bodies.
+"""A tiny scripted hub (and a recorder) over real sockets, on 127.0.0.1 by default, for tests
+that need answers the simulator does not give: foreign ``Location`` headers, TLS, odd bodies.
 
     hub = FakeHub(routes={("POST", "/shares/v2/async/demo"): reply(202, Location="...")})
     with hub:
@@ -10,8 +10,13 @@ simulator does not give: foreign ``Location`` headers, TLS, odd bodies.
 Without ``routes`` it answers like a hub for one tiny share ``demo`` (``TINY_EVENTS``), key
 ``key``: POST -> 202 jobs/1, GET jobs/1 -> 302 results/1, GET results/1 -> 200 the events.
 
-A reply with ``stream`` sends the chunks it yields, without a Content-Length, and closes the
-connection: a body of any size (a decompression bomb) without holding it in memory.
+Answers are described as in ``tests/core/memory_hub.py`` (the hub in memory, no socket):
+``reply(status, *chunks, **headers)``, header names with ``_`` for ``-``
+(``reply(503, Retry_After="2")``), the body in chunks of bytes, here each sent by its own
+write. A reply made with ``streamed`` sends the chunks a function yields, without a
+Content-Length, and closes the connection: a body of any size (a decompression bomb) without
+holding it in memory. ``answer(url, status, *chunks, **headers)`` is the same answer as the
+decision functions of ``hubasync.core.answers`` see it, for testing them without any hub.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+
+from hubasync.core.answers import Answer
 
 TINY_EVENTS = [
     {"observation time": "2020-10-01 00:00:00Z", "feed": "alpha", "ip": "192.0.2.1"},
@@ -34,20 +41,30 @@ SHARE = "/shares/v2/async/demo"
 @dataclass(frozen=True)
 class Reply:
     status: int
-    headers: Tuple[Tuple[str, str], ...] = ()
-    body: bytes = b""
+    headers: Dict[str, str] = field(default_factory=dict)
+    body: Tuple[bytes, ...] = ()
     stream: Optional[Callable[[], Iterable[bytes]]] = None
 
 
-def reply(status: int, body: bytes = b"", **headers: str) -> Reply:
-    """An answer; header names use ``_`` for ``-`` (``Retry_After="1"``)."""
-    return Reply(status, tuple((k.replace("_", "-"), v) for k, v in headers.items()), body)
+def _header_names(headers: Dict[str, str]) -> Dict[str, str]:
+    return {name.replace("_", "-"): value for name, value in headers.items()}
+
+
+def reply(status: int, *chunks: bytes, **headers: str) -> Reply:
+    """An answer; header names use ``_`` for ``-`` (``Retry_After="1"``); the body in chunks."""
+    return Reply(status, _header_names(headers), chunks)
 
 
 def streamed(status: int, chunks: Callable[[], Iterable[bytes]], **headers: str) -> Reply:
     """An answer whose body is what ``chunks()`` yields, sent as it is made, then closed."""
-    return Reply(status, tuple((k.replace("_", "-"), v) for k, v in headers.items()),
-                 stream=chunks)
+    return Reply(status, _header_names(headers), stream=chunks)
+
+
+def answer(url: str, status: int, *chunks: bytes, **headers: str) -> Answer:
+    """What the decision functions (``after_post``...) see of ``reply(status, *chunks,
+    **headers)`` answering a request for ``url``: headers looked up in any case."""
+    named = {name.lower(): value for name, value in _header_names(headers).items()}
+    return Answer(url, status, lambda name: named.get(name.lower()), b"".join(chunks))
 
 
 @dataclass(frozen=True)
@@ -69,11 +86,11 @@ def tiny_share(apikey: str = "key", events: Optional[List[Dict[str, Any]]] = Non
     """Routes of a well-behaved hub serving ``events`` in one page to ``apikey``."""
     body = json.dumps(TINY_EVENTS if events is None else events).encode()
 
-    def guarded(answer: Reply) -> Route:
+    def guarded(given: Reply) -> Route:
         def route(hub: FakeHub, seen: Seen) -> Reply:
             if seen.headers.get("authorization") != f"token {apikey}":
                 return reply(401, b'{"title": "401 Unauthorized"}')
-            return answer
+            return given
         return route
 
     return {
@@ -100,36 +117,37 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
 
-    def _answer(self) -> None:
+    def _respond(self) -> None:
         hub = self.server.hub
         seen = Seen(self.command, self.path, {k.lower(): v for k, v in self.headers.items()})
         with hub.lock:
             hub.requests.append(seen)
         route = hub.routes.get((self.command, seen.path))
         if route is None:
-            answer = reply(404, b'{"title": "404 Not Found"}')
+            chosen = reply(404, b'{"title": "404 Not Found"}')
         elif isinstance(route, Reply):
-            answer = route
+            chosen = route
         else:
-            answer = route(hub, seen)
-        self.send_response(answer.status)
-        for name, value in answer.headers:
+            chosen = route(hub, seen)
+        self.send_response(chosen.status)
+        for name, value in chosen.headers.items():
             self.send_header(name, value)
-        if answer.stream is None:
-            self.send_header("Content-Length", str(len(answer.body)))
+        if chosen.stream is None:
+            self.send_header("Content-Length", str(sum(map(len, chosen.body))))
             self.end_headers()
-            self.wfile.write(answer.body)
+            for chunk in chosen.body:
+                self.wfile.write(chunk)
             return
         self.send_header("Connection", "close")
         self.end_headers()
         self.close_connection = True
         try:
-            for chunk in answer.stream():
+            for chunk in chosen.stream():
                 self.wfile.write(chunk)
         except (BrokenPipeError, ConnectionResetError):  # the client stopped reading
             pass
 
-    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _answer
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _respond
 
 
 @dataclass

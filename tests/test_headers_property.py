@@ -17,11 +17,11 @@ import zlib
 from typing import Any, Dict, Optional
 
 import pytest
+from fakehub import answer
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from hubasync.core.answers import (
-    Answer,
     Fetch,
     Poll,
     Read,
@@ -157,15 +157,6 @@ bodies = st.one_of(
 )
 
 
-def answer(url: str, status: int, chosen: Dict[str, str], body: bytes) -> Answer:
-    lowered = {name.lower(): value for name, value in chosen.items()}
-
-    def header(name: str) -> Optional[str]:
-        return lowered.get(name.lower())
-
-    return Answer(url, status, header, body)
-
-
 def is_wait(value: Optional[float]) -> bool:
     return value is None or (isinstance(value, float) and math.isfinite(value) and value >= 0)
 
@@ -220,7 +211,7 @@ def test_hub_reasons_gives_pairs_of_strings(body: bytes) -> None:
 @SETTINGS
 @given(bodies, st.sampled_from(REQUEST_URLS), st.integers(100, 599))
 def test_hub_says_is_one_short_line(body: bytes, url: str, status: int) -> None:
-    said = hub_says(answer(url, status, {}, body))
+    said = hub_says(answer(url, status, body))
     assert isinstance(said, str)
     assert len(said) <= 303
     assert "\n" not in said and "\r" not in said
@@ -230,9 +221,9 @@ def test_hub_says_is_one_short_line(body: bytes, url: str, status: int) -> None:
 
 def test_hub_says_keeps_the_hubs_reasons() -> None:
     body = json.dumps({"errors": [{"key": "start", "message": "Invalid start: ['foo']"}]})
-    said = hub_says(answer(REQUEST_URLS[0], 400, {}, body.encode()))
+    said = hub_says(answer(REQUEST_URLS[0], 400, body.encode()))
     assert said == "start: Invalid start: ['foo']"
-    assert hub_says(answer(REQUEST_URLS[0], 502, {}, b"<html>bad gateway</html>")) == ""
+    assert hub_says(answer(REQUEST_URLS[0], 502, b"<html>bad gateway</html>")) == ""
 
 
 # --- the three phases' decisions -------------------------------------------------------------
@@ -258,7 +249,7 @@ def test_decisions_are_an_outcome_or_a_hubasync_error(phase: tuple, url: str, st
                                                       body: bytes) -> None:
     decide, outcomes = phase
     try:
-        outcome = decide(answer(url, status, chosen, body))
+        outcome = decide(answer(url, status, body, **chosen))
     except HubasyncError as error:
         assert type(error) is not HubasyncError  # always a specific class with its exit code
         assert error.exit_code in (2, 3, 4, 5, 6)
@@ -282,7 +273,7 @@ def test_decisions_are_an_outcome_or_a_hubasync_error(phase: tuple, url: str, st
 def test_a_followed_location_stays_on_the_origin(url: str, location: str) -> None:
     for decide, status in ((after_post, 202), (after_status, 202), (after_status, 302)):
         try:
-            outcome = decide(answer(url, status, {"Location": location}, b""))
+            outcome = decide(answer(url, status, Location=location))
         except HubasyncError as error:
             assert "origin" in str(error)
             continue
@@ -357,7 +348,7 @@ def test_parse_retry_after_on_non_decimal_digits(value: str) -> None:
 
 
 def test_after_post_with_a_superscript_retry_after() -> None:
-    outcome = after_post(answer(REQUEST_URLS[0], 503, {"Retry-After": "\u00b2"}, b""))
+    outcome = after_post(answer(REQUEST_URLS[0], 503, Retry_After="\u00b2"))
     assert isinstance(outcome, Retry)
 
 
@@ -375,7 +366,7 @@ def test_hub_reasons_on_a_deeply_nested_body(body: bytes) -> None:
 
 def test_after_post_with_a_deeply_nested_400_body() -> None:
     with pytest.raises(QueryRejected):
-        after_post(answer(REQUEST_URLS[0], 400, {}, DEEP))
+        after_post(answer(REQUEST_URLS[0], 400, DEEP))
 
 
 @pytest.mark.parametrize("decide, status, chosen, body, expected", [
@@ -391,7 +382,7 @@ def test_after_post_with_a_deeply_nested_400_body() -> None:
 def test_errors_are_one_line(decide: Any, status: int, chosen: Dict[str, str], body: bytes,
                              expected: type) -> None:
     with pytest.raises(expected) as caught:
-        decide(answer(REQUEST_URLS[0], status, chosen, body))
+        decide(answer(REQUEST_URLS[0], status, body, **chosen))
     assert len(str(caught.value).splitlines()) == 1, str(caught.value)
 
 

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from processes import wait_until
 
 import hubasync.files.lock as lock_module
 from hubasync.errors import Busy, ExitCode, OutputError
@@ -130,10 +131,8 @@ sys.stdin.read()
     children = [subprocess.Popen([sys.executable, "-c", script, start], stdin=subprocess.PIPE,
                                  stdout=subprocess.PIPE, text=True) for _ in range(4)]
     try:
-        deadline = time.monotonic() + 60
-        while sum(child.poll() is not None for child in children) < 3:
-            assert time.monotonic() < deadline, "the losers did not give up at once"
-            time.sleep(0.02)
+        wait_until(lambda: sum(child.poll() is not None for child in children) == 3,
+                   "the three losers to give up")
         running = [child for child in children if child.poll() is None]
         assert len(running) == 1 and running[0].stdout is not None
         assert running[0].stdout.readline() == "won\n"

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from typing import Optional
 
 import pytest
+from fakehub import answer
 
 from hubasync.core.answers import (
-    Answer,
     Fetch,
     Poll,
     Read,
@@ -20,7 +19,15 @@ from hubasync.core.answers import (
     hub_reasons,
     parse_count,
 )
-from hubasync.errors import AuthError, BadBody, NotFoundError, ProtocolError, QueryRejected
+from hubasync.core.retry import Attempts, RetryPolicy
+from hubasync.errors import (
+    AuthError,
+    BadBody,
+    HubasyncError,
+    NotFoundError,
+    ProtocolError,
+    QueryRejected,
+)
 
 POST_URL = "https://hub.example.com/shares/v2/async/abc?limit=10"
 STATUS_URL = "https://hub.example.com/shares/v2/async/abc/jobs/J1"
@@ -39,19 +46,13 @@ INVALID_TOKEN = json.dumps({
 }).encode()
 
 
-def answer(url: str, status: int, headers: Optional[dict[str, str]] = None,
-           body: bytes = b"") -> Answer:
-    lowered = {k.lower(): v for k, v in (headers or {}).items()}
-    return Answer(url, status, lambda name: lowered.get(name.lower()), body)
-
-
 @pytest.mark.parametrize("location, expected", [
     ("/shares/v2/async/abc/jobs/J1", STATUS_URL),
     ("abc/jobs/J1", STATUS_URL),  # path-relative: resolved against the request URL
     (STATUS_URL, STATUS_URL),
 ])
 def test_post_accepted_resolves_location(location: str, expected: str) -> None:
-    outcome = after_post(answer(POST_URL, 202, {"Location": location}))
+    outcome = after_post(answer(POST_URL, 202, Location=location))
     assert outcome == Poll(expected, None)
 
 
@@ -64,12 +65,12 @@ def test_post_accepted_resolves_location(location: str, expected: str) -> None:
     (202, {}, Retry("query: accepted without a Location")),
 ])
 def test_post_transient(status: int, headers: dict[str, str], expected: Retry) -> None:
-    assert after_post(answer(POST_URL, status, headers)) == expected
+    assert after_post(answer(POST_URL, status, **headers)) == expected
 
 
 def test_post_400_lists_each_reason() -> None:
     with pytest.raises(QueryRejected) as caught:
-        after_post(answer(POST_URL, 400, body=INVALID_INPUTS))
+        after_post(answer(POST_URL, 400, INVALID_INPUTS))
     assert caught.value.reasons == [
         ("start", "Invalid start: ['foo']"), ("startt", "Unknown parameter: startt"),
     ]
@@ -83,23 +84,23 @@ def test_post_400_lists_each_reason() -> None:
 def test_post_permanent(status: int, error: type, code: int) -> None:
     body = b'{"title": "nope", "description": "the key was revoked"}'
     with pytest.raises(error) as caught:
-        after_post(answer(POST_URL, status, body=body))
+        after_post(answer(POST_URL, status, body))
     assert caught.value.exit_code == code
     assert "the key was revoked" in str(caught.value)
 
 
 def test_post_redirect_is_not_followed() -> None:
     with pytest.raises(ProtocolError, match="redirected"):
-        after_post(answer(POST_URL, 301, {"Location": "https://other.example/x"}))
+        after_post(answer(POST_URL, 301, Location="https://other.example/x"))
 
 
 def test_location_to_another_origin_is_refused() -> None:
     with pytest.raises(ProtocolError, match="another origin"):
-        after_post(answer(POST_URL, 202, {"Location": "https://evil.example/jobs/J1"}))
+        after_post(answer(POST_URL, 202, Location="https://evil.example/jobs/J1"))
     with pytest.raises(ProtocolError, match="another origin"):
-        after_status(answer(STATUS_URL, 302, {"Location": "http://hub.example.com/r/J1"}))
+        after_status(answer(STATUS_URL, 302, Location="http://hub.example.com/r/J1"))
     with pytest.raises(ProtocolError, match="another origin"):
-        after_status(answer(STATUS_URL, 302, {"Location": "//evil.example/r/J1"}))
+        after_status(answer(STATUS_URL, 302, Location="//evil.example/r/J1"))
 
 
 @pytest.mark.parametrize("status, headers, expected", [
@@ -120,7 +121,7 @@ def test_location_to_another_origin_is_refused() -> None:
     (429, {}, Retry("status: HTTP 429")),
 ])
 def test_status(status: int, headers: dict[str, str], expected: object) -> None:
-    assert after_status(answer(STATUS_URL, status, headers)) == expected
+    assert after_status(answer(STATUS_URL, status, **headers)) == expected
 
 
 @pytest.mark.parametrize("status", [401, 403])
@@ -140,7 +141,7 @@ def test_status_auth(status: int) -> None:
     (504, {"Retry-After": "Wed, 21 Oct 2099 07:28:00 GMT"}, None),
 ])
 def test_results(status: int, headers: dict[str, str], expected: object) -> None:
-    outcome = after_results(answer(RESULTS_URL, status, headers))
+    outcome = after_results(answer(RESULTS_URL, status, **headers))
     if expected is None:  # an HTTP date far ahead: capped later, parsed here
         assert isinstance(outcome, Retry) and outcome.retry_after is not None
         assert outcome.retry_after > 1e8
@@ -150,9 +151,50 @@ def test_results(status: int, headers: dict[str, str], expected: object) -> None
 
 def test_results_invalid_token() -> None:
     with pytest.raises(QueryRejected) as caught:
-        after_results(answer(RESULTS_URL, 400, body=INVALID_TOKEN))
+        after_results(answer(RESULTS_URL, 400, INVALID_TOKEN))
     assert caught.value.invalid_token
     assert "Invalid token: foo" in str(caught.value)
+
+
+# The 4xx statuses each phase gives a meaning to (the rest are tested below, one by one):
+# 400 rejected query, 401/403 refused key, 404 share or job not found, 410 job gone (once a
+# job exists), 408/425/429 try again later.
+MEANT_4XX = {
+    "query": {400, 401, 403, 404, 408, 425, 429},
+    "status request": {400, 401, 403, 404, 408, 410, 425, 429},
+    "results request": {400, 401, 403, 404, 408, 410, 425, 429},
+}
+DECIDE = {"query": (after_post, POST_URL), "status request": (after_status, STATUS_URL),
+          "results request": (after_results, RESULTS_URL)}
+UNEXPECTED_4XX = [(phase, status) for phase in DECIDE for status in range(400, 500)
+                  if status not in MEANT_4XX[phase]]
+
+
+@pytest.mark.parametrize("phase, status", UNEXPECTED_4XX)
+def test_an_unexpected_4xx_ends_the_run_at_once(phase: str, status: int) -> None:
+    decide, url = DECIDE[phase]
+    body = b'{"title": "not for you", "description": "the hub says why"}'
+    with pytest.raises(ProtocolError) as caught:
+        decide(answer(url, status, body, Retry_After="1", Location=url))
+    error = caught.value
+    assert str(error) == f"unexpected answer to the {phase}: HTTP {status}: the hub says why"
+    assert error.exit_code == 6 and not error.transient
+    slept: list[float] = []
+    with pytest.raises(ProtocolError):  # the one place retries are decided lets it through
+        Attempts(RetryPolicy(retries=5), sleep=slept.append).failed(error)
+    assert slept == []
+
+
+@pytest.mark.parametrize("phase, status", [(phase, status) for phase in DECIDE
+                                           for status in sorted(MEANT_4XX[phase])])
+def test_the_4xx_left_out_above_have_a_meaning(phase: str, status: int) -> None:
+    decide, url = DECIDE[phase]
+    try:
+        decide(answer(url, status, b'{"title": "t"}'))
+    except ProtocolError as error:
+        raise AssertionError(f"{status} to the {phase} has no meaning: {error}") from error
+    except HubasyncError:
+        pass
 
 
 @pytest.mark.parametrize("body, expected", [

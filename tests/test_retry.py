@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import time
+from email.utils import formatdate
 
 import pytest
 
@@ -20,14 +22,26 @@ from hubasync.errors import (
 )
 
 
+# Each case names the check of parse_retry_after that it is there to catch.
 @pytest.mark.parametrize("value, expected", [
-    (None, None), ("", None), ("  ", None), ("3", 3.0), (" 10 ", 10.0), ("1.5", 1.5),
-    ("-1", None), ("nan", None), ("inf", None), ("soon", None),
-    ("Thu, 01 Jan 1970 00:01:40 GMT", 60.0),  # 100 s after epoch, "now" is 40
-    ("Thu, 01 Jan 1970 00:00:10 GMT", 0.0),  # in the past: no wait
+    (None, None), ("", None), ("  ", None),  # absent
+    ("3", 3.0), (" 10 ", 10.0), ("1.5", 1.5), ("0", 0.0), (".5", 0.5),  # delta-seconds
+    ("1e999", None),  # digits float() makes infinite: the range check
+    ("1.2.3", None), ("3 s", None),  # digits float() refuses: no exception escapes
+    ("1\u0663", None),  # an Arabic-Indic digit after an ASCII one: float() would take it
+    ("-1", None), ("nan", None), ("inf", None), ("soon", None),  # no digit first: not seconds
+    ("Thu, 01 Jan 1970 00:01:40 GMT", 60.0),  # 100 s after the epoch, "now" is 40: now counts
+    ("Thu, 01 Jan 1970 00:00:10 GMT", 0.0),  # 30 s in the past: no wait, never a negative one
+    ("Thu, 01 Jan 1970 00:01:40 -0000", None),  # no time zone: not an HTTP date
 ])
 def test_parse_retry_after(value: object, expected: object) -> None:
     assert parse_retry_after(value, now=40.0) == expected  # type: ignore[arg-type]
+
+
+def test_parse_retry_after_dates_count_from_the_clock_without_now() -> None:
+    in_an_hour = formatdate(time.time() + 3600, usegmt=True)
+    seconds = parse_retry_after(in_an_hour)
+    assert seconds is not None and 3500 < seconds <= 3600
 
 
 def test_delay_honours_and_caps_retry_after() -> None:

@@ -585,12 +585,17 @@ def test_whitespace_between_gaps_does_not_add_up() -> None:
 def test_whitespace_gap_ends_at_a_token_that_starts_a_chunk() -> None:
     cap = 1000
     gap = b" " * cap
-    for pieces in ([gap, b"[", gap, b"{}", gap, b"]", gap],
-                   [gap, b'[{"a":1}', gap, b',{"b":{"c":2}}', gap, b"]", gap]):
+    for pieces, expected in (
+            ([gap, b"[", gap, b"{}", gap, b"]", gap], [b"{}"]),
+            ([gap, b'[{"a":1}', gap, b',{"b":{"c":2}}', gap, b"]", gap],
+             [b'{"a":1}', b'{"b":{"c":2}}'])):
         splitter = EventSplitter(max_event_size=cap)
-        for piece in pieces:
-            splitter.feed_batch(piece)
+        events: List[bytes] = []
+        for piece in pieces:  # each gap alone is the cap: they must not add up
+            events += splitter.feed(piece)
         splitter.finish()
+        assert events == expected
+        assert splitter.count == len(expected)
 
 
 def test_a_flood_of_whitespace_is_skipped_quickly() -> None:

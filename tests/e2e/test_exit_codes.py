@@ -12,16 +12,9 @@ from typing import Any
 
 import pytest
 from fakehub import SHARE, FakeHub, Reply, Seen, reply
-from processes import Child, refused_port, wait_until
+from processes import refused_port, wait_until
 
-from .helpers import Run, command, run, share
-
-
-def one_line(stderr: str) -> str:
-    lines = [line for line in stderr.splitlines() if line]
-    assert len(lines) == 1, stderr
-    assert "Traceback" not in stderr
-    return lines[0]
+from .helpers import Run, command, one_line, run, share, start
 
 
 @pytest.mark.parametrize("args, apikey, words", [
@@ -151,8 +144,7 @@ def test_a_signal_during_a_pending_job_exits_130_with_valid_json_and_the_token(
         signum: int) -> None:
     release = threading.Event()
     with two_page_hub(release) as hub:
-        environment = dict(os.environ, APIKEY="key")
-        with Child(command() + [hub.url + SHARE], env=environment) as child:
+        with start([hub.url + SHARE], apikey="key") as child:
             # the run is waiting on the network: page 1 is written, job 2 is being polled
             wait_until(lambda: polls_of_job_two(hub) >= 3, "the pending job to be polled",
                        child=child)

@@ -8,45 +8,31 @@ import json
 import os
 import signal
 import stat
-import subprocess
 import threading
-import time
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+from processes import wait_until
 
-from .helpers import command, read_jsonl, run, share
+from .helpers import HeldJobs, read_jsonl, run, saved_state, share, start
 
 DEADLINE = 60.0
 
 
-def page_committed(state: Path) -> Callable[[], bool]:
-    """True once the state file records a committed page."""
-
-    def committed() -> bool:
-        try:
-            return int(json.loads(state.read_text())["pages"]) >= 1
-        except (OSError, ValueError, KeyError):
-            return False
-
-    return committed
-
-
-def wait_for(condition: Callable[[], bool], what: str, deadline: float = DEADLINE) -> None:
-    end = time.monotonic() + deadline
-    while not condition():
-        assert time.monotonic() < end, f"timed out waiting for {what}"
-        time.sleep(0.02)
-
-
-def start(args: list[str], tmp_path: Path, name: str) -> tuple[subprocess.Popen[bytes], Path]:
-    """Start the CLI in the background, its stderr going to a file (read after it ends)."""
-    err = tmp_path / f"{name}.err"
-    with open(err, "wb") as handle:
-        process = subprocess.Popen(command() + args, stdout=subprocess.DEVNULL, stderr=handle,
-                                   env=dict(os.environ, APIKEY="demo-key"))
-    return process, err
+def stop_after_the_first_page(sim: Any, args: list[str], state: Path, signum: int) -> HeldJobs:
+    """Run ``args`` until its state records the first page while the second page's job is held
+    pending, then send ``signum`` (the run is surely still running: it waits on that job).
+    Returns the held jobs: ``release()`` them before a run that must finish."""
+    held = HeldJobs(sim, let_through=1)
+    with start(args) as child:
+        wait_until(lambda: saved_state(state).get("pages", 0) >= 1 and held.held >= 1,
+                   "the first page's state, and the next job posted", child=child)
+        code = child.stop(signum)
+        expected = 130 if signum == signal.SIGTERM else -signum
+        assert code == expected, child.stderr_text()
+    assert json.loads(state.read_text())["pages"] == 1
+    return held
 
 
 def holds_pid(lock: Path, pid: int) -> Callable[[], bool]:
@@ -55,7 +41,7 @@ def holds_pid(lock: Path, pid: int) -> Callable[[], bool]:
 
 def snapshot(directory: Path) -> dict[str, tuple[int, int, int]]:
     return {entry.name: (entry.lstat().st_ino, entry.lstat().st_size, entry.lstat().st_mtime_ns)
-            for entry in directory.iterdir() if not entry.name.endswith(".err")}
+            for entry in directory.iterdir()}
 
 
 # -- one writer ---------------------------------------------------------------------------------
@@ -66,17 +52,18 @@ def test_second_run_on_one_state_exits_75_at_once_naming_the_first(
     sim = make_sim(events=1200, page_max=500, job_latency=600)
     out, state = tmp_path / "out.jsonl", tmp_path / "out.state"
     args = [share(sim), "--sort=_id", "--format=jsonl", "-o", str(out), "--state", str(state)]
-    first, _ = start(args, tmp_path, "first")
-    try:
-        wait_for(holds_pid(tmp_path / "out.state.lock", first.pid), "the first run's lock")
-        wait_for(lambda: sim.stats.requests["post"] >= 1, "the first run's query")
+    with start(args) as first:
+        wait_until(holds_pid(tmp_path / "out.state.lock", first.pid), "the first run's lock",
+                   child=first)
+        wait_until(lambda: sim.stats.requests["post"] >= 1, "the first run's query",
+                   child=first)
         before_files, before_posts = snapshot(tmp_path), sim.stats.requests["post"]
-        began = time.monotonic()
+        # a run that waited for the lock would wait as long as the first run's job (600 s):
+        # run()'s own timeout would end the test
         second = run(args, timeout=DEADLINE)
         assert second.code == 75, second.stderr
         assert second.stderr == (f"hubasync: state file {state} is in use by hubasync pid "
                                  f"{first.pid}; try again later\n")
-        assert time.monotonic() - began < 20, "it did not wait for the lock"
         assert snapshot(tmp_path) == before_files, "the second run wrote something"
         assert sim.stats.requests["post"] == before_posts, "the second run asked the hub"
 
@@ -84,9 +71,7 @@ def test_second_run_on_one_state_exits_75_at_once_naming_the_first(
         assert other_state.code == 75, other_state.stderr
         assert f"output {out} is in use by hubasync pid {first.pid}" in other_state.stderr
         assert not (tmp_path / "other.state").exists()
-    finally:
         first.kill()
-        first.wait()
     assert first.returncode == -signal.SIGKILL
     # the kernel dropped the lock with the process: the next run goes ahead and finishes
     sim.hub.jobs.latency = 0.0
@@ -99,22 +84,22 @@ def test_runs_started_together_get_one_writer(make_sim: Any, tmp_path: Path) -> 
     sim = make_sim(events=600, page_max=300, job_latency=600)
     out, state = tmp_path / "out.json", tmp_path / "out.state"
     args = [share(sim), "--sort=_id", "-o", str(out), "--state", str(state)]
-    runs = [start(args, tmp_path, f"run{number}") for number in range(3)]
+    runs = [start(args) for _ in range(3)]
     try:
-        wait_for(lambda: sum(process.poll() is not None for process, _ in runs) == 2,
-                 "two of the three runs to give up")
-        (winner, _), = [(process, err) for process, err in runs if process.poll() is None]
-        wait_for(holds_pid(tmp_path / "out.state.lock", winner.pid), "the winner's lock")
-        wait_for(lambda: sim.stats.requests["post"] >= 1, "the winner's query")
-        for process, err in runs:
-            if process is not winner:
-                assert process.returncode == 75, err.read_text()
-                assert err.read_text() == (f"hubasync: state file {state} is in use by hubasync "
-                                           f"pid {winner.pid}; try again later\n")
+        wait_until(lambda: sum(child.poll() is not None for child in runs) == 2,
+                   "two of the three runs to give up")
+        winner, = [child for child in runs if child.poll() is None]
+        wait_until(holds_pid(tmp_path / "out.state.lock", winner.pid), "the winner's lock",
+                   child=winner)
+        wait_until(lambda: sim.stats.requests["post"] >= 1, "the winner's query", child=winner)
+        for child in runs:
+            if child is not winner:
+                assert child.returncode == 75, child.stderr_text()
+                assert child.stderr_text() == (f"hubasync: state file {state} is in use by "
+                                               f"hubasync pid {winner.pid}; try again later\n")
     finally:
-        for process, _ in runs:
-            process.kill()
-            process.wait()
+        for child in runs:
+            child.close()
     assert sim.stats.requests["post"] == 1  # only the winner asked the hub
 
 
@@ -233,13 +218,10 @@ def test_links_planted_at_temporary_names_are_not_followed(sim: Any, tmp_path: P
 
 
 def test_link_planted_at_a_part_being_resumed_is_refused(make_sim: Any, tmp_path: Path) -> None:
-    sim = make_sim(events=3000, page_max=300, job_latency=0.3)
+    sim = make_sim(events=3000, page_max=300)
     out, state = tmp_path / "out.json", tmp_path / "out.state"
     args = [share(sim), "--sort=_id", "-o", str(out), "--state", str(state)]
-    process, err = start(args, tmp_path, "first")
-    wait_for(page_committed(state), "the first page's state")
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=DEADLINE) == 130, err.read_text()
+    stop_after_the_first_page(sim, args, state, signal.SIGTERM)
     part = Path(str(out) + ".part")
     victim = tmp_path / "victim"
     victim.write_bytes(part.read_bytes() + b"precious")
@@ -272,13 +254,10 @@ def test_lines_appended_after_a_complete_run_are_refused_not_cut(
 
 
 def test_lines_appended_after_a_clean_stop_are_refused(make_sim: Any, tmp_path: Path) -> None:
-    sim = make_sim(events=3000, page_max=300, job_latency=0.3)
+    sim = make_sim(events=3000, page_max=300)
     out, state = tmp_path / "out.jsonl", tmp_path / "out.state"
     args = [share(sim), "--sort=_id", "--format=jsonl", "-o", str(out), "--state", str(state)]
-    process, err = start(args, tmp_path, "first")
-    wait_for(page_committed(state), "the first page's state")
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=DEADLINE) == 130, err.read_text()
+    stop_after_the_first_page(sim, args, state, signal.SIGTERM)
     recorded = json.loads(state.read_text())
     assert recorded["output_end"] == out.stat().st_size == recorded["output_offset"]
     with open(out, "a", encoding="utf-8") as handle:
@@ -310,17 +289,15 @@ def test_another_file_at_the_output_path_is_refused(make_sim: Any, tmp_path: Pat
 
 
 def test_a_torn_page_left_by_kill_9_is_still_cut(make_sim: Any, tmp_path: Path) -> None:
-    sim = make_sim(events=3000, page_max=300, job_latency=0.3)
+    sim = make_sim(events=3000, page_max=300)
     out, state = tmp_path / "out.jsonl", tmp_path / "out.state"
     args = [share(sim), "--sort=_id", "--format=jsonl", "-o", str(out), "--state", str(state)]
-    process, err = start(args, tmp_path, "first")
-    wait_for(page_committed(state), "the first page's state")
-    process.kill()
-    process.wait()
+    held = stop_after_the_first_page(sim, args, state, signal.SIGKILL)
     offset = json.loads(state.read_text())["output_offset"]
     with open(out, "ab") as handle:
         handle.write(b'{"torn": "pa')  # what a kill in the middle of a page leaves
     assert out.stat().st_size > offset
+    held.release()
     done = run(args)
     assert done.code == 0, done.stderr
     assert read_jsonl(str(out)) == sim.share_events("demo")

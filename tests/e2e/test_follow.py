@@ -3,75 +3,62 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 from typing import Any
 
 import pytest
 from processes import Child, wait_until
 
-from .helpers import command, read_jsonl, share
+from .helpers import read_jsonl, saved_state, share, start
 
 
-def follow(args: list[str]) -> Child:
-    return Child(command() + args, env=dict(os.environ, APIKEY="demo-key"))
-
-
-def recorded(path: Any) -> dict[str, Any]:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            state: dict[str, Any] = json.load(handle)
-            return state
-    except (FileNotFoundError, ValueError):  # not written yet
-        return {}
-
-
-def recorded_beyond(state: Any, out: Any, events: int) -> Any:
-    """The state's token once it records a position with more than ``events`` lines before it."""
-    position = recorded(state)
-    if not position.get("token"):
-        return None
+def after_a_pass(state: Any, out: Any) -> list[dict[str, Any]]:
+    """The events committed in ``out`` when the state records a finished pass, else []."""
+    position = saved_state(state)
+    if not position.get("complete"):
+        return []
     with open(out, "rb") as handle:
-        lines = handle.read(position["output_offset"]).count(b"\n")
-    return position["token"] if lines > events else None
+        return [json.loads(line) for line in handle.read(position["output_offset"]).splitlines()]
 
 
 def test_follow_stopped_and_restarted_writes_every_event_once(make_sim: Any,
                                                                tmp_path: Any) -> None:
-    sim = make_sim(events=800, page_max=300, grow=40)
+    # The share grows only when the test adds events, and each wait is for the output and its
+    # state to reach a count: nothing depends on how fast the machine is. A stop lands while
+    # the run waits for its next pass, or in a pass that finds nothing new.
+    sim = make_sim(events=800, page_max=300)
     out, state = tmp_path / "events.jsonl", tmp_path / "events.state"
-    # Each run is stopped while it waits for the next pass (--interval), once the pass is over
-    # and its position recorded. A stop between a pass's last page and the recording of its
-    # X-Last-Inserted-Token is issue 9 item 2 (its own test stops the run at every step).
-    args = [share(sim), "--follow", "--interval=10", "--format=jsonl", "-o", str(out),
+    args = [share(sim), "--follow", "--interval=0.2", "--format=jsonl", "-o", str(out),
             "--state", str(state)]
-    with follow(args) as child:
-        wait_until(lambda: recorded_beyond(state, out, 800),
-                   "events beyond the first 800, and their position recorded", child=child)
+
+    def followed_up_to(events: int, what: str, child: Child) -> None:
+        wait_until(lambda: len(after_a_pass(state, out)) >= events, what, child=child)
+        assert after_a_pass(state, out) == sim.share_events("demo")  # no gap, no repeat
+
+    with start(args) as child:
+        followed_up_to(800, "the first pass recorded", child)
+        sim.append_events("demo", 150)
+        followed_up_to(950, "a pass over the 150 new events", child)
         assert child.stop(signal.SIGTERM) == 0, child.stderr_text()
-    first = read_jsonl(str(out))
-    assert len(first) > 800
-    # events keep arriving while nobody follows
-    wait_until(lambda: len(sim.share_events("demo")) > len(first) + 40, "the share to grow")
-    with follow(args) as child:
-        grown = len(sim.share_events("demo"))
-        wait_until(lambda: recorded_beyond(state, out, grown - 1),
-                   "the events added meanwhile, and their position recorded", child=child)
+    sim.append_events("demo", 400)  # events keep arriving while nobody follows
+    with start(args) as child:
+        followed_up_to(1350, "the events added meanwhile", child)
+        sim.append_events("demo", 50)
+        followed_up_to(1400, "the events added while it follows", child)
         assert child.stop(signal.SIGINT) == 0, child.stderr_text()
-    got = read_jsonl(str(out))
-    truth = sim.share_events("demo")
-    assert len(got) >= grown
-    assert got == truth[:len(got)]  # in insertion order, no gap, no repeat
+    assert read_jsonl(str(out)) == sim.share_events("demo")
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
 def test_follow_to_stdout_closes_the_array_on_stop(make_sim: Any, signum: int) -> None:
-    sim = make_sim(events=300, grow=20)
+    sim = make_sim(events=300)
     # the first page (300 events, over 64 KB) would fill a pipe: stdout goes to a file
-    with follow([share(sim), "--follow", "--interval=0.2"]) as child:
-        wait_until(lambda: child.stdout_bytes().count(b'"uuid"') > 300,
-                   "events beyond the first 300 on stdout", child=child)
+    with start([share(sim), "--follow", "--interval=0.2"]) as child:
+        wait_until(lambda: child.stdout_bytes().count(b'"uuid"') >= 300,
+                   "the first 300 events on stdout", child=child)
+        sim.append_events("demo", 20)
+        wait_until(lambda: child.stdout_bytes().count(b'"uuid"') >= 320,
+                   "the 20 events added on stdout", child=child)
         assert child.stop(signum) == 0, child.stderr_text()
         events = json.loads(child.stdout_bytes())
-    assert len(events) > 300
-    assert events == sim.share_events("demo")[:len(events)]
+    assert events == sim.share_events("demo")

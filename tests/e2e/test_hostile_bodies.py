@@ -55,7 +55,7 @@ def results_route(members: Tuple[bytes, ...]) -> Any:
     return streamed(200, chunks, Content_Type="application/json", Content_Encoding="gzip")
 
 
-class Child:
+class MeasuredRun:
     """One finished run of the command line, with its peak RSS and wall time."""
 
     def __init__(self, code: int, stdout: bytes, stderr: str, peak_rss: int,
@@ -79,7 +79,7 @@ print(json.dumps([code, peak * (1 if sys.platform == "darwin" else 1024)]))
 """
 
 
-def run_measured(args: List[str], tmp: Any) -> Child:
+def run_measured(args: List[str], tmp: Any) -> MeasuredRun:
     """Run the CLI to completion; its output goes to files, read afterwards."""
     env = {k: v for k, v in os.environ.items() if k != "APIKEY"}
     env["APIKEY"] = KEY
@@ -96,7 +96,7 @@ def run_measured(args: List[str], tmp: Any) -> Child:
     code, peak = json.loads(launched.stdout)
     if os.environ.get("HUBASYNC_SHOW_RSS"):
         print(f"\n{args[1:]}: {peak >> 20} MiB, {seconds:.1f} s", file=sys.stderr)
-    return Child(code, out_path.read_bytes(),
+    return MeasuredRun(code, out_path.read_bytes(),
                  err_path.read_bytes().decode("utf-8", "replace"), peak, seconds)
 
 

@@ -9,17 +9,10 @@ from typing import Any, Dict, List
 import pytest
 from fakehub import SHARE, TINY_EVENTS, FakeHub, reply, tiny_share
 
-from .helpers import run
+from .helpers import one_line, run
 
 FOUR = TINY_EVENTS + [{"observation time": "2020-10-01 00:00:03Z", "feed": "delta",
                        "ip": "192.0.2.4"}]
-
-
-def one_line(stderr: str) -> str:
-    lines = [line for line in stderr.splitlines() if line]
-    assert len(lines) == 1, stderr
-    assert "Traceback" not in stderr
-    return lines[0]
 
 
 def test_status_303_see_other_leads_to_the_results() -> None:
@@ -87,3 +80,24 @@ def test_a_401_body_echoing_the_key_never_shows_it(debug: List[str], given: str,
         assert "401" in done.stderr  # the trace is there, with the key taken out
     else:
         assert "key" in one_line(done.stderr)
+
+
+@pytest.mark.parametrize("path, status, phase", [
+    (SHARE, 409, "query"),
+    (f"{SHARE}/jobs/1", 418, "status request"),
+    (f"{SHARE}/results/1", 422, "results request"),
+])
+def test_an_unexpected_4xx_ends_the_run_at_once_with_exit_6(path: str, status: int,
+                                                            phase: str) -> None:
+    routes = tiny_share()
+    method = "POST" if path == SHARE else "GET"
+    routes[(method, path)] = reply(status, b'{"title": "no such thing here"}',
+                                   Content_Type="application/json")
+    with FakeHub(routes=routes) as hub:
+        done = run([hub.url + SHARE, "--retries=5"], apikey="key")
+        asked = [(seen.method, seen.path) for seen in hub.requests]
+    assert done.code == 6, done.stderr
+    assert one_line(done.stderr) == (
+        f"hubasync: unexpected answer to the {phase}: HTTP {status}: no such thing here")
+    steps = [("POST", SHARE), ("GET", f"{SHARE}/jobs/1"), ("GET", f"{SHARE}/results/1")]
+    assert asked == steps[: steps.index((method, path)) + 1]  # asked once, never again

@@ -26,7 +26,7 @@ from fakehub import FakeHub, tiny_share
 from hubasync import Client
 from hubasync.errors import ProxyAuthError
 
-from .helpers import Run, run
+from .helpers import Run, one_line, run
 
 KEY = "demo-key"
 USER = "proxy-user"
@@ -177,12 +177,6 @@ def same_events(got: List[Any], expected: List[Any]) -> bool:
         map(json.dumps, expected))
 
 
-def one_line(done: Run) -> str:
-    lines = [line for line in done.stderr.splitlines() if line]
-    assert len(lines) == 1, done.stderr
-    return lines[0]
-
-
 def connections(done: Run) -> List[str]:
     return [line for line in done.stderr.splitlines() if "(new connection, " in line]
 
@@ -242,7 +236,7 @@ def test_the_hubs_certificate_is_checked_against_the_hubs_name_inside_the_tunnel
     done = run([tls_share(sim), "--cacert", certs.ca, "--retries", "3"],
                env={"https_proxy": proxy.url()})
     assert done.code == 6
-    line = one_line(done)
+    line = one_line(done.stderr)
     assert "TLS certificate not trusted" in line and "localhost" in line, line
     assert proxy.wait_for_log(f"CONNECT localhost:{sim.port}"), "never went through the proxy"
     assert sim.stats.snapshot()["requests"].get("post", 0) == 0
@@ -254,7 +248,7 @@ def test_without_cacert_the_private_ca_is_not_trusted_through_the_tunnel(
     proxy = make_proxy()
     done = run([tls_share(sim)], env={"https_proxy": proxy.url()})
     assert done.code == 6
-    assert "TLS certificate not trusted" in one_line(done)
+    assert "TLS certificate not trusted" in one_line(done.stderr)
 
 
 def test_no_proxy_goes_direct(make_sim: Any, refusing_port: int) -> None:
@@ -296,7 +290,7 @@ def test_wrong_credentials_end_in_one_line_and_exit_2_without_retrying(
     assert last == (f"hubasync: the proxy {USER}:REDACTED@{proxy.address} refused the "
                     "credentials (407 Proxy Authentication Required)")
     if not debug:
-        assert one_line(done) == last
+        assert one_line(done.stderr) == last
     assert len(proxy.wait_for_log("ProxyAuthenticationFailed")) == 1
     assert sim.stats.snapshot()["requests"].get("post", 0) == 0
 
@@ -307,7 +301,7 @@ def test_a_proxy_that_wants_credentials_says_so(
     proxy = make_proxy(basic_auth=f"{USER}:{PASSWORD}")
     done = run([plain_share(sim), "--proxy", proxy.url()])
     assert done.code == 2
-    assert "wants credentials" in one_line(done) and proxy.address in one_line(done)
+    assert "wants credentials" in one_line(done.stderr) and proxy.address in one_line(done.stderr)
 
 
 def test_a_dead_proxy_is_retried_then_exit_6_naming_it(make_sim: Any,
@@ -332,7 +326,7 @@ def test_a_proxy_that_never_answers_connect_times_out(make_sim: Any, certs: Cert
     done = run([tls_share(sim), "--cacert", certs.ca, "--retries", "1", "--timeout", "1",
                 "--proxy", f"127.0.0.1:{silent_port}"])
     assert done.code == 6
-    assert f"proxy 127.0.0.1:{silent_port}: timed out" in one_line(done)
+    assert f"proxy 127.0.0.1:{silent_port}: timed out" in one_line(done.stderr)
     assert time.monotonic() - started < 60
 
 
@@ -369,7 +363,7 @@ def test_a_proxy_that_cannot_be_used_is_refused_up_front(args: List[str], env: d
                                                          named: str) -> None:
     done = run(["https://hub.example/shares/v2/async/demo", *args], env=env)
     assert done.code == 2
-    line = one_line(done)
+    line = one_line(done.stderr)
     assert named in line and "S3cr3t" not in line
 
 
@@ -487,7 +481,7 @@ def test_a_hostile_answer_to_connect_is_bounded_and_retried(
     done = run([tls_share(sim), "--cacert", certs.ca, "--retries", "1", "--timeout", "5",
                 "--proxy", f"127.0.0.1:{proxy.port}"])
     assert done.code == 6, done.stderr
-    line = one_line(done)
+    line = one_line(done.stderr)
     assert f"proxy 127.0.0.1:{proxy.port}" in line and reason in line, line
     assert len(proxy.heads) == 2  # retried once
 

@@ -6,26 +6,39 @@ import json
 import os
 import random
 import signal
-import subprocess
-from typing import Any
+import time
+from typing import Any, Callable
 
 import pytest
 from processes import Child, wait_until
 
-from .helpers import command, read_jsonl, run, share
+from .helpers import HeldJobs, read_jsonl, run, saved_state, share, start
 
 
-def kill_and_resume_until_done(args: list[str], *, seed: int, max_runs: int = 60) -> int:
-    """Run ``args`` repeatedly, each killed after a random time, until one exits by itself."""
+def ended_or_asked(child: Child, sim: Any, results: int) -> Callable[[], bool]:
+    """True once ``child`` ended or the simulator counted ``results`` results requests."""
+    return lambda: child.poll() is not None or sim.stats.requests["results"] >= results
+
+
+def kill_and_resume_until_done(sim: Any, args: list[str], *, seed: int,
+                               max_runs: int = 60) -> int:
+    """Run ``args`` repeatedly, each killed (SIGKILL) at a random moment of its 2nd to 4th page,
+    until one exits by itself; return how many runs it took.
+
+    The moment is counted in pages (the simulator's results requests), not seconds, so a
+    slow machine changes nothing: a run asks for page N+1's results only after committing
+    page N, so each killed run committed a page at least, and the first is surely killed.
+    """
     rng = random.Random(seed)
-    environment = dict(os.environ, APIKEY="demo-key")
     for runs in range(1, max_runs + 1):
-        with Child(command() + args, env=environment) as child:
-            try:
-                child.process.wait(timeout=rng.uniform(0.2, 1.2))
-            except subprocess.TimeoutExpired:
-                child.kill()  # SIGKILL
-                continue
+        with start(args) as child:
+            results = sim.stats.requests["results"] + rng.randint(2, 4)
+            wait_until(ended_or_asked(child, sim, results), "the run's pages")
+            if child.poll() is None:
+                time.sleep(rng.uniform(0, 0.05))  # anywhere in that page: any moment is fair
+                child.kill()
+                if child.returncode == -signal.SIGKILL:
+                    continue
             assert child.returncode == 0, child.stderr_text()
             return runs
     raise AssertionError("never finished")
@@ -40,7 +53,7 @@ def test_sigkill_at_random_moments_then_resume_gives_every_event_once(
     sim = make_sim(events=6000, page_max=250, job_latency=0.05)
     out, state = tmp_path / f"out.{fmt}", tmp_path / "state.json"
     args = [share(sim), "--sort=_id", f"--format={fmt}", "-o", str(out), "--state", str(state)]
-    runs = kill_and_resume_until_done(args, seed=SEEDS[fmt])
+    runs = kill_and_resume_until_done(sim, args, seed=SEEDS[fmt])
     assert runs > 1  # it was really killed along the way
     expected = sim.share_events("demo")
     if fmt == "jsonl":
@@ -66,23 +79,23 @@ def test_sigkill_at_random_moments_then_resume_gives_every_event_once(
 
 
 def test_interrupted_run_resumes_exactly_once(make_sim: Any, tmp_path: Any) -> None:
-    sim = make_sim(events=2000, page_max=400, job_latency=0.5)
+    sim = make_sim(events=2000, page_max=400)
     out, state = tmp_path / "out.json", tmp_path / "state.json"
     args = [share(sim), "--sort=_id", "-o", str(out), "--state", str(state)]
-    environment = dict(os.environ, APIKEY="demo-key")
-    with Child(command() + args, env=environment) as child:
-        # stopped after its first page, while later jobs are pending (2 s of them at least)
-        wait_until(lambda: json.loads(state.read_text())["pages"] >= 1 if state.exists()
-                   else False, "the first page recorded in the state", child=child)
+    held = HeldJobs(sim, let_through=1)  # the second page's job stays pending
+    with start(args) as child:
+        wait_until(lambda: held.held >= 1 and saved_state(state).get("pages", 0) >= 1,
+                   "the first page recorded in the state", child=child)
         assert child.stop(signal.SIGTERM) == 130, child.stderr_text()
     assert not out.exists()  # a JSON file appears only when complete
     recorded = json.loads(state.read_text())
-    assert 1 <= recorded["pages"] < 5 and recorded["events"] == 400 * recorded["pages"]
+    assert recorded["pages"] == 1 and recorded["events"] == 400
+    held.release()
     sim.stats.reset()
     done = run(args)
     assert done.code == 0, done.stderr
     assert json.loads(out.read_bytes()) == sim.share_events("demo")
-    assert sim.stats.requests["results"] == 5 - recorded["pages"]  # no page fetched twice
+    assert sim.stats.requests["results"] == 4  # no page fetched twice
 
 
 def test_state_of_another_command_is_refused(make_sim: Any, tmp_path: Any) -> None:

@@ -23,18 +23,11 @@ import pytest
 from fakehub import SHARE, TINY_EVENTS, FakeHub, Seen, reply, tiny_share
 from processes import refused_port
 
-from .helpers import Run, run, share
+from .helpers import Run, one_line, run, share
 
 KEY = "Sup3r-S3cret-K3y-9931"
 WRONG = "Wr0ng-K3y-5517"
 MARK = "foreign-job-4f1c"  # the job id of every foreign Location: who asks for it followed one
-
-
-def one_line(done: Run) -> str:
-    lines = [line for line in done.stderr.splitlines() if line]
-    assert len(lines) == 1, done.stderr
-    assert "Traceback" not in done.stderr
-    return lines[0]
 
 
 def assert_no_key(done: Run, *keys: str) -> None:
@@ -136,7 +129,7 @@ def test_status_pointing_the_results_to_another_origin_is_not_followed(recorder:
             302, Location=foreign(recorder, hub.port, kind, "results"))
         done = run([hub.url + SHARE, "--retries=1"], apikey=KEY)
     assert done.code == 6, done.stderr
-    assert "another origin" in one_line(done)
+    assert "another origin" in one_line(done.stderr)
     assert_untouched(recorder)
     assert [(seen.method, seen.path) for seen in ours(hub)] == [
         ("POST", SHARE), ("GET", f"{SHARE}/jobs/1")]
@@ -150,7 +143,7 @@ def test_a_redirected_query_is_not_followed(recorder: FakeHub, status: int) -> N
     with hub_with({("POST", SHARE): reply(status, Location=target)}) as hub:
         done = run([hub.url + SHARE, "--retries=1"], apikey=KEY)
     assert done.code == 6, done.stderr
-    assert f"127.0.0.1:{recorder.port}" in one_line(done)  # it says where it was sent
+    assert f"127.0.0.1:{recorder.port}" in one_line(done.stderr)  # it says where it was sent
     assert_untouched(recorder)
     assert [(seen.method, seen.path) for seen in ours(hub)] == [("POST", SHARE)]
     assert_no_key(done)
@@ -163,7 +156,7 @@ def test_a_status_poll_pointing_elsewhere_is_not_followed(recorder: FakeHub) -> 
             202, Location=f"http://127.0.0.1:{recorder.port}{SHARE}/jobs/{MARK}", Retry_After="0")
         done = run([hub.url + SHARE, "--retries=1"], apikey=KEY)
     assert done.code == 6, done.stderr
-    assert "another origin" in one_line(done)
+    assert "another origin" in one_line(done.stderr)
     assert_untouched(recorder)
 
 
@@ -254,7 +247,7 @@ def test_no_failing_exit_path_shows_the_key(make_sim: Any, tmp_path: Any) -> Non
         assert done.code == code, (name, args, done.stderr)
         assert_no_key(done, KEY, WRONG)
         if "--debug" not in args:
-            one_line(done)
+            one_line(done.stderr)
         else:
             # --debug was on: a request trace, or (before any request) the traceback
             assert "hubasync: > POST" in done.stderr or "Traceback" in done.stderr, done.stderr
@@ -279,7 +272,7 @@ def test_a_hubs_error_message_cannot_forge_the_token_line() -> None:
         done = run([hub.url + SHARE], apikey=KEY)
     assert done.code == 5
     assert done.last_stderr_line != "FORGED-TOKEN"
-    one_line(done)
+    one_line(done.stderr)
 
 
 @pytest.mark.parametrize("answer, code", [
@@ -299,7 +292,7 @@ def test_http_to_a_remote_host_is_refused_before_any_connection() -> None:
     started = time.monotonic()
     done = run(["http://hub.invalid/shares/v2/async/demo", "--retries=0"], apikey=KEY)
     assert done.code == 2, done.stderr
-    line = one_line(done)
+    line = one_line(done.stderr)
     assert "http" in line and "hub.invalid" in line
     assert "resolve" not in line  # no lookup was even tried
     assert time.monotonic() - started < 10
@@ -309,7 +302,7 @@ def test_allow_http_lifts_the_refusal() -> None:
     done = run(["http://hub.invalid/shares/v2/async/demo", "--allow-http", "--retries=0"],
                apikey=KEY)
     assert done.code == 6, done.stderr  # it went on, and could not resolve hub.invalid
-    assert "resolve" in one_line(done)
+    assert "resolve" in one_line(done.stderr)
     assert_no_key(done)
 
 
@@ -399,7 +392,7 @@ def test_tls_with_an_untrusted_certificate_fails(tls_hub: FakeHub, pki: Dict[str
         args.append(f"--cacert={pki['otherca.pem']}")
     done = run(args, apikey=KEY)
     assert done.code == 6, done.stderr
-    assert "certificate" in one_line(done).lower()
+    assert "certificate" in one_line(done.stderr).lower()
     assert ours(tls_hub) == []  # not a byte of HTTP, so not the key, was sent
     assert_no_key(done)
 
@@ -409,5 +402,5 @@ def test_tls_checks_the_host_name(tls_hub: FakeHub, pki: Dict[str, str]) -> None
     done = run([f"https://localhost:{tls_hub.port}{SHARE}", f"--cacert={pki['ca.pem']}",
                 "--retries=0"], apikey=KEY)
     assert done.code == 6, done.stderr
-    assert "certificate" in one_line(done).lower()
+    assert "certificate" in one_line(done.stderr).lower()
     assert ours(tls_hub) == []

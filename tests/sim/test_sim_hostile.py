@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import urljoin
 
 import pytest
+from processes import wait_until
 
 import hubasync.sim.server as server_module
 from hubasync.sim import ALL_FAULTS, FAULTS, HOSTILE_FAULTS
@@ -31,13 +32,6 @@ def _results_url(hub, params=(("limit", "20"),)):
     done = hub.get_url(status_url)
     assert done.status == 302, done.status
     return urljoin(done.url, done.header("Location"))
-
-
-def _wait(condition, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
 
 
 def _raw_get(sim, url, gzip_ok=True, timeout=30):
@@ -173,7 +167,8 @@ def test_results_trickle_forever_until_the_client_leaves(make_sim, hub_for):
     assert json.loads(head + b"]")[0] == hub.run(API, [("limit", "1")]).json()[0]
     assert len(sim.hub.connections) >= 1
     conn.close()
-    _wait(lambda: len(sim.hub.connections) <= 1)  # only the helper's own connection is left
+    wait_until(lambda: len(sim.hub.connections) <= 1,  # only the helper's own connection is left
+               "the other connections closed")
     assert hub.get_url(url).status == 410  # the job was consumed
 
 
@@ -186,7 +181,8 @@ def test_results_trickle_forever_notices_at_once_that_the_client_left(make_sim, 
     assert resp.read1(4096).startswith(b"[{")
     assert len(sim.hub.connections) == 1
     conn.close()
-    _wait(lambda: not sim.hub.connections, timeout=15)  # not after the next 30 s pause
+    # not after the next 30 s pause
+    wait_until(lambda: not sim.hub.connections, "the connection closed", timeout=15)
 
 
 def test_results_trickle_forever_ends_when_the_simulator_stops(make_sim, hub_for):
