@@ -191,4 +191,4 @@ def test_the_examples_were_found() -> None:
     assert len(list(blocks("toml"))) >= 2
     assert len(command_lines()) >= 10
     assert {example for _, example in option_examples()} >= {
-        "--param reverse=true", "--start -24h", "--total", "-o events.json"}
+        "--param filter=type=phishing", "--start -24h", "--total", "-o events.json"}

@@ -179,10 +179,11 @@ def test_an_unexpected_4xx_ends_the_run_at_once(phase: str, status: int) -> None
     error = caught.value
     assert str(error) == f"unexpected answer to the {phase}: HTTP {status}: the hub says why"
     assert error.exit_code == 6 and not error.transient
-    slept: list[float] = []
+    noted: list[float] = []
+    tries = Attempts(RetryPolicy(retries=5), on_retry=lambda reason, wait, n: noted.append(wait))
     with pytest.raises(ProtocolError):  # the one place retries are decided lets it through
-        Attempts(RetryPolicy(retries=5), sleep=slept.append).failed(error)
-    assert slept == []
+        tries.failed(error)
+    assert noted == [] and tries.failures == 0
 
 
 @pytest.mark.parametrize("phase, status", [(phase, status) for phase in DECIDE

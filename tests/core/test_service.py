@@ -159,7 +159,9 @@ def test_a_failing_share_is_retried_after_its_backoff_and_recovers(tmp_path: Pat
         assert following.service.metrics.up.value(share="flaky") == 1
     finally:
         assert following.stop() == 0
-    warnings = [line for line in following.log.lines if line["msg"].startswith("the hub refused")]
+    warnings = [line for line in following.log.lines if line["msg"] == "pass failed"]
+    assert all(w["error"].startswith("the hub refused") and w["kind"] == "AuthError"
+               for w in warnings)
     assert [w["retry_in"] for w in warnings] == [0.2, 0.4]  # interval, then doubled
 
 
@@ -302,3 +304,21 @@ def test_share_settings_follow_in_place(tmp_path: Path) -> None:
 
     settings = share_settings(config, share)
     assert settings.in_place and settings.follow and settings.state == share.state
+
+
+def test_behind_grows_for_a_share_that_never_caught_up(tmp_path: Path) -> None:
+    dead = MemoryHub(events=5)
+    dead.faults["post"] = [reply(503)] * 1000
+    hubs = {"dead": dead, "ok": MemoryHub(events=5)}
+    following = Following(write_config(tmp_path, ["dead", "ok"], interval=0.05, retries=0),
+                          hubs)
+    behind = following.service.metrics.behind
+    try:
+        wait_for(lambda: behind.value(share="dead") > 0.3, "the dead share falling behind")
+        first = behind.value(share="dead")
+        wait_for(lambda: behind.value(share="dead") > first + 0.3, "it growing still")
+        wait_for(lambda: load_status(str(tmp_path / "ok.status.json"), "ok").caught_up,
+                 "the good share caught up")
+        assert behind.value(share="ok") < behind.value(share="dead")
+    finally:
+        assert following.stop() == 0

@@ -11,6 +11,7 @@ from typing import Any, List, NoReturn, Sequence, Tuple
 from hubasync.errors import ExitCode, HubasyncError, OutputError, UsageError
 from hubasync.files.lock import lock_file
 from hubasync.run.stopping import REOPEN_SIGNALS, SERVICE_STOP_SIGNALS, SignalFlags
+from hubasync.service.check import check_config
 from hubasync.service.config import ServiceConfig, load_config, prepare_directory
 from hubasync.service.log import LOG_FORMATS, ServiceLog
 from hubasync.service.metrics import MetricsServer, ServiceMetrics
@@ -32,8 +33,11 @@ logrotate moved the old one). With --once: one catch-up pass of every share, the
 
 SYNC_EPILOG = """\
 exit codes:
-  0    stopped by SIGINT/SIGTERM; with --once: every share caught up
-  2    the config is not usable (nothing was sent)
+  0    stopped by SIGINT/SIGTERM; with --once: every share caught up; with --check: all is well
+  1    internal error: the service could no longer follow every share (a bug; systemd
+       restarts it)
+  2    the config is not usable, or a share's files belong to another command (nothing was
+       sent); with --check: any problem
   75   another hubasync holds the config or a share's state: try again later
   else with --once: the exit code of the first failing share, in config order (3 key refused,
        4 share not found, 5 query rejected, 6 hub or network, 7 output)
@@ -73,6 +77,10 @@ def sync_parser() -> argparse.ArgumentParser:
     parser.add_argument("config", metavar="CONFIG", help="the service's TOML config")
     parser.add_argument("--once", action="store_true",
                         help="one catch-up pass of every share, then exit")
+    parser.add_argument("--check", action="store_true",
+                        help="check the config, its keys, its directory and each share (its "
+                             "files, and one count query to its hub), one line a share; write "
+                             "nothing; exit 2 on any problem")
     parser.add_argument("--log-format", choices=LOG_FORMATS, default="logfmt",
                         help="logfmt (default) or json, one line per notable event")
     parser.add_argument("--debug", action="store_true", help="log more, tracebacks included")
@@ -115,6 +123,8 @@ def ensure_file_limit(shares: int) -> None:
 def sync(argv: Sequence[str]) -> int:
     args = sync_parser().parse_args(argv)
     config = load_config(args.config)
+    if args.check:
+        return check_config(config, sys.stdout)
     prepare_directory(config)
     ensure_file_limit(len(config.shares))
     log = ServiceLog(log_format=args.log_format, secrets=config.secrets, debug=args.debug)

@@ -47,6 +47,7 @@ from hubasync.service.log import ServiceLog
 from hubasync.service.metrics import ServiceMetrics, error_kind
 from hubasync.service.status import (
     ShareStatus,
+    behind_seconds,
     load_status,
     remove_status_leftovers,
     save_status,
@@ -274,7 +275,7 @@ class Service:
             except (ClaimError, Busy):
                 raise
             except HubasyncError as error:
-                self.log.error(f"cannot start: {error}", follower.name)
+                self.log.error("cannot start", follower.name, error=str(error))
                 self._startup_failures.append((follower, error))
 
     def stop(self, reason: str = "a request") -> None:
@@ -349,8 +350,8 @@ class Service:
     def _refresh_behind(self) -> None:
         now = time.time()
         for follower in self.followers:
-            since = follower.status.caught_up or follower.status.started or now
-            self.metrics.behind.set(max(0.0, now - since), share=follower.name)
+            behind = behind_seconds(now, follower.status)
+            self.metrics.behind.set(0.0 if behind is None else behind, share=follower.name)
 
     # -- on the workers ------------------------------------------------------------------------
 
@@ -426,11 +427,12 @@ class Service:
         exit_code = reported.exit_code if reported else getattr(error, "exit_code", 1)
         if self.once:
             self.failed.append((follower.name, reported or _as_error(error)))
-            self.log.error(message, follower.name, kind=error_kind(error), exit_code=exit_code)
+            self.log.error("pass failed", follower.name, kind=error_kind(error), error=message,
+                           exit_code=exit_code)
             return None
         delay = backoff(follower.status.failures, self.config.interval)
-        self.log.warning(message, follower.name, kind=error_kind(error), retry_in=round(delay, 1),
-                         failures=follower.status.failures)
+        self.log.warning("pass failed", follower.name, kind=error_kind(error), error=message,
+                         retry_in=round(delay, 1), failures=follower.status.failures)
         return time.monotonic() + delay
 
 

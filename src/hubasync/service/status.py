@@ -209,11 +209,20 @@ def _age(now: float, when: Optional[float]) -> str:
     return f"{seconds // 86400}d ago"
 
 
+def behind_seconds(now: float, status: ShareStatus) -> Optional[float]:
+    """Seconds since the share's output was last known caught up, or since the service began
+    following it if it never was: what ``hubasync_behind_seconds`` says too. None when the
+    record says neither."""
+    since = status.caught_up if status.caught_up is not None else status.started
+    return None if since is None else max(0.0, now - since)
+
+
 def _behind(now: float, status: ShareStatus) -> str:
-    if status.caught_up is None:
-        return "not yet caught up"
-    seconds = max(0, int(now - status.caught_up))
-    return "up to date" if seconds < 1 else f"{seconds}s"
+    seconds = behind_seconds(now, status)
+    if seconds is None:
+        return "not yet started"
+    text = "up to date" if seconds < 1 else f"{int(seconds)}s"
+    return text if status.caught_up is not None else f"{text} (never caught up)"
 
 
 def render_table(rows: Sequence[StatusRow], now: float, interval: float, stream: TextIO,
