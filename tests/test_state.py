@@ -340,3 +340,10 @@ def test_save_syncs_the_new_state_before_the_rename_and_the_directory_after(
         f"the directory is not synced after the rename: {calls}")
     loaded = load_state(path)
     assert loaded is not None and loaded.token == "new"
+
+
+def test_a_state_nested_too_deep_is_one_clear_line(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    path.write_bytes(b"[" * 2_000_000 + b"]" * 2_000_000)  # within the 4 MiB a state may be
+    with pytest.raises(UsageError, match="not a usable hubasync state .nested too deep"):
+        load_state(str(path))

@@ -7,11 +7,11 @@ import os
 import signal
 import subprocess
 import threading
-import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List
 
 import pytest
+from processes import wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
 from .helpers import command, run
@@ -63,11 +63,8 @@ class Service:
         return code
 
 
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
+def wait_for(condition: Callable[[], bool], what: str) -> None:
+    wait_until(condition, what)
 
 
 def test_once_brings_every_share_whole(make_sim: Any, tmp_path: Path) -> None:
@@ -159,7 +156,11 @@ def test_status_and_metrics_while_running(make_sim: Any, tmp_path: Path) -> None
         assert metrics["hubasync_pages_total"][(("share", "s2"),)] >= 3
         assert metrics["hubasync_last_success_timestamp_seconds"][(("share", "s1"),)] > 1e9
         shown = run(["status", str(path)])
-        assert shown.code == 6 and "s3" in shown.stderr
+        assert shown.code == 6
+        assert shown.stderr.startswith("hubasync: unhealthy: s3 (failing)"), shown.stderr
+        rows = {line.split()[0]: line for line in shown.stdout.decode().splitlines()[1:]}
+        assert rows["s1"].split()[1] == "ok" and rows["s2"].split()[1] == "ok"
+        assert rows["s3"].split()[1] == "failing" and "401" in rows["s3"]
     finally:
         assert service.stop() == 0
 
@@ -172,9 +173,10 @@ def test_a_second_instance_exits_75(make_sim: Any, tmp_path: Path) -> None:
         wait_for(lambda: (tmp_path / "s1.status.json").exists(), "the first instance")
         second = run(["sync", str(path), "--once"])
         assert second.code == 75, second.stderr
-        assert str(service.process.pid) in second.stderr
+        assert f"in use by hubasync pid {service.process.pid}" in second.stderr
+        assert second.stderr.count("\n") == 1
     finally:
-        service.stop()
+        assert service.stop() == 0  # the first instance went on, untroubled
 
 
 def test_rotation_on_sighup_loses_and_repeats_nothing(make_sim: Any, tmp_path: Path) -> None:

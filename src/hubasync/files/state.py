@@ -110,6 +110,8 @@ def _decode(path: str, raw: bytes) -> RunState:
         document: Any = json.loads(raw)
     except ValueError as exc:
         raise _corrupt(path, f"not JSON: {exc}") from exc
+    except RecursionError:  # [[[[... a few MB deep
+        raise _corrupt(path, "nested too deep to be a state") from None
     if not isinstance(document, dict):
         raise _corrupt(path, "not a JSON object")
     version = document.get("version")
