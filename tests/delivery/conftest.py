@@ -1,0 +1,18 @@
+"""Fixtures of the delivery tests: TLS material, and the receivers' harnesses on sys.path."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Iterator
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "receivers"))
+
+from certs import Certs, make_certs  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Certs]:
+    yield make_certs(str(tmp_path_factory.mktemp("certs")))
