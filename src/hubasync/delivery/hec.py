@@ -165,13 +165,18 @@ class HecDestination:
         give_up = min(deadline, time.monotonic() + self._ack_timeout)
         interval = FIRST_POLL
         while pending:
+            if time.monotonic() >= give_up:
+                raise DeliveryError(
+                    f"{self.name}: {len(pending)} requests not acknowledged as indexed in time "
+                    f"(ack_timeout {self._ack_timeout:g} s, or the deadline)",
+                    transient=True, outcome=outcome())
             time.sleep(max(0.0, min(interval, give_up - time.monotonic())))
             interval = min(interval * 2, self._poll_interval)
             ids = sorted(pending)
             for start in range(0, len(ids), MAX_ACK_IDS):
                 code, headers, data = self._post(
                     f"{A.ACK_PATH}?channel={self.channel}",
-                    A.ack_request(ids[start:start + MAX_ACK_IDS]), give_up, outcome())
+                    A.ack_request(ids[start:start + MAX_ACK_IDS]), deadline, outcome())
                 answer, acks = A.ack_answer(code, headers, data)
                 text = self._redacted(answer.text)
                 if answer.kind == A.CONFIGURATION:
@@ -183,11 +188,6 @@ class HecDestination:
                     if indexed and ack_id in pending:
                         for index in pending.pop(ack_id):
                             status[index] = ACKNOWLEDGED
-            if pending and time.monotonic() >= give_up:
-                raise DeliveryError(
-                    f"{self.name}: {len(pending)} requests not acknowledged as indexed in time "
-                    f"(ack_timeout {self._ack_timeout:g} s, or the deadline)",
-                    transient=True, outcome=outcome())
 
     def close(self) -> None:
         self._drop()

@@ -98,11 +98,12 @@ class ResponseParser:
         size = len(buffer)
         while position < size:
             run = _OK_RUN.match(buffer, position)
-            if run is not None:
+            first = int(buffer[position:buffer.index(b" ", position)]) if run else 0
+            if run is not None and first > 0:
                 end = run.end()
-                first = int(buffer[position:buffer.index(b" ", position)])
                 count = buffer.count(b"\n", position, end)
-                if first + count - 1 <= MAX_TXNR and buffer[position:end] == _ok_run(first, count):
+                if first + count - 1 <= MAX_TXNR and buffer[position:end] == _ok_run(first,
+                                                                                    count):
                     found.append(Responses(first, count, 200, "OK"))
                     position = end
                     continue

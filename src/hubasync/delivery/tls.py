@@ -40,7 +40,7 @@ def client_context(cacert: Optional[str], cert: Optional[str], key: Optional[str
             context.load_cert_chain(cert, key, password=lambda: secret or "")
         except ssl.SSLError as exc:
             reason = exc.reason or "not a PEM certificate and key"
-            if reason in ("BAD_DECRYPT", "bad decrypt") or "decrypt" in str(reason).lower():
+            if "decrypt" in str(reason).lower() or (exc.reason is None and _encrypted(key)):
                 what = "the key's passphrase is wrong or missing"
             elif "KEY_VALUES_MISMATCH" in str(reason).upper():
                 what = "the key does not fit the certificate"
@@ -50,6 +50,14 @@ def client_context(cacert: Optional[str], cert: Optional[str], key: Optional[str
         except OSError as exc:
             raise UsageError(f"{where_key}: cannot read {key}: {exc.strerror or exc}") from None
     return context
+
+
+def _encrypted(path: str) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            return b"ENCRYPTED" in handle.read(1 << 16)
+    except OSError:
+        return False
 
 
 def handshake_problem(exc: BaseException) -> Optional[str]:

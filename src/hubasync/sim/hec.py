@@ -92,6 +92,7 @@ class _State:
         self.acks: Dict[str, Dict[int, float]] = {}  # channel: {ackId: time indexed}
         self.next_ack: Dict[str, int] = {}
         self.busy_left = 0
+        self.busy_after = 0  # event posts answered normally before busy_left applies
         self.held = False
         self.random = random.Random(config.seed)
         self.statuses: Dict[int, int] = {}
@@ -207,6 +208,9 @@ class _Handler(BaseHTTPRequestHandler):
         state = self.state
         with state.lock:
             if state.busy_left > 0:
+                if state.busy_after > 0:
+                    state.busy_after -= 1
+                    return False
                 state.busy_left -= 1
                 return True
             return state.config.busy_rate > 0 and state.random.random() < state.config.busy_rate
@@ -374,10 +378,12 @@ class HecReceiver:
         with self._state.lock:
             return [dict(event) for event in self._state.events]
 
-    def busy(self, count: int) -> None:
-        """The next ``count`` event posts answer 503 Server is busy."""
+    def busy(self, count: int, after: int = 0) -> None:
+        """After ``after`` more event posts answered normally, the next ``count`` answer 503
+        Server is busy."""
         with self._state.lock:
             self._state.busy_left = count
+            self._state.busy_after = after
 
     def hold_acks(self, held: bool = True) -> None:
         """While held, every acknowledgement reads false (as when indexing lags)."""
