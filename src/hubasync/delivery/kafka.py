@@ -147,6 +147,8 @@ class KafkaDestination:
                         break
                 sent += 1
                 poll(0)
+                if reports.fatal is not None:
+                    raise _Stop()
             while reports.delivered + len(reports.failed) < total:
                 if reports.fatal is not None or time.monotonic() >= deadline:
                     raise _Stop()
