@@ -28,7 +28,7 @@ def test_each_scheme_is_parsed_with_its_defaults(monkeypatch: pytest.MonkeyPatch
     relp = parse_destination("relp://siem.example:2514", {}, WHERE)
     assert (relp.kind, relp.host, relp.port, relp.name) == ("relp", "siem.example", 2514,
                                                             "relp://siem.example:2514")
-    assert relp.options["window"] == 1024 and relp.options["max_message_size"] == 8192
+    assert relp.options["window"] == 16384 and relp.options["max_message_size"] == 8192
     assert relp.options["timeout"] == 30.0 and not relp.tls
     syslog = parse_destination("syslog+tcp://[::1]:514", {}, WHERE)
     assert syslog.host == "::1" and syslog.kind == "syslog"

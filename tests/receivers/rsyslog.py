@@ -118,7 +118,8 @@ class Rsyslog:
 
     def __init__(self, folder: Any, inputs: Sequence[str], certs: Optional[Certs] = None,
                  durable: bool = False, max_message_size: int = 65536,
-                 wrong_name: bool = False) -> None:
+                 wrong_name: bool = False, template: Optional[str] = None,
+                 memory_queue: bool = False) -> None:
         self.folder = os.path.abspath(str(folder))
         os.makedirs(os.path.join(self.folder, "work"), exist_ok=True)
         unknown = set(inputs) - set(ALL_INPUTS)
@@ -130,6 +131,8 @@ class Rsyslog:
         self.certs = certs
         self.durable = durable
         self.wrong_name = wrong_name
+        self.template = template  # an rsyslog string template instead of the JSON lines
+        self.memory_queue = memory_queue  # rsyslog's usual in-memory queue (not durable)
         self.max_message_size = max_message_size
         self.ports: Dict[str, int] = {}
         self.output = os.path.join(self.folder, "messages.jsonl")
@@ -162,6 +165,9 @@ class Rsyslog:
                 loaded.add(module)
 
         lines.append(_TEMPLATE)
+        if self.template is not None:
+            text = self.template.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+            lines.append(f'template(name="custom" type="string" string="{text}")')
         for name in self.inputs:
             port = self.ports[name]
             if name == "tcp":
@@ -187,9 +193,11 @@ class Rsyslog:
                              f'maxDataSize="{self.max_message_size}" ruleset="received"{tls})')
         queue = ('queue.type="Disk" queue.filename="received" queue.syncqueuefiles="on" '
                  'queue.checkpointInterval="1" queue.saveOnShutdown="on"'
-                 if self.durable else 'queue.type="Direct"')
+                 if self.durable else 'queue.type="LinkedList" queue.size="200000" '
+                 'queue.dequeueBatchSize="4096"' if self.memory_queue else 'queue.type="Direct"')
+        template = "custom" if self.template else "jsonlines"
         lines.append(f'ruleset(name="received" {queue}) {{\n'
-                     f'  action(type="omfile" file="{self.output}" template="jsonlines")\n}}')
+                     f'  action(type="omfile" file="{self.output}" template="{template}")\n}}')
         internal = os.path.join(self.folder, "rsyslog-internal.log")
         lines.append(f'*.* action(type="omfile" file="{internal}")')
         return "\n".join(lines) + "\n"
@@ -290,17 +298,27 @@ class Rsyslog:
         return [json.loads(line) for line in lines]
 
     def count(self) -> int:
+        """The lines written so far (read in pieces: the file may be large)."""
+        lines = 0
         try:
             with open(self.output, "rb") as handle:
-                return handle.read().count(b"\n")
+                for piece in iter(lambda: handle.read(1 << 20), b""):
+                    lines += piece.count(b"\n")
         except FileNotFoundError:
-            return 0
+            pass
+        return lines
 
     def wait_for(self, count: int, timeout: float = PATIENCE) -> List[Dict[str, str]]:
         """Wait until at least ``count`` messages are written; return them all."""
         wait_until(lambda: self.count() >= count, f"rsyslog writing {count} messages "
                    f"(has {self.count()})", timeout=timeout)
         return self.messages()
+
+    def wait_for_lines(self, count: int, timeout: float = PATIENCE) -> int:
+        """Wait until at least ``count`` lines are written (any template); return how many."""
+        wait_until(lambda: self.count() >= count, f"rsyslog writing {count} lines",
+                   timeout=timeout)
+        return self.count()
 
     def stderr(self) -> str:
         try:

@@ -72,7 +72,7 @@ _TLS_OPTIONS: Dict[str, Option] = {
     "key_passphrase_env": Option("env"),
     "key_passphrase_file": Option("file"),
 }
-_RELP_OPTIONS = dict(_SYSLOG_OPTIONS, window=Option("int", 1024, 1, 65536))
+_RELP_OPTIONS = dict(_SYSLOG_OPTIONS, window=Option("int", 16384, 1, 65536))
 _HEC_OPTIONS: Dict[str, Option] = {
     "timeout": _TIMEOUT,
     "token_env": Option("env"),

@@ -27,10 +27,11 @@ from .relp_frames import (
     frame,
     offered_commands,
     offers,
-    syslog_frames,
+    syslog_frames_of,
     txnr_after,
 )
-from .syslog import syslog_format, tls_context, too_large
+from .syslog import syslog_format, tls_context
+from .syslog_format import MessageParts
 
 SOFTWARE = "hubasync"
 
@@ -83,8 +84,16 @@ class RelpDestination:
                                 deadline, self._context)
         session = RelpSession(stream)
         try:
-            stream.send(frame(1, b"open", self._software), deadline, Outcome)
-            answer = self._answer_to(session, 1, deadline)
+            try:
+                stream.send(frame(1, b"open", self._software), deadline, Outcome)
+                answer = self._answer_to(session, 1, deadline)
+            except DeliveryError as error:
+                if error.transient and self._context is not None and (
+                        self._config.options["cert"] is None):
+                    raise DeliveryError(f"{error} (over TLS, the receiver may want a client "
+                                        "certificate it trusts: cert, key)", transient=True,
+                                        outcome=Outcome()) from None
+                raise
             if answer.code != 200:
                 raise DeliveryError(f"{self.name}: the receiver refused the RELP session: "
                                     f"{answer.code} {answer.text}", transient=answer.code >= 500,
@@ -107,11 +116,8 @@ class RelpDestination:
         while True:
             data = session.stream.receive(deadline, Outcome)
             if not data:
-                hint = ""
-                if self._context is not None and self._config.options["cert"] is None:
-                    hint = " (over TLS, it may want a client certificate it trusts: cert, key)"
                 raise DeliveryError(f"{self.name}: the receiver closed the connection while "
-                                    f"opening the RELP session{hint}", transient=True,
+                                    "opening the RELP session", transient=True,
                                     outcome=Outcome())
             try:
                 answers = session.parser.feed(data)
@@ -152,15 +158,18 @@ class RelpDestination:
 
     def deliver(self, batch: Sequence[Outgoing], deadline: float) -> Outcome:
         total = len(batch)
-        messages = self._format.messages(batch, time.time())
-        rejected: List[Rejection] = too_large(messages, self._limit)
+        messages = self._format.parts(batch, time.time())
+        rejected: List[Rejection] = [
+            Rejection(i, f"the syslog message of {messages.size(i)} bytes exceeds "
+                         f"max_message_size ({self._limit})")
+            for i in messages.longer_than(self._limit)]
         status = bytearray(total)
         order: Optional[List[int]] = None  # indexes sent, when some are not
         if rejected:
             for rejection in rejected:
                 status[rejection.position] = REJECTED
             order = [i for i in range(total) if not status[i]]
-            messages = [messages[i] for i in order]
+            messages = messages.only(order)
 
         def outcome() -> Outcome:
             return Outcome(prefix_of(status), list(rejected))
@@ -174,7 +183,7 @@ class RelpDestination:
             raise
         return outcome()
 
-    def _run(self, messages: List[bytes], order: Optional[List[int]], status: bytearray,
+    def _run(self, messages: MessageParts, order: Optional[List[int]], status: bytearray,
              rejected: List[Rejection], outcome: Callable[[], Outcome], deadline: float) -> None:
         session = self._open(deadline)
         stream, parser = session.stream, session.parser
@@ -188,7 +197,10 @@ class RelpDestination:
             can_send = failed is None and sent < count and free >= min(chunk, count - sent)
             if can_send:
                 upto = min(count, sent + free)
-                stream.send(syslog_frames(session.txnr, messages[sent:upto]), deadline, outcome)
+                frames = syslog_frames_of(session.txnr, messages.prefix,
+                                          messages.keys[sent:upto], messages.events[sent:upto])
+                stream.send(frames, deadline, outcome)
+                del frames
                 session.txnr = txnr_after(session.txnr, upto - sent)
                 sent = upto
                 data = stream.receive(deadline, outcome, wait=False)

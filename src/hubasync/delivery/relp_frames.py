@@ -64,6 +64,21 @@ def syslog_frames(first_txnr: int, messages: Sequence[bytes]) -> bytes:
     return b"".join([b"%d syslog %d %s\n" % (t, len(m), m) for t, m in zip(txnrs, messages)])
 
 
+def syslog_frames_of(first_txnr: int, prefix: bytes, keys: Sequence[bytes],
+                     events: Sequence[bytes]) -> bytes:
+    """``syslog`` frames of the messages ``prefix + keys[i] + b'"] ' + events[i]`` (see
+    ``syslog_format.MessageParts``), TXNRs from ``first_txnr``, joined: one ``%`` formatting
+    per event, no message built on its own."""
+    base = len(prefix) + 3
+    if first_txnr + len(events) - 1 > MAX_TXNR:
+        return syslog_frames(first_txnr, [b'%s%s"] %s' % (prefix, k, e)
+                                          for k, e in zip(keys, events)])
+    return b"".join([b'%d syslog %d %s%s"] %s\n' % (txnr, base + len(key) + len(event), prefix,
+                                                     key, event)
+                     for txnr, key, event in zip(range(first_txnr, first_txnr + len(events)),
+                                                 keys, events)])
+
+
 def txnr_after(first: int, count: int) -> int:
     """The TXNR ``count`` steps after ``first``."""
     return (first - 1 + count) % MAX_TXNR + 1

@@ -66,6 +66,39 @@ def timestamp(now: float) -> bytes:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)).encode() + b".%06dZ" % micro
 
 
+class MessageParts:
+    """The messages of a batch: message ``i`` is ``prefix + keys[i] + b'"] ' + events[i]``."""
+
+    SEPARATOR = b'"] '
+
+    def __init__(self, prefix: bytes, keys: List[bytes], events: List[bytes]) -> None:
+        self.prefix = prefix
+        self.keys = keys
+        self.events = events
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+    def size(self, index: int) -> int:
+        return len(self.prefix) + len(self.keys[index]) + 3 + len(self.events[index])
+
+    def longer_than(self, limit: int) -> List[int]:
+        """The indexes of the messages longer than ``limit`` (a C-speed bound first)."""
+        if not self.events or len(self.prefix) + 3 + max(map(len, self.keys)) + max(
+                map(len, self.events)) <= limit:
+            return []
+        return [i for i in range(len(self.events)) if self.size(i) > limit]
+
+    def only(self, indexes: Sequence[int]) -> MessageParts:
+        return MessageParts(self.prefix, [self.keys[i] for i in indexes],
+                            [self.events[i] for i in indexes])
+
+    def messages(self) -> List[bytes]:
+        prefix = self.prefix
+        return [b'%s%s"] %s' % (prefix, key, event) for key, event in zip(self.keys,
+                                                                             self.events)]
+
+
 class SyslogFormat:
     """Formats a destination's events as RFC 5424 messages."""
 
@@ -88,11 +121,14 @@ class SyslogFormat:
         opening, up to the key's value."""
         return self.header(now) + self.sd_open
 
+    def parts(self, batch: Sequence[Outgoing], now: float) -> MessageParts:
+        """The batch's messages as their parts, for framing without building each message."""
+        return MessageParts(self.prefix(now), escape_param_values([item.key for item in batch]),
+                            [item.event for item in batch])
+
     def messages(self, batch: Sequence[Outgoing], now: float) -> List[bytes]:
         """One whole RFC 5424 message per event."""
-        prefix = self.prefix(now)
-        keys = escape_param_values([item.key for item in batch])
-        return [b'%s%s"] %s' % (prefix, key, item.event) for key, item in zip(keys, batch)]
+        return self.parts(batch, now).messages()
 
     def octet_counted(self, messages: Sequence[bytes]) -> bytes:
         """The messages framed by octet counting (RFC 6587 §3.4.1, RFC 5425): ``LEN SP MSG``."""
