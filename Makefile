@@ -21,6 +21,7 @@ check: $(STAMP)
 	$(VENV)/bin/vermin --no-tips --violations -t=3.9- --eval-annotations src/hubasync async.py
 
 unit: $(STAMP)
+	@command -v rsyslogd >/dev/null 2>&1 || echo "make unit: rsyslog is not installed: the delivery tests against it are skipped (apt-get install rsyslog rsyslog-relp rsyslog-openssl)"
 	$(VPY) -m pytest -q
 
 # The orchestration, covered by the tests that open no socket (tests/core), at least 80%.

@@ -33,11 +33,11 @@ from hubasync.delivery import Outgoing, open_destination, parse_destination  # n
 
 def make_events(count: int) -> List[Outgoing]:
     """``count`` events of about 350 bytes of JSON, with unique keys."""
-    pad = "x" * 170
+    pad = b"x" * 200
     return [Outgoing(n, f"bench-{n:010d}", (
-        '{"observation time":"2024-05-01 12:00:%02dZ","feed":"bench","type":"botnet drone",'
-        '"ip":"192.0.2.%d","asn":64500,"cc":"FI","n":%d,"description":"%s"}'
-        % (n % 60, n % 250, n, pad)).encode()) for n in range(count)]
+        b'{"observation time":"2024-05-01 12:00:%02dZ","feed":"bench","type":"botnet drone",'
+        b'"ip":"192.0.2.%d","asn":64500,"cc":"FI","n":%d,"description":"%s"}'
+        % (n % 60, n % 250, n, pad))) for n in range(count)]
 
 
 def peak_rss_mib() -> float:
@@ -60,7 +60,7 @@ def run_relp(batch: List[Outgoing], size: int, folder: str, window: int) -> Dict
 
     if missing(["relp"]):
         return {"skipped": missing(["relp"])}
-    with Rsyslog(folder, ["relp"], template="%msg%\n", memory_queue=True) as receiver:
+    with Rsyslog(folder, ["relp"], template="%msg%\n", queue="memory") as receiver:
         target = open_destination(parse_destination(receiver.url("relp"), {"window": window},
                                                     "--to"), "bench")
         started, cpu = time.perf_counter(), time.process_time()

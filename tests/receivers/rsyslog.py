@@ -16,8 +16,8 @@ is valid for another name only.
 rsyslog cannot bind port 0, so ports are picked free, and a start is tried again with other
 ports when one of them turns out taken: "listening" is checked in /proc, as sockets held by
 this very rsyslogd, never by connecting (another process could hold the port). With
-``durable=True`` the ruleset's queue is on disk and synced, so an acknowledged message
-survives kill -9 (docs/delivery.md).
+``queue="disk"`` the ruleset's queue is on disk and synced, so an acknowledged message survives
+kill -9 (docs/delivery.md); ``memory`` and ``disk-assisted`` are there to measure what is lost.
 
 When rsyslogd or a module is missing, :func:`missing` names the Debian package to install, and
 the tests skip with that line.
@@ -104,6 +104,18 @@ def listening_ports(pid: int) -> Set[int]:
     return ports
 
 
+# The ruleset's queue: "direct" writes from the input's own thread (tests read at once);
+# "memory" is rsyslog's usual in-memory queue; "disk-assisted" spills to disk only when full or
+# at shutdown; "disk" is on disk and synced: what survives kill -9 (docs/delivery.md).
+QUEUES = {
+    "direct": 'queue.type="Direct"',
+    "memory": 'queue.type="LinkedList" queue.size="200000" queue.dequeueBatchSize="4096"',
+    "disk-assisted": 'queue.type="LinkedList" queue.filename="received" '
+                     'queue.saveOnShutdown="on" queue.size="200000"',
+    "disk": 'queue.type="Disk" queue.filename="received" queue.syncqueuefiles="on" '
+            'queue.checkpointInterval="1" queue.saveOnShutdown="on"',
+}
+
 _TEMPLATE = """template(name="jsonlines" type="list" option.jsonf="on") {
   property(outname="msgid" name="msgid" format="jsonf")
   property(outname="sd" name="structured-data" format="jsonf")
@@ -117,9 +129,8 @@ class Rsyslog:
     """An rsyslogd process of the test (see the module's docstring)."""
 
     def __init__(self, folder: Any, inputs: Sequence[str], certs: Optional[Certs] = None,
-                 durable: bool = False, max_message_size: int = 65536,
-                 wrong_name: bool = False, template: Optional[str] = None,
-                 memory_queue: bool = False) -> None:
+                 queue: str = "direct", max_message_size: int = 65536,
+                 wrong_name: bool = False, template: Optional[str] = None) -> None:
         self.folder = os.path.abspath(str(folder))
         os.makedirs(os.path.join(self.folder, "work"), exist_ok=True)
         unknown = set(inputs) - set(ALL_INPUTS)
@@ -129,10 +140,11 @@ class Rsyslog:
             raise ValueError("TLS inputs need certs")
         self.inputs = list(inputs)
         self.certs = certs
-        self.durable = durable
+        if queue not in QUEUES:
+            raise ValueError(f"queue: one of {', '.join(QUEUES)}")
+        self.queue = queue
         self.wrong_name = wrong_name
         self.template = template  # an rsyslog string template instead of the JSON lines
-        self.memory_queue = memory_queue  # rsyslog's usual in-memory queue (not durable)
         self.max_message_size = max_message_size
         self.ports: Dict[str, int] = {}
         self.output = os.path.join(self.folder, "messages.jsonl")
@@ -191,10 +203,7 @@ class Rsyslog:
                            f'tls.myprivkey="{key}" tls.authMode="certvalid"')
                 lines.append(f'input(type="imrelp" address="127.0.0.1" port="{port}" '
                              f'maxDataSize="{self.max_message_size}" ruleset="received"{tls})')
-        queue = ('queue.type="Disk" queue.filename="received" queue.syncqueuefiles="on" '
-                 'queue.checkpointInterval="1" queue.saveOnShutdown="on"'
-                 if self.durable else 'queue.type="LinkedList" queue.size="200000" '
-                 'queue.dequeueBatchSize="4096"' if self.memory_queue else 'queue.type="Direct"')
+        queue = QUEUES[self.queue]
         template = "custom" if self.template else "jsonlines"
         lines.append(f'ruleset(name="received" {queue}) {{\n'
                      f'  action(type="omfile" file="{self.output}" template="{template}")\n}}')
