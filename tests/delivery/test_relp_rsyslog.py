@@ -81,7 +81,7 @@ def test_killed_mid_window_the_prefix_is_truthful_and_a_resend_completes(tmp_pat
     """kill -9 while the window is full: every event of the acknowledged prefix survives (a
     disk queue: durable), the rest is sent again after the restart, and every event arrives at
     least once, duplicates carrying the same key."""
-    batch = events(8000, size=350)
+    batch = events(5000, size=350)
     with Rsyslog(tmp_path, ["relp"], queue="disk") as receiver:
         target = destination(receiver.url("relp"), {"window": 1024, "timeout": 10})
         result: List[Any] = []

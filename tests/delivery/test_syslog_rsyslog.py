@@ -53,10 +53,11 @@ def test_tls_with_a_trusted_certificate(rsyslog: Rsyslog, certs: Any) -> None:
 
 def test_mutual_tls_needs_the_client_certificate(rsyslog: Rsyslog, certs: Any) -> None:
     url = rsyslog.url("tls-mutual")
-    with pytest.raises(DeliveryError) as caught:
-        destination(url, {"cacert": certs.ca}).deliver(events(5), deadline())
-    assert not caught.value.transient and caught.value.outcome.acknowledged == 0
-    assert "certificate" in str(caught.value) and str(caught.value).startswith(url)
+    for _ in range(3):  # rsyslog's alert, or its reset when that comes first: either says so
+        with pytest.raises(DeliveryError) as caught:
+            destination(url, {"cacert": certs.ca}).deliver(events(500), deadline())
+        assert caught.value.outcome.acknowledged == 0
+        assert "client certificate" in str(caught.value) and str(caught.value).startswith(url)
     before = rsyslog.count()
     options = {"cacert": certs.ca, "cert": certs.client_cert, "key": certs.client_key}
     outcome = destination(url, options).deliver(events(5), deadline())

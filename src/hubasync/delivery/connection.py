@@ -180,7 +180,25 @@ class ClosingTlsStream:
                 piece = view[written:written + (1 << 20)]
                 written += self._write(piece, deadline)
         except (OSError, ValueError) as exc:
-            raise failure(self.name, "sending failed", exc, outcome()) from None
+            raise self._alert_or(failure(self.name, "sending failed", exc, outcome())) from None
+
+    def _alert_or(self, error: DeliveryError) -> DeliveryError:
+        """The receiver's TLS alert, when one arrived before the failure (a TLS 1.3 receiver
+        refuses a client certificate after the handshake, then resets); else ``error``."""
+        try:
+            self.sock.settimeout(0.2)
+            data = self.sock.recv(65536)
+            if data:
+                self.incoming.write(data)
+            self.tls.read(1)
+        except ssl.SSLError as exc:
+            problem = handshake_problem(exc)
+            if problem is not None:
+                return DeliveryError(f"{self.name}: {problem}", transient=False,
+                                     outcome=error.outcome)
+        except (OSError, ValueError):
+            pass
+        return error
 
     def _write(self, piece: memoryview, deadline: float) -> int:
         while True:

@@ -82,6 +82,12 @@ class SyslogDestination:
             try:
                 tls.send(data, deadline, lambda: nothing)
                 tls.close_cleanly(deadline, lambda: nothing)
+            except DeliveryError as error:
+                if error.transient and self._config.options["cert"] is None:
+                    raise DeliveryError(f"{error} (over TLS, the receiver may want a client "
+                                        "certificate it trusts: cert, key)", transient=True,
+                                        outcome=nothing) from None
+                raise
             finally:
                 tls.close()
             return Outcome(len(batch), rejected)
