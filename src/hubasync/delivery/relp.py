@@ -177,14 +177,20 @@ class RelpDestination:
         if not messages:
             return outcome()
         try:
-            self._run(messages, order, status, rejected, outcome, deadline)
+            failed = self._run(messages, order, status, rejected, outcome, deadline)
         except BaseException:
             self._drop()
             raise
+        if failed is not None:  # the session is sound: it stays open for the next batch
+            raise DeliveryError(f"{self.name}: the receiver could not take an event: {failed}",
+                                transient=True, outcome=outcome())
         return outcome()
 
     def _run(self, messages: MessageParts, order: Optional[List[int]], status: bytearray,
-             rejected: List[Rejection], outcome: Callable[[], Outcome], deadline: float) -> None:
+             rejected: List[Rejection], outcome: Callable[[], Outcome],
+             deadline: float) -> Optional[str]:
+        """Send the messages within the window and settle their answers; the first transient
+        refusal's text, if any (the events from it on are left pending)."""
         session = self._open(deadline)
         stream, parser = session.stream, session.parser
         count = len(messages)
@@ -192,7 +198,7 @@ class RelpDestination:
         sent = settled = 0
         failed: Optional[str] = None  # the first transient refusal
         chunk = max(1, self.window // 4)
-        while settled < count:
+        while settled < sent or (failed is None and sent < count):
             free = self.window - (sent - settled)
             can_send = failed is None and sent < count and free >= min(chunk, count - sent)
             if can_send:
@@ -235,15 +241,13 @@ class RelpDestination:
                 elif failed is None:
                     failed = f"{answer.code} {answer.text}"
                 settled += answer.count
-            if parser.server_closed and settled < count:
+            if parser.server_closed and (settled < sent or (failed is None and sent < count)):
                 raise DeliveryError(
                     f"{self.name}: the receiver closed the RELP session (serverclose) with "
                     f"{sent - settled} events unacknowledged", transient=True, outcome=outcome())
         if parser.server_closed:
             self._drop()
-        if failed is not None:
-            raise DeliveryError(f"{self.name}: the receiver could not take an event: {failed}",
-                                transient=True, outcome=outcome())
+        return failed
 
     @staticmethod
     def _mark(status: bytearray, order: Optional[List[int]], start: int, count: int,
