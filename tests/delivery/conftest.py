@@ -13,6 +13,15 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "rec
 from certs import Certs, make_certs  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def destinations_closed() -> Iterator[None]:
+    """Every destination a test opened through ``helpers.destination`` is closed after it."""
+    from .helpers import close_opened
+
+    yield
+    close_opened()
+
+
 @pytest.fixture(scope="session")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Certs]:
     yield make_certs(str(tmp_path_factory.mktemp("certs")))

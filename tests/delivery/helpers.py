@@ -10,6 +10,7 @@ from typing import Any, Dict, List, Optional
 from hubasync.delivery import Destination, Outgoing, open_destination, parse_destination
 
 PATIENCE = 60.0
+OPENED: List[Destination] = []  # closed after each test (conftest.py)
 
 
 def events(count: int, start: int = 0, size: int = 0, seed: int = 1) -> List[Outgoing]:
@@ -29,7 +30,14 @@ def events(count: int, start: int = 0, size: int = 0, seed: int = 1) -> List[Out
 
 def destination(url: str, options: Optional[Dict[str, Any]] = None,
                 share: str = "demo") -> Destination:
-    return open_destination(parse_destination(url, options or {}, "--to"), share)
+    opened = open_destination(parse_destination(url, options or {}, "--to"), share)
+    OPENED.append(opened)
+    return opened
+
+
+def close_opened() -> None:
+    while OPENED:
+        OPENED.pop().close()
 
 
 def deadline(seconds: float = PATIENCE) -> float:
