@@ -42,6 +42,7 @@ class FakeProducer:
     error name, "fatal" (a fatal error, no report), or "silent" (no report until purged)."""
 
     plan: Callable[[int], Optional[str]] = staticmethod(lambda index: None)
+    purge_reports = True  # a purge reports the purged messages as failed
     made: List[FakeProducer] = []
 
     def __init__(self, settings: Dict[str, Any]) -> None:
@@ -76,7 +77,7 @@ class FakeProducer:
         return len(self.silent)
 
     def purge(self, queued: bool, in_flight: bool) -> None:
-        for key in self.silent:
+        for key in self.silent if FakeProducer.purge_reports else ():
             self.settings["on_delivery"](FakeError("_PURGE_INFLIGHT"), FakeMessage(key))
         self.silent = []
 
@@ -88,6 +89,7 @@ def fake_kafka(monkeypatch: pytest.MonkeyPatch) -> Any:
     module.KafkaException = type("KafkaException", (Exception,), {})  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "confluent_kafka", module)
     FakeProducer.made = []
+    FakeProducer.purge_reports = True
     return module
 
 
@@ -135,3 +137,11 @@ def test_reports_missing_at_the_deadline_claim_nothing_unknown(fake_kafka: Any) 
     with pytest.raises(DeliveryError) as caught:
         target().deliver(events(10), deadline(1.5))
     assert caught.value.transient and caught.value.outcome.acknowledged == 3
+
+
+def test_reports_that_never_come_claim_nothing(fake_kafka: Any) -> None:
+    FakeProducer.plan = staticmethod(lambda index: "silent" if index == 3 else None)
+    FakeProducer.purge_reports = False
+    with pytest.raises(DeliveryError) as caught:
+        target().deliver(events(10), deadline(1.5))
+    assert caught.value.transient and caught.value.outcome.acknowledged == 0

@@ -32,6 +32,11 @@ class ScriptedRelp:
         self.port = self.server.getsockname()[1]
         self.received: List[bytes] = []
         self.sessions = 0
+        self.answered = 0  # syslog commands answered
+        self.most_outstanding = 0  # the most syslog commands seen unanswered at once
+        self.end_after: Optional[int] = None  # end the session after this command, once ``end``
+        self.end = threading.Event()
+        self.ended = 0
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
@@ -55,6 +60,8 @@ class ScriptedRelp:
             if not data:
                 return
             buffer += data
+            outstanding = len(self.received) - self.answered + buffer.count(b" syslog ")
+            self.most_outstanding = max(self.most_outstanding, outstanding)
             while True:
                 match = FRAME.match(buffer)
                 if match is None:
@@ -77,7 +84,15 @@ class ScriptedRelp:
                     if answer is None:
                         connection.shutdown(socket.SHUT_RDWR)
                         return
+                    self.answered += answer.count(b" rsp ")
                     connection.sendall(answer)
+                    if answer.endswith(b"0 serverclose 0\n"):
+                        return  # the server ends the session, as rsyslog does when it stops
+                    if self.end_after == len(self.received) - 1:
+                        self.end.wait(30)  # idle, then the server ends the session
+                        connection.sendall(b"0 serverclose 0\n")
+                        self.ended += 1
+                        return
 
     def url(self) -> str:
         return f"relp://127.0.0.1:{self.port}?timeout=5"
@@ -167,6 +182,7 @@ def test_the_window_is_never_exceeded(scripted: Callable[..., ScriptedRelp]) -> 
     server = scripted(script)
     outcome = destination(server.url(), {"window": 5}).deliver(events(50), deadline())
     assert outcome.acknowledged == 50 and len(server.received) == 50
+    assert server.most_outstanding == 5
 
 
 def test_a_server_without_the_syslog_command_is_refused(
@@ -175,3 +191,17 @@ def test_a_server_without_the_syslog_command_is_refused(
     with pytest.raises(DeliveryError) as caught:
         destination(server.url()).deliver(events(3), deadline())
     assert not caught.value.transient and "syslog command" in str(caught.value)
+
+
+def test_a_session_the_server_ended_between_batches_is_opened_again(
+        scripted: Callable[..., ScriptedRelp]) -> None:
+    from processes import wait_until
+
+    server = scripted(ok)
+    server.end_after = 9
+    target = destination(server.url())
+    assert target.deliver(events(10), deadline()).acknowledged == 10
+    server.end.set()
+    wait_until(lambda: server.ended == 1, "the server ending the idle session")
+    assert target.deliver(events(10, start=10), deadline()).acknowledged == 10  # no error
+    assert server.sessions == 2

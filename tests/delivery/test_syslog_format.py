@@ -41,6 +41,7 @@ def test_msgid_is_printable_ascii_of_at_most_32() -> None:
     assert printusascii("x" * 40, 32) == b"x" * 32
     assert printusascii("", 32) == b"-"
     assert make("s p").msgid == b"s_p"
+    assert make("y" * 40).msgid == b"y" * 32
 
 
 def test_non_ascii_events_and_keys_pass_as_utf8() -> None:
