@@ -25,8 +25,7 @@ from typing import Any, Dict, List
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-sys.path[:0] = [os.path.join(ROOT, "src"), os.path.join(ROOT, "tests"),
-                os.path.join(ROOT, "tests", "receivers")]
+sys.path[:0] = [os.path.join(ROOT, "src"), os.path.join(ROOT, "tests")]
 
 from hubasync.delivery import Outgoing, open_destination, parse_destination  # noqa: E402
 
@@ -56,7 +55,7 @@ def run_file(batch: List[Outgoing], size: int, folder: str) -> Dict[str, Any]:
 
 
 def run_relp(batch: List[Outgoing], size: int, folder: str, window: int) -> Dict[str, Any]:
-    from rsyslog import Rsyslog, missing
+    from receivers.rsyslog import Rsyslog, missing
 
     if missing(["relp"]):
         return {"skipped": missing(["relp"])}
@@ -74,7 +73,7 @@ def run_relp(batch: List[Outgoing], size: int, folder: str, window: int) -> Dict
 
 
 def run_kafka(batch: List[Outgoing], size: int) -> Dict[str, Any]:
-    from kafka import MockKafka, missing
+    from receivers.kafka import MockKafka, missing
 
     if missing():
         return {"skipped": missing()}

@@ -1,4 +1,4 @@
-"""Fixtures of the delivery tests: TLS material, and the receivers' harnesses on sys.path."""
+"""Fixtures of the delivery tests: TLS material; destinations closed after each test."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "receivers"))
 
-from certs import Certs, make_certs  # noqa: E402
+from receivers.certs import Certs, make_certs
 
 
 @pytest.fixture(autouse=True)

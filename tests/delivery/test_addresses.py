@@ -140,7 +140,7 @@ def test_secrets_from_files_and_never_in_repr(tmp_path: Any,
 
 def test_tls_files_are_checked_before_any_connection(certs: Any, tmp_path: Any,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    from certs import KEY_PASSPHRASE
+    from receivers.certs import KEY_PASSPHRASE
 
     not_pem = tmp_path / "not.pem"
     not_pem.write_text("hello\n")

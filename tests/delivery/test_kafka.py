@@ -11,7 +11,7 @@ import sys
 from typing import Any, Iterator
 
 import pytest
-from kafka import MockKafka, missing
+from receivers.kafka import MockKafka, missing
 
 from hubasync.delivery import parse_destination
 from hubasync.delivery.records import Outgoing

@@ -11,7 +11,7 @@ from typing import Any, Dict, Iterator, List
 
 import pytest
 from processes import wait_until
-from rsyslog import Rsyslog, missing, sd_key
+from receivers.rsyslog import Rsyslog, missing, sd_key
 
 from hubasync.delivery.records import Outcome
 from hubasync.errors import DeliveryError
@@ -81,9 +81,9 @@ def test_killed_mid_window_the_prefix_is_truthful_and_a_resend_completes(tmp_pat
     """kill -9 while the window is full: every event of the acknowledged prefix survives (a
     disk queue: durable), the rest is sent again after the restart, and every event arrives at
     least once, duplicates carrying the same key."""
-    batch = events(5000, size=350)
+    batch = events(1200, size=350)  # the synced disk queue is slow: ~60-900 events/s here
     with Rsyslog(tmp_path, ["relp"], queue="disk") as receiver:
-        target = destination(receiver.url("relp"), {"window": 1024, "timeout": 10})
+        target = destination(receiver.url("relp"), {"window": 64, "timeout": 60})
         result: List[Any] = []
 
         def deliver() -> None:
@@ -94,7 +94,7 @@ def test_killed_mid_window_the_prefix_is_truthful_and_a_resend_completes(tmp_pat
 
         thread = threading.Thread(target=deliver)
         thread.start()
-        wait_until(lambda: receiver.count() >= 500 or result, "rsyslog writing 500 events")
+        wait_until(lambda: receiver.count() >= 100 or result, "rsyslog writing 100 events")
         receiver.kill()
         thread.join(60)
         assert result and isinstance(result[0], DeliveryError), \
@@ -110,7 +110,10 @@ def test_killed_mid_window_the_prefix_is_truthful_and_a_resend_completes(tmp_pat
         outcome = target.deliver(batch[acknowledged:], deadline())
         assert outcome.acknowledged == len(batch) - acknowledged
         target.close()
-        received = receiver.wait_for(len(batch))
+        every = {item.key for item in batch}
+        wait_until(lambda: every <= set(keys_of(receiver.messages())),
+                   "every event written at least once")
+        received = receiver.messages()
         bodies: Dict[str, set] = defaultdict(set)
         for message in received:
             bodies[sd_key(message["sd"])].add(message["msg"])
@@ -142,7 +145,7 @@ def test_tls_with_a_client_certificate(rsyslog: Rsyslog, certs: Any) -> None:
 
 def test_tls_with_an_encrypted_key_and_its_passphrase(rsyslog: Rsyslog, certs: Any,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    from certs import KEY_PASSPHRASE
+    from receivers.certs import KEY_PASSPHRASE
 
     monkeypatch.setenv("RELP_KEY_PASSPHRASE", KEY_PASSPHRASE)
     options = client_tls(certs, key=certs.client_key_encrypted,

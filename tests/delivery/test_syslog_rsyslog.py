@@ -8,7 +8,7 @@ import threading
 from typing import Any, Iterator
 
 import pytest
-from rsyslog import Rsyslog, missing, sd_key
+from receivers.rsyslog import Rsyslog, missing, sd_key
 
 from hubasync.errors import DeliveryError
 

@@ -34,8 +34,9 @@ import subprocess
 import time
 from typing import Any, Dict, List, Optional, Sequence, Set
 
-from certs import Certs
 from processes import PATIENCE, wait_until
+
+from .certs import Certs
 
 MODULE_DIRS = ("/usr/lib/x86_64-linux-gnu/rsyslog", "/usr/lib/aarch64-linux-gnu/rsyslog",
                "/usr/lib/rsyslog", "/usr/lib64/rsyslog")
