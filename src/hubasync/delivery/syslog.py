@@ -77,19 +77,14 @@ class SyslogDestination:
         data = self._format.octet_counted(messages)
         host, port = self._config.host, self._config.port
         if self._context is not None:
-            tls = ClosingTlsStream.connect(host, port, self.name, self._timeout, deadline,
-                                           self._context)
             try:
-                tls.send(data, deadline, lambda: nothing)
-                tls.close_cleanly(deadline, lambda: nothing)
+                self._deliver_tls(data, host, port, deadline, nothing)
             except DeliveryError as error:
                 if error.transient and self._config.options["cert"] is None:
                     raise DeliveryError(f"{error} (over TLS, the receiver may want a client "
                                         "certificate it trusts: cert, key)", transient=True,
                                         outcome=nothing) from None
                 raise
-            finally:
-                tls.close()
             return Outcome(len(batch), rejected)
         stream = Stream.connect(host, port, self.name, self._timeout, deadline, None)
         try:
@@ -98,6 +93,17 @@ class SyslogDestination:
         finally:
             stream.close()
         return Outcome(len(batch), rejected)
+
+    def _deliver_tls(self, data: bytes, host: str, port: int, deadline: float,
+                     nothing: Outcome) -> None:
+        assert self._context is not None
+        tls = ClosingTlsStream.connect(host, port, self.name, self._timeout, deadline,
+                                       self._context)
+        try:
+            tls.send(data, deadline, lambda: nothing)
+            tls.close_cleanly(deadline, lambda: nothing)
+        finally:
+            tls.close()
 
     def _shut_down(self, stream: Stream, deadline: float, nothing: Outcome) -> None:
         """End the TCP connection cleanly (our FIN, then the receiver's), or raise: only a
