@@ -23,6 +23,7 @@ check: $(STAMP)
 # The fast tests: everything but the end-to-end runs (tests/e2e) and the simulator's own tests
 # (tests/sim), which start many processes and servers.
 unit: $(STAMP)
+	@command -v rsyslogd >/dev/null 2>&1 || echo "make unit: rsyslog is not installed: the delivery tests against it are skipped (apt-get install rsyslog rsyslog-relp rsyslog-openssl)"
 	$(VPY) -m pytest -q --ignore=tests/e2e --ignore=tests/sim
 
 # The end-to-end runs against the simulator over real sockets, and the simulator's own tests.

@@ -8,7 +8,7 @@ the transient ones, after ``retry_after`` seconds when the hub said how long.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 
 class ExitCode:
@@ -201,3 +201,23 @@ class Interrupted(HubasyncError):
     """The run was stopped by SIGINT, SIGTERM or SIGHUP."""
 
     exit_code = ExitCode.INTERRUPTED
+
+
+class DeliveryError(HubasyncError):
+    """A destination (syslog, RELP, Splunk HEC, Kafka) failed to take a batch.
+
+    ``outcome`` is what the batch reached before the failure (a
+    :class:`hubasync.delivery.records.Outcome`): its acknowledged prefix is kept by the caller,
+    the rest is delivered again later. Connection refused, reset or timed out, and a receiver
+    that said "busy", are transient; a refused certificate, or an answer the protocol does not
+    allow, is not. Exit code 6 once the retries are spent.
+    """
+
+    exit_code = ExitCode.UNAVAILABLE
+
+    def __init__(self, message: str, *, transient: bool, outcome: Any = None,
+                 retry_after: Optional[float] = None) -> None:
+        super().__init__(message)
+        self.transient = transient
+        self.outcome = outcome  # an Outcome; typed loosely so that errors imports nothing
+        self.retry_after = retry_after

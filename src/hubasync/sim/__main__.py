@@ -13,6 +13,7 @@ from typing import List, Optional
 from .config import SimConfig
 from .dataset import DataError
 from .faults import ALL_FAULTS, FAULTS, HOSTILE_FAULTS, parse_spec
+from .hec import HecConfig, HecReceiver
 from .simulator import Simulator
 
 
@@ -69,6 +70,21 @@ def build_parser() -> argparse.ArgumentParser:
                         "repeatable")
     p.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"),
                    help="serve https with this PEM certificate chain and private key")
+    h = HecConfig()
+    p.add_argument("--hec-port", type=int, metavar="PORT",
+                   help="also run a simulated Splunk HEC on this port (0 picks a free one)")
+    p.add_argument("--hec-token", default=h.token, metavar="TOKEN",
+                   help="the HEC token it accepts (default %(default)s)")
+    p.add_argument("--hec-no-ack", action="store_true",
+                   help="the HEC's indexer acknowledgement is off")
+    p.add_argument("--hec-busy", type=float, default=h.busy_rate, metavar="RATE",
+                   help="each HEC event post answers 503 Server is busy with probability RATE")
+    p.add_argument("--hec-retry-after", type=float, metavar="SECONDS",
+                   help="Retry-After on the HEC's 503 answers")
+    p.add_argument("--hec-max-content-length", type=int, default=h.max_content_length,
+                   metavar="BYTES", help="larger HEC bodies answer 413 (default %(default)s)")
+    p.add_argument("--hec-ack-delay", type=float, default=h.ack_delay, metavar="SECONDS",
+                   help="time from indexing until an ack reads true (default %(default)s)")
     p.add_argument("--log", action="store_true", help="log each request on stderr")
     p.add_argument("--list-faults", action="store_true", help="list the faults and exit")
     return p
@@ -99,7 +115,14 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f"hubasync-sim: --tls: no such file: {path}", file=sys.stderr)
             return 2
     started = time.monotonic()
+    hec: Optional[HecReceiver] = None
     try:
+        if args.hec_port is not None:
+            hec = HecReceiver(HecConfig(
+                host=args.host, port=args.hec_port, token=args.hec_token, ack=not args.hec_no_ack,
+                busy_rate=args.hec_busy, retry_after=args.hec_retry_after,
+                max_content_length=args.hec_max_content_length, ack_delay=args.hec_ack_delay,
+                seed=args.seed, tls_cert=config.tls_cert, tls_key=config.tls_key))
         sim = Simulator(config)
         sim.start()
     except (ValueError, DataError, ssl.SSLError) as exc:
@@ -109,6 +132,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"hubasync-sim: cannot listen on {config.host}:{config.port}: {exc.strerror or exc}",
               file=sys.stderr)
         return 2
+    if hec is not None:
+        try:
+            hec.start()
+        except (OSError, ssl.SSLError) as exc:
+            sim.stop()
+            print(f"hubasync-sim: cannot listen on {args.host}:{args.hec_port} (HEC): "
+                  f"{getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
+            return 2
     def on_term(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
@@ -120,6 +151,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"# try: hubasync {sim.share_url()} --apikey {sim.apikey} --limit 1000",
               flush=True)
         print(f"# sync URL: {sim.share_url(sync=True)}", flush=True)
+        if hec is not None:
+            print(f"# HEC: hec+{hec.url} (token from --hec-token, indexer acknowledgement "
+                  f"{'on' if hec.config.ack else 'off'})", flush=True)
         size = len(sim.dataset.share("demo"))
         more = f", s1..s{config.shares}" if config.shares else ""
         print(f"hubasync-sim: {size} events in share demo (notify/0, notify/1{more} too) ready in "
@@ -129,6 +163,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         pass
     finally:
         sim.stop()
+        if hec is not None:
+            hec.stop()
     print("hubasync-sim: stopped", file=sys.stderr, flush=True)
     return 0
 
