@@ -21,6 +21,7 @@ from hubasync.core.bounds import (
     JOB_TIMEOUT,
     MAX_EMPTY_PAGES,
     MAX_EVENT_SIZE,
+    MAX_LAG,
     PAGE_TIMEOUT,
     RETRIES,
     TIMEOUT,
@@ -38,6 +39,7 @@ from hubasync.core.params import (
     relative_time,
 )
 from hubasync.core.urls import ShareUrl, parse_share_url
+from hubasync.delivery import parse_destination
 from hubasync.errors import ExitCode, HubasyncError, OutputError, UsageError, one_line
 from hubasync.events.formats import FORMATS
 from hubasync.files.output import resolve_output
@@ -147,7 +149,8 @@ def _interval(text: str) -> float:
 
 
 def _add_bound(group: argparse._ArgumentGroup, bound: Bound, metavar: str, extra: str = "") -> None:
-    group.add_argument(bound.option, type=_bounded(bound), default=getattr(DEFAULTS, bound.name),
+    group.add_argument(bound.option, type=_bounded(bound),
+                       default=getattr(DEFAULTS, bound.name, bound.default),
                        metavar=metavar, dest=bound.name,
                        help=f"{bound.what}{extra} (default {bound.shown(bound.default)})")
 
@@ -200,6 +203,16 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--state", metavar="FILE",
                      help="with -o: record progress in FILE after each page; the same command "
                           "run again continues where it stopped")
+    deliver = parser.add_argument_group(
+        "delivery (see docs/delivery.md): the events of the output, a JSON-lines file kept with "
+        "--state, delivered to each destination, its position moved only over what its "
+        "receiver acknowledged")
+    deliver.add_argument("--to", action="append", default=[], metavar="URL",
+                         help="a destination, repeatable: syslog+tcp://HOST:PORT, "
+                              "syslog+tls://..., relp://..., relp+tls://..., hec+https://..., "
+                              "kafka://BROKER[,BROKER]/TOPIC; options as URL parameters "
+                              "(relp+tls://siem:2514?cacert=/etc/ca.pem)")
+    _add_bound(deliver, MAX_LAG, "N", ", in events")
     out.add_argument("--follow", action="store_true",
                      help="keep the output in sync: read in insertion order, then ask again "
                           "every --interval seconds, until SIGINT, SIGTERM or SIGHUP")
@@ -365,6 +378,11 @@ def settings_from(argv: Optional[Sequence[str]]) -> RunSettings:
         raise UsageError("--follow with --state keeps a JSON-lines file: add --format jsonl")
     if args.recover and not (args.state and args.format == "jsonl"):
         raise UsageError("--recover continues a JSON-lines file kept with --state")
+    destinations = _destinations(args.to)
+    if destinations and not (args.state and args.format == "jsonl" and output):
+        raise UsageError("--to delivers the events of the output: give -o FILE, --state FILE and "
+                         "--format jsonl (the file is the record every destination reads, the "
+                         "state keeps each one's position)")
     if args.existing != "refuse":
         option = f"--{args.existing}"
         if not output:
@@ -382,7 +400,7 @@ def settings_from(argv: Optional[Sequence[str]]) -> RunSettings:
         given = [name for name, value in (("--limit", limit), ("--token", token),
                                           ("--state", args.state), ("--recover", args.recover),
                                           ("--append", args.existing == "append"),
-                                          ("--total", args.total))
+                                          ("--total", args.total), ("--to", args.to))
                  if value]
         if given:
             raise UsageError(f"a count URL takes no {', '.join(given)}")
@@ -402,7 +420,20 @@ def settings_from(argv: Optional[Sequence[str]]) -> RunSettings:
         quiet=args.quiet, cacert=args.cacert,
         debug=args.debug, recover=args.recover, strict=args.strict, proxy=proxy,
         bounds=Bounds(**{bound.name: getattr(args, bound.name) for bound in BOUNDS}),
+        destinations=destinations, max_lag=args.max_lag,
     )
+
+
+def _destinations(urls: Sequence[str]) -> tuple[tuple[str, Any], ...]:
+    """Each --to checked before any request (one line naming what is wrong), named by its kind
+    and rank: relp1, kafka1, relp2... (its dead letters go to OUTPUT.NAME.dead.jsonl)."""
+    named: list[tuple[str, Any]] = []
+    counts: dict[str, int] = {}
+    for url in urls:
+        config = parse_destination(url, None, "--to")
+        counts[config.kind] = counts.get(config.kind, 0) + 1
+        named.append((f"{config.kind}{counts[config.kind]}", config))
+    return tuple(named)
 
 
 def _reopen_closed_standard_streams() -> tuple[bool, bool]:

@@ -151,6 +151,11 @@ MAX_EVENT_SIZE = Bound("max_event_size", BYTES, 4 << 20, 1 << 10, 1 << 32,
                        what="the largest event accepted, and the longest run of whitespace "
                             "between events")
 
+# How far a destination (syslog, RELP, HEC, Kafka) may fall behind the output, in events, before
+# fetching from the hub waits for it: the bound on what a receiver that is down costs on disk.
+MAX_LAG = Bound("max_lag", COUNT, 100_000, 1, 10**9,
+                what="events a destination may fall behind before fetching waits for it")
+
 ALL = (TIMEOUT, RETRIES, JOB_TIMEOUT, PAGE_TIMEOUT, MAX_EMPTY_PAGES, MAX_EVENT_SIZE)
 BY_NAME: Dict[str, Bound] = {bound.name: bound for bound in ALL}
 

@@ -139,6 +139,11 @@ class Output:
         is not a file."""
         return None
 
+    def reader(self) -> int | None:
+        """A new descriptor of the file, to read it (``os.pread``) after it is closed and
+        wherever it was moved; ``None`` for what is not a file. The caller closes it."""
+        return None
+
     def write(self, data: bytes) -> None:
         """Add ``data`` to the current page."""
         raise NotImplementedError
@@ -199,6 +204,9 @@ class _FileOutput(Output):
 
     def identity(self) -> tuple[int, int] | None:
         return self._identity
+
+    def reader(self) -> int | None:
+        return None if self._closed else os.dup(self._fd)
 
     def size_on_disk(self) -> int | None:
         if self._closed:

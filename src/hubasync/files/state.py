@@ -47,7 +47,10 @@ class RunState:
     Version 3 added ``output_identity``, the ``[device, inode]`` of the file the offset is
     about (so that a file moved away, by logrotate say, is told from the new one at its path),
     and ``stalls``, the memory of the run's :class:`~hubasync.core.stalls.StallDetector` (so
-    that its bounds hold across stops and restarts).
+    that its bounds hold across stops and restarts), ``record_events``, the events the output
+    holds since the share began (all its files together: the sequence number of the next), and
+    ``deliveries``, each destination's position in them (see
+    :mod:`hubasync.run.delivering`).
     """
 
     fingerprint: str
@@ -63,6 +66,8 @@ class RunState:
     output_end: int | None = None
     output_identity: list[int] | None = None
     stalls: dict[str, Any] = field(default_factory=dict)
+    record_events: int = 0
+    deliveries: dict[str, Any] = field(default_factory=dict)
 
 
 _WRITER_KEY = "sink"  # the format writer's resume information, under its name of version 1
@@ -84,6 +89,8 @@ _V2_FIELD_TYPES: dict[str, tuple[type, ...]] = {
 _V3_FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "output_identity": (list, type(None)),
     "stalls": (dict,),
+    "record_events": (int,),
+    "deliveries": (dict,),
 }
 _DIGEST_RE = re.compile(r"[0-9a-f]{16}")
 
@@ -142,7 +149,43 @@ def _decode(path: str, raw: bytes) -> RunState:
             isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in identity)):
         raise _corrupt(path, "'output_identity' is not [device, inode]")
     _check_stalls(path, values.get("stalls", {}))
+    if values.get("record_events", 0) < 0:
+        raise _corrupt(path, "'record_events' is negative")
+    _check_deliveries(path, values.get("deliveries", {}))
     return RunState(**values)
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _identity(value: Any) -> bool:
+    return value is None or (isinstance(value, list) and len(value) == 2
+                             and all(_count(n) for n in value))
+
+
+def _check_deliveries(path: str, deliveries: dict[str, Any]) -> None:
+    """Each destination's position (counts, an identity or none, the time of its last
+    acknowledgement), and the moved files still read."""
+    if set(deliveries) - {"positions", "segments"}:
+        raise _corrupt(path, "'deliveries' holds unknown keys")
+    positions = deliveries.get("positions", {})
+    if not isinstance(positions, dict):
+        raise _corrupt(path, "'deliveries.positions' is not an object")
+    for name, position in positions.items():
+        counts = ("seq", "offset", "acknowledged", "dead", "retries")
+        last_ack = position.get("last_ack") if isinstance(position, dict) else None
+        if not (isinstance(position, dict) and set(position) == {*counts, "identity", "last_ack"}
+                and all(_count(position[key]) for key in counts)
+                and _identity(position["identity"])
+                and (last_ack is None or isinstance(last_ack, (int, float))
+                     and not isinstance(last_ack, bool))):
+            raise _corrupt(path, f"'deliveries.positions.{name}' is not a position")
+    segments = deliveries.get("segments", [])
+    if not isinstance(segments, list) or not all(
+            isinstance(s, dict) and set(s) == {"identity", "end"} and s["identity"] is not None
+            and _identity(s["identity"]) and _count(s["end"]) for s in segments):
+        raise _corrupt(path, "'deliveries.segments' is not a list of files")
 
 
 def _check_stalls(path: str, stalls: dict[str, Any]) -> None:

@@ -48,6 +48,7 @@ from hubasync.core.cursor import Cursor
 from hubasync.core.params import query_url
 from hubasync.core.retry import Attempts
 from hubasync.core.stalls import StallDetector
+from hubasync.delivery import open_destination
 from hubasync.errors import ClaimError, OutputError, UsageError
 from hubasync.events.formats import FormatWriter, format_writer
 from hubasync.events.splitter import Batch
@@ -66,7 +67,8 @@ from hubasync.files.state import (
     load_state,
     save_state,
 )
-from hubasync.run.pipeline import Progress, Step, fetch_pages
+from hubasync.run.delivering import Deliveries, RecordEnd, Report
+from hubasync.run.pipeline import Committed, Progress, Step, fetch_pages
 from hubasync.run.settings import RunSettings
 from hubasync.transport.session import HubSession
 
@@ -135,11 +137,13 @@ class _Page:
         """The page becomes part of the output (flushed, and synced with a state), then the
         state records ``cursor``: a crash in between leaves the page past the committed offset,
         cut when the run continues."""
-        self._run.before_output()
+        run = self._run
+        run.before_output()
         self._writer.commit()
         self.committed = True
-        self._run.cursor = cursor
-        self._run.save()
+        run.written += cursor.events - run.cursor.events
+        run.cursor = cursor
+        run.save()
 
 
 class ResumableRun:
@@ -147,12 +151,16 @@ class ResumableRun:
 
     def __init__(self, settings: RunSettings, *, stdout: Optional[BinaryIO] = None,
                  notice: Notice = _quiet,
-                 before_output: Callable[[], None] = lambda: None) -> None:
+                 before_output: Callable[[], None] = lambda: None,
+                 on_delivery: Callable[[Report], None] = lambda report: None) -> None:
         """``notice`` says what the run decided on its own (a file moved, a recovery);
         ``before_output`` is called before bytes reach the output (a terminal's progress line
-        clears itself)."""
+        clears itself); ``on_delivery`` hears what each delivery to a destination did."""
         self.settings = settings
         self.before_output = before_output
+        self.written = 0  # events in the output since the share began: the next one's number
+        self.deliveries: Optional[Deliveries] = None
+        self._on_delivery = on_delivery
         self.query = settings.query
         self.fingerprint = run_fingerprint(settings)
         self.cursor = Cursor(token=settings.token, limit=settings.limit)
@@ -199,11 +207,16 @@ class ResumableRun:
                 raise ClaimError(
                     f"state file {settings.state} belongs to another command (URL, query, format, "
                     "output, --limit or --token differ): remove it or use another one")
+            if settings.destinations:
+                self.deliveries = self._deliveries()
             if state is None:
                 self._check_unclaimed_output()
             else:
                 self.cursor = cursor_from_state(state, settings.limit)
                 self.stalls = StallDetector.restored(state.stalls, settings.bounds.max_empty_pages)
+                self.written = state.record_events
+                if self.deliveries is not None:
+                    self.deliveries.restore(state.deliveries, self._end_of(state))
                 if settings.in_place:
                     self._complete_moved_output(state)
             self._record = state
@@ -261,7 +274,12 @@ class ResumableRun:
             output = open_output(old, append=settings.format == "jsonl", atomic=False,
                                  resume_offset=state.output_offset, resume_tail=state.output_tail,
                                  resume_end=state.output_end, durable=True)
+            reader = output.reader()
             self._writer_for(output, state.writer).close(complete=False)
+            if self.deliveries is not None:
+                self.deliveries.rotated(recorded, state.output_offset, reader)  # type: ignore[arg-type]
+            elif reader is not None:
+                os.close(reader)
             self._notice(f"{settings.output} was moved to {old}: completed there; the next "
                          "events go to a new file at its path")
         if _size_of(settings.output) and not self._holds_only_an_empty_document(settings.output):
@@ -317,6 +335,8 @@ class ResumableRun:
                 return False
             self.next_pass()
         self._open_output()
+        if self.deliveries is not None and state is None:  # from where the record starts
+            self.deliveries.restore({}, self.record_end())
         self.save()  # where the output starts, before a byte of it is written
         return True
 
@@ -435,8 +455,65 @@ class ResumableRun:
         memory = self._record.stalls if self._record is not None else {}
         if self.settings.state:
             self.stalls = StallDetector.restored(memory, self.settings.bounds.max_empty_pages)
-        return fetch_pages(session, self.url_for, self.cursor, self, attempts=attempts,
-                           stalls=self.stalls, prefetch=prefetch, progress=progress)
+        steps = fetch_pages(session, self.url_for, self.cursor, self, attempts=attempts,
+                            stalls=self.stalls, prefetch=prefetch, progress=progress)
+        if self.deliveries is None:
+            return steps
+        self.deliveries.clock = session.clock
+        return self._delivering(steps, self.deliveries)
+
+    def _delivering(self, steps: Generator[Step, None, None],
+                    deliveries: Deliveries) -> Generator[Step, None, None]:
+        """The run loop's steps with the destinations fed between pages: held back while one
+        is :attr:`~Deliveries.max_lag` events behind, and the pass over once every destination
+        has every event."""
+        try:
+            while True:
+                if deliveries.held_back():
+                    yield from deliveries.catch_up(below=deliveries.max_lag)
+                try:
+                    step = next(steps)
+                except StopIteration:
+                    break
+                yield step
+                if isinstance(step, Committed):
+                    deliveries.deliver_due()
+            yield from deliveries.catch_up(below=0)
+        finally:
+            steps.close()
+
+    def record_end(self) -> RecordEnd:
+        """Where the output's committed events end: what the destinations may read."""
+        assert self.settings.output is not None
+        if self._writer is not None:
+            identity, offset = self._writer.output.identity(), self._writer.offset
+        else:
+            record = self._record
+            identity = None if record is None or record.output_identity is None else (
+                record.output_identity[0], record.output_identity[1])
+            offset = 0 if record is None else record.output_offset
+        return RecordEnd(identity=identity, offset=offset, written=self.written,
+                         path=resolve_output(self.settings.output).path)
+
+    def _end_of(self, state: RunState) -> RecordEnd:
+        assert self.settings.output is not None
+        identity = None if state.output_identity is None else (
+            state.output_identity[0], state.output_identity[1])
+        return RecordEnd(identity=identity, offset=state.output_offset,
+                         written=state.record_events,
+                         path=resolve_output(self.settings.output).path)
+
+    def _deliveries(self) -> Deliveries:
+        settings = self.settings
+        assert settings.output is not None
+        stem = settings.output[:-len(".jsonl")] if settings.output.endswith(".jsonl") \
+            else settings.output
+        share = os.path.basename(stem)
+        targets = [(name, open_destination(config, share), f"{stem}.{name}.dead.jsonl")
+                   for name, config in settings.destinations]
+        return Deliveries(targets, key_prefix=self.fingerprint[:16], record=self.record_end,
+                          save=self.save, retries=settings.bounds.retries,
+                          max_lag=settings.max_lag, report=self._on_delivery)
 
     @contextmanager
     def page(self) -> Iterator[_Page]:
@@ -481,7 +558,8 @@ class ResumableRun:
             last_inserted_token=self.cursor.last_inserted, writer=writer.resume_info(),
             output_tail=tail, output_end=output.end,
             output_identity=None if identity is None else list(identity),
-            stalls=self.stalls.memory())
+            stalls=self.stalls.memory(), record_events=self.written,
+            deliveries={} if self.deliveries is None else self.deliveries.saved())
         save_state(settings.state, record)
         self._record = record
 
@@ -516,10 +594,14 @@ class ResumableRun:
         cut under the run (``copytruncate``) is let go as it is."""
         assert self._writer is not None
         old, self._writer = self._writer, None
+        identity, end = old.output.identity(), old.offset
+        reader = old.output.reader() if self.deliveries is not None else None
         if (old.output.size_on_disk() or 0) < old.output.offset:
             old.output.detach()
         else:
             old.close(complete=False)
+        if self.deliveries is not None and identity is not None:
+            self.deliveries.rotated(identity, end, reader)
 
     def _start_new_file(self) -> None:
         """Start a new file at the path, the state saved before a byte goes into it."""
@@ -603,5 +685,10 @@ class ResumableRun:
             self._writer = None
 
     def release(self) -> None:
-        """Let go of the locks (the output and the state are closed first by their owner)."""
-        self._locks.close()
+        """Let go of the locks (the output and the state are closed first by their owner),
+        and of the destinations' connections."""
+        try:
+            if self.deliveries is not None:
+                self.deliveries.close()
+        finally:
+            self._locks.close()

@@ -4,9 +4,9 @@ hands to a :class:`~hubasync.run.resumable.ResumableRun`."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional, Tuple
 
-from hubasync.core.bounds import DEFAULTS, Bounds
+from hubasync.core.bounds import DEFAULTS, MAX_LAG, Bounds
 from hubasync.core.params import Query
 from hubasync.core.urls import ShareUrl
 from hubasync.transport.proxy import secrets_of
@@ -41,6 +41,11 @@ class RunSettings:
     # A service's share: the output is written in place, grows pass after pass, is closed
     # between turns and may be rotated.
     in_place: bool = False
+    # Where the events go besides the output (the local record, JSON lines): (name,
+    # hubasync.delivery.DestinationConfig) pairs; max_lag: events a destination may fall behind
+    # before fetching from the hub waits for it.
+    destinations: Tuple[Tuple[str, Any], ...] = ()
+    max_lag: int = int(MAX_LAG.default)
 
     @property
     def secrets(self) -> tuple[str, ...]:

@@ -1,0 +1,413 @@
+"""A share's events delivered to its destinations, each moved only over what its receiver
+acknowledged.
+
+The share's file (JSON lines) is written first and stays the local record. Every event in it
+has a sequence number (its rank in the record since the share began, from 0) and a stable key
+made from it (``KEYPREFIX-SEQ``): the same key on every attempt and after any restart, so that
+a receiver, or a search, can drop the duplicates that at-least-once delivery may make after a
+crash. Each destination has its own position in the record (the sequence number and the byte
+offset of the next event it must deliver, and the file it is in), saved in the run's state
+after each batch it delivers: it reads the committed events after it, delivers a batch, and
+moves over the prefix its receiver acknowledged, never further. An event the receiver rejects
+for good (too large, invalid for it) goes to a dead-letter file beside the output
+(``NAME.DEST.dead.jsonl``), is counted, and is passed. A destination that fails is tried again
+after a backoff of its own (its retries counted); the others go on.
+
+A destination that falls :attr:`Deliveries.max_lag` events behind holds back fetching from the
+hub (the run asks for no more pages until it catches up): events are never dropped. A
+destination lagging across a rotation reads on in the moved file, kept open (after a restart
+found again beside the path by its device and inode, as the run finds its own file).
+
+Who may touch what: a run's deliveries are driven by the one thread driving the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Generator, List, Optional, Sequence, Tuple
+
+from hubasync.core.bounds import MAX_LAG
+from hubasync.core.clock import Clock, SystemClock, Wait
+from hubasync.core.retry import RetryPolicy
+from hubasync.delivery import Destination, Outgoing
+from hubasync.errors import DeliveryError, HubUnavailable, OutputError
+
+Identity = Tuple[int, int]
+BATCH_EVENTS = 5_000
+BATCH_BYTES = 4 << 20
+DELIVERY_TIMEOUT = 120.0  # seconds a batch may take, end to end, before it counts as failed
+
+
+@dataclass
+class Position:
+    """Where one destination stands in the record: the next event it must deliver, its
+    number, and where it is: at ``offset`` in the file ``identity``, a moved one still read,
+    or (None) in the record's current file."""
+
+    seq: int = 0
+    offset: int = 0
+    identity: Optional[Identity] = None
+    acknowledged: int = 0  # events its receiver acknowledged, all runs together
+    dead: int = 0  # events it rejected for good, in the dead-letter file
+    retries: int = 0  # failed batches, tried again
+    last_ack: Optional[float] = None  # Unix time of its last acknowledgement
+
+    def saved(self) -> Dict[str, Any]:
+        return {"seq": self.seq, "offset": self.offset,
+                "identity": None if self.identity is None else list(self.identity),
+                "acknowledged": self.acknowledged, "dead": self.dead, "retries": self.retries,
+                "last_ack": self.last_ack}
+
+
+@dataclass
+class Segment:
+    """A file of the record that a lagging destination still reads: moved away, complete."""
+
+    identity: Identity
+    end: int  # its size: where its events end
+
+
+@dataclass
+class Report:
+    """What a delivery did, for the metrics, the status and the progress line."""
+
+    destination: str
+    sent: int = 0
+    acknowledged: int = 0
+    dead: int = 0
+    retried: bool = False
+    error: Optional[str] = None
+    lag: int = 0
+    last_ack: Optional[float] = None
+
+
+@dataclass
+class _Target:
+    name: str
+    destination: Destination
+    dead_path: str
+    position: Position
+    failures: int = 0
+    due: float = 0.0  # monotonic time it may be tried again
+    last_error: Optional[str] = None
+
+
+@dataclass
+class RecordEnd:
+    """The committed end of the record: its current file (its identity, where it is) and where
+    its events end in it, and the events the record holds in all."""
+
+    identity: Optional[Identity]
+    offset: int
+    written: int
+    path: str
+
+
+class Deliveries:
+    """The destinations of one run (see the module's docstring)."""
+
+    def __init__(self, destinations: Sequence[Tuple[str, Destination, str]], *, key_prefix: str,
+                 record: Callable[[], RecordEnd], save: Callable[[], None], retries: int,
+                 max_lag: int = int(MAX_LAG.default), clock: Optional[Clock] = None,
+                 report: Callable[[Report], None] = lambda report: None) -> None:
+        self.key_prefix = key_prefix
+        self.max_lag = max_lag
+        self._record = record
+        self._save = save
+        self.clock: Clock = clock or SystemClock()
+        self._policy = RetryPolicy(retries=retries)
+        self._report = report
+        self._targets = [_Target(name, destination, dead, Position())
+                         for name, destination, dead in destinations]
+        self._segments: List[Segment] = []
+        self._files: Dict[Identity, int] = {}  # descriptors of moved files still read
+        self._current_fd: Optional[Tuple[Identity, int]] = None
+
+    # -- the state --------------------------------------------------------------------------
+
+    def saved(self) -> Dict[str, Any]:
+        """What the state keeps: each destination's position, and the moved files they read."""
+        return {"positions": {t.name: t.position.saved() for t in self._targets},
+                "segments": [{"identity": list(s.identity), "end": s.end}
+                             for s in self._segments]}
+
+    def restore(self, saved: Dict[str, Any], end: RecordEnd) -> None:
+        """Go on from a state's record of the deliveries (checked by the state's reader). A
+        destination the state does not know starts at the end of the record: it gets the
+        events written from now on."""
+        positions = saved.get("positions", {})
+        for target in self._targets:
+            known = positions.get(target.name)
+            if known is None:
+                target.position = Position(seq=end.written, offset=end.offset)
+                continue
+            identity = known.get("identity")
+            target.position = Position(
+                seq=known["seq"], offset=known["offset"],
+                identity=None if identity is None else (identity[0], identity[1]),
+                acknowledged=known.get("acknowledged", 0), dead=known.get("dead", 0),
+                retries=known.get("retries", 0), last_ack=known.get("last_ack"))
+        self._segments = [Segment((s["identity"][0], s["identity"][1]), s["end"])
+                          for s in saved.get("segments", [])]
+
+    # -- the record's files -----------------------------------------------------------------
+
+    def rotated(self, old: Identity, end: int, fd: Optional[int] = None) -> None:
+        """The run completed its current file, ``old`` (``end``: its size), now at ``path``
+        if known, and starts a new one: a destination done with it moves to the new file's
+        start, one still reading it goes on in it (held open: logrotate may compress and
+        remove it meanwhile)."""
+        needed = False
+        for target in self._targets:
+            position = target.position
+            if position.identity is not None:
+                continue
+            if position.offset >= end:
+                position.offset = 0
+            else:
+                position.identity, needed = old, True
+        if needed:
+            self._segments.append(Segment(old, end))
+            if fd is not None:
+                self._files[old] = fd
+                fd = None
+            self._open(old, None)
+        if fd is not None:
+            os.close(fd)
+
+    def _open(self, identity: Identity, path: Optional[str]) -> int:
+        fd = self._files.get(identity)
+        if fd is not None:
+            return fd
+        found = path if path is not None else self._find(identity)
+        if found is None:
+            raise OutputError(f"the record's file of device {identity[0]} inode {identity[1]}, "
+                              "moved away with events not yet delivered, is no longer beside "
+                              "the output: keep rotated files until they are delivered")
+        fd = os.open(found, os.O_RDONLY)
+        info = os.fstat(fd)
+        if (info.st_dev, info.st_ino) != identity:
+            os.close(fd)
+            raise OutputError(f"{found} changed while it was opened to deliver its events")
+        self._files[identity] = fd
+        return fd
+
+    def _find(self, identity: Identity) -> Optional[str]:
+        folder = os.path.dirname(self._record().path) or "."
+        for name in sorted(os.listdir(folder)):
+            path = os.path.join(folder, name)
+            try:
+                info = os.stat(path, follow_symlinks=False)
+            except OSError:
+                continue
+            if stat.S_ISREG(info.st_mode) and (info.st_dev, info.st_ino) == identity:
+                return path
+        return None
+
+    def close(self) -> None:
+        for target in self._targets:
+            target.destination.close()
+        for fd in self._files.values():
+            os.close(fd)
+        self._files.clear()
+        if self._current_fd is not None:
+            os.close(self._current_fd[1])
+            self._current_fd = None
+
+    # -- how far behind -----------------------------------------------------------------------
+
+    def lag(self) -> int:
+        """Events the most lagging destination has still to deliver."""
+        written = self._record().written
+        return max((written - t.position.seq for t in self._targets), default=0)
+
+    def held_back(self) -> bool:
+        """Whether fetching from the hub waits for a destination to catch up."""
+        return self.lag() >= self.max_lag
+
+    # -- delivering ---------------------------------------------------------------------------
+
+    def deliver_due(self) -> Optional[float]:
+        """Deliver to each destination that is behind and due (not backing off) until it has
+        caught up or fails. Returns when the next one is due again (None: every destination
+        caught up)."""
+        record = self._record()
+        for target in self._targets:
+            while target.position.seq < record.written and target.due <= self.clock.now():
+                seq = target.position.seq
+                self._batch(target, record)
+                if target.position.seq == seq and target.failures == 0:
+                    break  # nothing readable yet (a file moved away, not found)
+        return self._next_due(self._record())
+
+    def _next_due(self, record: RecordEnd) -> Optional[float]:
+        behind = [t.due for t in self._targets if t.position.seq < record.written]
+        return min(behind) if behind else None
+
+    def catch_up(self, *, below: int) -> Generator[Wait, None, None]:
+        """Deliver until every destination is fewer than ``below`` events behind (0: all of
+        it), waiting through backoffs."""
+        while self.lag() > max(0, below - 1):
+            due = self.deliver_due()
+            if due is not None and due > self.clock.now():
+                yield Wait(due, "delivery")
+
+    def _batch(self, target: _Target, record: RecordEnd) -> None:
+        position = target.position
+        lines, ends = self._read(position, record)
+        if not lines:
+            self._move_to_next_file(target, record)
+            return
+        batch = [Outgoing(seq=position.seq + n, key=f"{self.key_prefix}-{position.seq + n}",
+                          event=line) for n, line in enumerate(lines)]
+        report = Report(target.name, sent=len(batch))
+        deadline = self.clock.now() + DELIVERY_TIMEOUT
+        try:
+            outcome = target.destination.deliver(batch, deadline)
+            failure: Optional[DeliveryError] = None
+        except DeliveryError as error:
+            outcome, failure = error.outcome, error
+        done = 0 if outcome is None else outcome.acknowledged
+        rejected = [] if outcome is None else outcome.rejected_within_prefix()
+        if rejected:
+            self._dead_letters(target, batch, rejected)
+        if done:
+            position.offset = ends[done - 1]
+            position.seq += done
+            position.acknowledged += done - len(rejected)
+            position.dead += len(rejected)
+            position.last_ack = time.time()
+            self._save()
+        report.acknowledged, report.dead = done - len(rejected), len(rejected)
+        report.lag, report.last_ack = record.written - position.seq, position.last_ack
+        if failure is not None:
+            self._failed(target, failure, report)
+        else:
+            target.failures, target.last_error = 0, None
+        self._report(report)
+
+    def _failed(self, target: _Target, error: DeliveryError, report: Report) -> None:
+        report.error = target.last_error = str(error)
+        if not error.transient:
+            self._report(report)
+            raise error
+        target.failures += 1
+        target.position.retries += 1
+        report.retried = True
+        if target.failures > self._policy.retries:
+            self._report(report)
+            raise HubUnavailable(f"{target.name}: gave up after {target.failures} failed "
+                                 f"deliveries ({error}); its events stay in the record, and its "
+                                 "position in the state: they are delivered when it is back")
+        target.due = self.clock.now() + self._policy.delay(target.failures, error.retry_after)
+
+    def _read(self, position: Position, record: RecordEnd) -> Tuple[List[bytes], List[int]]:
+        """The next events after ``position``, whole lines only, committed only, at most a
+        batch; and the offset after each."""
+        if position.identity is None:
+            end = record.offset
+            found = self._current(record)
+            if found is None:
+                return [], []
+            fd = found
+        else:
+            segment = next(s for s in self._segments if s.identity == position.identity)
+            end = segment.end
+            fd = self._open(position.identity, None)
+        if position.offset >= end:
+            return [], []
+        data = os.pread(fd, min(end - position.offset, BATCH_BYTES), position.offset)
+        lines: List[bytes] = []
+        ends: List[int] = []
+        start = 0
+        while len(lines) < BATCH_EVENTS:
+            stop = data.find(b"\n", start)
+            if stop < 0:
+                break
+            lines.append(data[start:stop])
+            start = stop + 1
+            ends.append(position.offset + start)
+        if not lines and data:  # one event larger than a batch's bytes: read it whole
+            stop = data.find(b"\n")
+            more = data
+            while stop < 0 and position.offset + len(more) < end:
+                more += os.pread(fd, BATCH_BYTES, position.offset + len(more))
+                stop = more.find(b"\n")
+            if stop >= 0:
+                lines, ends = [more[:stop]], [position.offset + stop + 1]
+        return lines, ends
+
+    def _move_to_next_file(self, target: _Target, record: RecordEnd) -> None:
+        """At the end of a moved file: on to the next file of the record."""
+        position = target.position
+        if position.identity is None:
+            return  # at the end of the current file: nothing more yet
+        index = next(n for n, s in enumerate(self._segments) if s.identity == position.identity)
+        following = self._segments[index + 1] if index + 1 < len(self._segments) else None
+        position.identity = following.identity if following is not None else None
+        position.offset = 0
+        self._forget_unread_segments()
+        self._save()
+
+    def _current(self, record: RecordEnd) -> Optional[int]:
+        """A descriptor of the record's current file, read only: the file the run writes,
+        wherever it is now (moved away, the run has not noticed it yet)."""
+        identity = record.identity
+        if identity is None:
+            return None
+        if self._current_fd is not None and self._current_fd[0] == identity:
+            return self._current_fd[1]
+        if self._current_fd is not None and self._current_fd[0] not in self._files:
+            os.close(self._current_fd[1])
+        self._current_fd = None
+        path: Optional[str] = record.path
+        try:
+            info = os.stat(record.path)
+            if (info.st_dev, info.st_ino) != identity:
+                path = self._find(identity)
+        except OSError:
+            path = self._find(identity)
+        if path is None:
+            return None
+        fd = os.open(path, os.O_RDONLY)
+        info = os.fstat(fd)
+        if (info.st_dev, info.st_ino) != identity:
+            os.close(fd)
+            return None
+        self._current_fd = (identity, fd)
+        return fd
+
+    def _forget_unread_segments(self) -> None:
+        needed = {t.position.identity for t in self._targets}
+        for segment in list(self._segments):
+            if segment.identity not in needed:
+                self._segments.remove(segment)
+                fd = self._files.pop(segment.identity, None)
+                if fd is not None:
+                    os.close(fd)
+
+    def _dead_letters(self, target: _Target, batch: Sequence[Outgoing],
+                      rejected: Sequence[Any]) -> None:
+        """Append the events rejected for good to the destination's dead-letter file (one JSON
+        object a line: its key, the destination, why, and the event)."""
+        lines = []
+        for rejection in rejected:
+            event = batch[rejection.position]
+            lines.append(json.dumps({"key": event.key, "destination": target.name,
+                                     "reason": rejection.reason,
+                                     "event": json.loads(event.event)},
+                                    ensure_ascii=False).encode("utf-8", "surrogatepass") + b"\n")
+        try:
+            fd = os.open(target.dead_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+            try:
+                os.write(fd, b"".join(lines))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as error:
+            raise OutputError(f"cannot write the dead letters of {target.name} to "
+                              f"{target.dead_path}: {error.strerror or error}") from None
