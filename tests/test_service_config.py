@@ -548,3 +548,41 @@ def test_a_relative_start_is_sent_as_the_command_sends_it(tmp_path: Path) -> Non
                            'start = "24h"\nend = "-30m"\n')
     share = load_config(str(path), {"K": "key"}).shares[0]
     assert (share.query.start, share.query.end) == ("-86400", "-1800")
+
+
+def test_destinations_and_what_a_share_delivers_to(tmp_path: Path) -> None:
+    (tmp_path / "token").write_text("hec-secret-token\n")
+    path = write(tmp_path, 'apikey_env = "K"\nmax_lag = 500\n'
+                           '[destinations.siem]\nurl = "relp://127.0.0.1:2514"\nwindow = 64\n'
+                           '[destinations.splunk]\nurl = "hec+http://127.0.0.1:8088"\n'
+                           'token_file = "token"\n'
+                           '[shares.a]\nurl = "https://hub.example.com/shares/v2/async/a"\n'
+                           'deliver = ["siem", "splunk"]\nmax_lag = 50\n'
+                           '[shares.b]\nurl = "https://hub.example.com/shares/v2/async/b"\n')
+    config = load_config(str(path), {"K": "key"})
+    a, b = config.shares
+    assert [name for name, _ in a.destinations] == ["siem", "splunk"] and b.destinations == ()
+    assert a.destinations[0][1].options["window"] == 64 and (a.max_lag, b.max_lag) == (50, 500)
+    assert a.dead_letters("siem").endswith("/a.siem.dead.jsonl")
+    assert "hec-secret-token" in config.secrets
+    status_view = load_config(str(path), {}, keys=False)  # hubasync status reads no secret
+    assert [name for name, _ in status_view.shares[0].destinations] == ["siem", "splunk"]
+
+
+@pytest.mark.parametrize("body, key, problem", [
+    ('[shares.a]\nurl = "U"\ndeliver = ["nowhere"]', "shares.a.deliver", "no [destinations.nowh"),
+    ('[destinations.d]\nurl = "relp://h:1"\n[shares.a]\nurl = "U"\nformat = "csv"\n'
+     'deliver = ["d"]', "shares.a.deliver", "format = \"jsonl\""),
+    ('[destinations.d]\nurl = "relp://h:1"\nwindow = 0\n[shares.a]\nurl = "U"',
+     "destinations.d", "window"),
+    ('[destinations.d]\nurl = "ftp://h:1"\n[shares.a]\nurl = "U"', "destinations.d",
+     "unknown destination"),
+    ('[shares.a]\nurl = "U"\ndeliver = "d"', "shares.a.deliver", "list of destination names"),
+])
+def test_a_bad_destination_is_refused_naming_the_key(tmp_path: Path, body: str, key: str,
+                                                     problem: str) -> None:
+    body = body.replace('"U"', '"https://hub.example.com/shares/v2/async/a"')
+    path = write(tmp_path, 'apikey_env = "K"\n' + body + "\n")
+    with pytest.raises(UsageError) as caught:
+        load_config(str(path), {"K": "key"})
+    assert key in str(caught.value) and problem in str(caught.value)

@@ -19,9 +19,10 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 from hubasync.core.access import check_key_and_origin
 from hubasync.core.bounds import ALL as BOUNDS
-from hubasync.core.bounds import DEFAULTS, Bound, Bounds, parse_duration
+from hubasync.core.bounds import DEFAULTS, MAX_LAG, Bound, Bounds, parse_duration
 from hubasync.core.params import Query, parse_projection, relative_time, reserved_param
 from hubasync.core.urls import ShareUrl, parse_share_url
+from hubasync.delivery import parse_destination
 from hubasync.errors import UsageError
 from hubasync.files.lock import lock_path
 from hubasync.files.reading import UnreadableFile, read_bounded, read_key_file
@@ -46,9 +47,10 @@ _KEY_SOURCES = ("apikey_env", "apikey_file")
 _BOUND_KEYS = tuple(bound.name for bound in BOUNDS)
 _QUERY_KEYS = ("start", "end", "filter", "projection", "param")
 _TOP_KEYS = frozenset(("directory", "concurrency", "interval", "metrics", "proxy", "shares",
-                       *_KEY_SOURCES, *_BOUND_KEYS))
-_SHARE_KEYS = frozenset(("url", "format", "allow_http", "cacert",
+                       "destinations", "max_lag", *_KEY_SOURCES, *_BOUND_KEYS))
+_SHARE_KEYS = frozenset(("url", "format", "allow_http", "cacert", "deliver", "max_lag",
                          *_KEY_SOURCES, *_BOUND_KEYS, *_QUERY_KEYS))
+_FILE_OPTIONS = frozenset(("cacert", "cert", "key"))  # a destination's files: not *_file only
 
 
 @dataclass(frozen=True)
@@ -66,9 +68,16 @@ class ShareConfig:
     bounds: Bounds = DEFAULTS
     allow_http: bool = False
     cacert: Optional[str] = None
+    # (name, hubasync.delivery.DestinationConfig) of each destination its events go to
+    destinations: Tuple[Tuple[str, Any], ...] = ()
+    max_lag: int = int(MAX_LAG.default)
 
     def __str__(self) -> str:
         return f"{self.name} ({self.url.display()})"
+
+    def dead_letters(self, destination: str) -> str:
+        """The dead-letter file of one of its destinations, beside its output."""
+        return f"{self.output[:-len('.jsonl')]}.{destination}.dead.jsonl"
 
 
 
@@ -95,10 +104,14 @@ class ServiceConfig:
 
     @property
     def secrets(self) -> Tuple[str, ...]:
-        """Every secret the config holds (API keys, a proxy's password): to redact from logs."""
+        """Every secret the config holds (API keys, a proxy's password, the destinations'
+        tokens and passwords): to redact from logs."""
         found = {share.apikey for share in self.shares if share.apikey}
         if self.proxy:
             found.update(secrets_of(self.proxy))
+        for share in self.shares:
+            for _, destination in share.destinations:
+                found.update(secret.reveal() for secret in destination.secrets.values())
         return tuple(sorted(found, key=len, reverse=True))
 
 
@@ -106,7 +119,9 @@ def share_files(share: ShareConfig) -> Tuple[Tuple[str, str], ...]:
     """The files a share writes or locks, each with its role: output, state, status record,
     and the lock files of the output and of the state."""
     return (("output", share.output), ("state", share.state), ("status record", share.status),
-            ("output's lock", lock_path(share.output)), ("state's lock", lock_path(share.state)))
+            ("output's lock", lock_path(share.output)), ("state's lock", lock_path(share.state)),
+            *((f"dead letters of {name}", share.dead_letters(name))
+              for name, _ in share.destinations))
 
 
 def prepare_directory(config: ServiceConfig) -> None:
@@ -154,6 +169,7 @@ def load_config(path: str, environ: Optional[Mapping[str, str]] = None, *,
 
 class _Loader:
     def __init__(self, path: str, environ: Mapping[str, str], keys: bool = True) -> None:
+        self.destinations: Dict[str, Any] = {}
         self.path = os.path.abspath(path)
         self.shown = path
         self.environ = environ
@@ -185,6 +201,7 @@ class _Loader:
                                         "with its url")
         if not isinstance(tables, dict):
             raise self.refuse("shares", "must be a table of [shares.NAME] tables")
+        self.destinations = self.destination_tables(top)
         shares = tuple(self.share(name, table, top, directory)
                        for name, table in tables.items())
         self.check_paths(shares)
@@ -267,6 +284,9 @@ class _Loader:
             bounds=Bounds(**{bound.name: self.bound(table, bound, prefix, self.bound(
                 top, bound, "", getattr(DEFAULTS, bound.name))) for bound in BOUNDS}),
             allow_http=allow_http, cacert=cacert,
+            destinations=self.deliveries(table, prefix, format_),
+            max_lag=self.bound(table, MAX_LAG, prefix, self.bound(top, MAX_LAG, "",
+                                                                  int(MAX_LAG.default))),
         )
 
     def share_url(self, table: Mapping[str, Any], prefix: str) -> ShareUrl:
@@ -415,6 +435,56 @@ class _Loader:
             except UsageError as error:
                 raise self.refuse("proxy", str(error)) from None
         return proxy
+
+    def destination_tables(self, top: Mapping[str, Any]) -> Dict[str, Any]:
+        """The ``[destinations.NAME]`` tables, each checked into a DestinationConfig (its url,
+        its options; files relative to the config)."""
+        tables = top.get("destinations", {})
+        if not isinstance(tables, dict):
+            raise self.refuse("destinations", "must be a table of [destinations.NAME] tables")
+        checked: Dict[str, Any] = {}
+        for name, table in tables.items():
+            where = f"destinations.{_shown_key(name)}"
+            if not (_NAME_RE.fullmatch(name) and len(name) <= MAX_NAME_LENGTH
+                    and name.strip(".")):
+                raise self.refuse(where, "a destination's name may hold only letters, digits, "
+                                         f"'-', '_' and '.', at most {MAX_NAME_LENGTH} "
+                                         "characters")
+            if not isinstance(table, dict) or not isinstance(table.get("url"), str):
+                raise self.refuse(where, "must be a table with the destination's url")
+            if not self.keys:  # hubasync status: the names are enough, and no secret is read
+                checked[name] = None
+                continue
+            options = {key: self.relative_file(key, value) for key, value in table.items()
+                       if key != "url"}
+            try:
+                checked[name] = parse_destination(table["url"], options, where)
+            except UsageError as error:
+                raise UsageError(f"{self.shown}: {error}") from None
+        return checked
+
+    def relative_file(self, key: str, value: Any) -> Any:
+        if isinstance(value, str) and (key in _FILE_OPTIONS or key.endswith("_file")):
+            return os.path.join(os.path.dirname(self.path), os.path.expanduser(value))
+        return value
+
+    def deliveries(self, table: Mapping[str, Any], prefix: str,
+                   format_: str) -> Tuple[Tuple[str, Any], ...]:
+        given = table.get("deliver", [])
+        if not isinstance(given, list) or not all(isinstance(name, str) for name in given):
+            raise self.refuse(prefix + "deliver", "expected a list of destination names, e.g. "
+                                                  "deliver = [\"siem\"]")
+        if len(set(given)) != len(given):
+            raise self.refuse(prefix + "deliver", "names a destination twice")
+        for name in given:
+            if name not in self.destinations:
+                known = ", ".join(sorted(self.destinations)) or "none is configured"
+                raise self.refuse(prefix + "deliver", f"no [destinations.{_shown_key(name)}] "
+                                                      f"table (known: {known})")
+        if given and format_ != "jsonl":
+            raise self.refuse(prefix + "deliver", "a share with destinations keeps a JSON-lines "
+                                                  "file (their record): set format = \"jsonl\"")
+        return tuple((name, self.destinations[name]) for name in given)
 
     def check_paths(self, shares: Tuple[ShareConfig, ...]) -> None:
         """Every file a share writes or locks is no other share's, nor the config or its lock:

@@ -182,6 +182,21 @@ class ServiceMetrics:
         self.build_info = r.gauge("hubasync_build_info", "The running hubasync's version, as a "
                                   "label; the value is always 1.", ("version",))
         self.build_info.set(1, version=__version__)
+        to = ("share", "destination")
+        self.delivered = r.counter("hubasync_delivered_total",
+                                   "Events sent to the destination (again after a failure too).",
+                                   to)
+        self.acknowledged = r.counter("hubasync_acknowledged_total",
+                                      "Events the destination's receiver acknowledged.", to)
+        self.delivery_retries = r.counter("hubasync_delivery_retries_total",
+                                          "Failed deliveries to the destination, tried again.", to)
+        self.dead_letters = r.counter("hubasync_dead_letters_total",
+                                      "Events the destination rejected for good, in its "
+                                      "dead-letter file.", to)
+        self.lag = r.gauge("hubasync_delivery_lag_events",
+                           "Events of the share's output the destination has still to take.", to)
+        self.last_ack = r.gauge("hubasync_last_acknowledgement_timestamp_seconds",
+                                "Unix time of the destination's last acknowledgement.", to)
 
     def add_share(self, share: str) -> None:
         """Make a share's series appear before its first pass (counters at 0, down)."""
@@ -199,6 +214,25 @@ class ServiceMetrics:
         name, see :func:`error_kind`); any other is counted as ``internal``."""
         self.errors.inc(share=share, kind=kind if kind in ERROR_KINDS else "internal")
         self.up.set(0, share=share)
+
+    def add_destination(self, share: str, destination: str) -> None:
+        """Make a destination's series appear before its first delivery."""
+        for counter in (self.delivered, self.acknowledged, self.delivery_retries,
+                        self.dead_letters):
+            counter.touch(share=share, destination=destination)
+
+    def delivery(self, share: str, destination: str, *, sent: int, acknowledged: int, dead: int,
+                 retried: bool, lag: int, last_ack: Optional[float]) -> None:
+        """A batch went to ``destination``: what it took, and where it stands."""
+        labels = {"share": share, "destination": destination}
+        self.delivered.inc(sent, **labels)
+        self.acknowledged.inc(acknowledged, **labels)
+        self.dead_letters.inc(dead, **labels)
+        if retried:
+            self.delivery_retries.inc(1, **labels)
+        self.lag.set(lag, **labels)
+        if last_ack is not None:
+            self.last_ack.set(last_ack, **labels)
 
     def success(self, share: str, when: float) -> None:
         """A pass succeeded at Unix time ``when``: the share is up and caught up."""

@@ -38,6 +38,7 @@ from typing import Callable, Generator, List, Optional, Tuple
 
 from hubasync.core.retry import RetryPolicy
 from hubasync.errors import Busy, ClaimError, ExitCode, HubasyncError, Interrupted
+from hubasync.run.delivering import Report
 from hubasync.run.pipeline import Committed, Step
 from hubasync.run.resumable import ResumableRun
 from hubasync.run.settings import RunSettings
@@ -76,7 +77,8 @@ def share_settings(config: ServiceConfig, share: ShareConfig) -> RunSettings:
     return RunSettings(share=share.url, apikey=share.apikey, query=share.query,
                        format=share.format, output=share.output, state=share.state,
                        follow=True, bounds=share.bounds, cacert=share.cacert,
-                       proxy=config.proxy, in_place=True)
+                       proxy=config.proxy, in_place=True, destinations=share.destinations,
+                       max_lag=share.max_lag)
 
 
 def hub_transport_for(share: ShareConfig, settings: RunSettings) -> Transport:
@@ -99,7 +101,8 @@ class ShareFollower:
                                   clock=service.clock, job_timeout=bounds.job_timeout,
                                   page_timeout=bounds.page_timeout,
                                   max_event_size=bounds.max_event_size)
-        self.run = ResumableRun(self.settings, notice=self._notice)
+        self.run = ResumableRun(self.settings, notice=self._notice,
+                                on_delivery=self._delivered)
         self.status = ShareStatus(config.name)
         self.status_read = False  # the record was read: it is this share's to replace
         self.claimed = False
@@ -113,6 +116,27 @@ class ShareFollower:
 
     def _notice(self, message: str) -> None:
         self.service.log.info(message, self.name)
+
+    def _delivered(self, report: Report) -> None:
+        """A batch went to a destination: the metrics and the status record say so."""
+        self.service.metrics.delivery(self.name, report.destination, sent=report.sent,
+                                      acknowledged=report.acknowledged, dead=report.dead,
+                                      retried=report.retried, lag=report.lag,
+                                      last_ack=report.last_ack)
+        entry = self.status.destinations.setdefault(report.destination, {
+            "acknowledged": 0, "dead": 0, "lag": 0, "last_ack": None, "last_error": None})
+        entry["acknowledged"] += report.acknowledged
+        entry["dead"] += report.dead
+        entry["lag"] = report.lag
+        entry["last_ack"] = report.last_ack or entry["last_ack"]
+        entry["last_error"] = report.error
+        if report.error is not None:
+            self.service.log.warning("delivery failed", self.name,
+                                     destination=report.destination, error=report.error,
+                                     lag=report.lag)
+        elif report.dead:
+            self.service.log.warning("dead letters", self.name, destination=report.destination,
+                                     events=report.dead)
 
     def claim(self) -> None:
         """Its files, locked and checked (raises what refuses them), and its status record."""
@@ -270,6 +294,8 @@ class Service:
         logged, shown by ``hubasync status``, and tried again after its backoff."""
         for follower in self.followers:
             self.metrics.add_share(follower.name)
+            for destination, _ in follower.config.destinations:
+                self.metrics.add_destination(follower.name, destination)
             try:
                 follower.claim()
             except (ClaimError, Busy):

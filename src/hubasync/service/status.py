@@ -20,7 +20,7 @@ import math
 import os
 import re
 import tempfile
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Dict, Iterable, List, Optional, Sequence, TextIO, Union
 
 from hubasync.core.redaction import redact
@@ -47,6 +47,9 @@ class ShareStatus:
     last_error: Optional[str] = None
     last_error_time: Optional[float] = None
     failures: int = 0  # turns failed in a row
+    # per destination: acknowledged, dead (counts), lag (events behind), last_ack (time),
+    # last_error (text or null)
+    destinations: Dict[str, Dict[str, Any]] = field(default_factory=dict)
 
     def health(self, now: float, interval: float) -> str:
         """``ok``, ``failing`` or ``stale``."""
@@ -114,7 +117,25 @@ def load_status(path: str, share: str) -> ShareStatus:
     last_error = document.get("last_error")
     if last_error is not None and not isinstance(last_error, str):
         raise _corrupt(path, f"last_error is {_json_type(last_error)}, not text")
-    return ShareStatus(share, last_error=last_error, **values)
+    destinations = document.get("destinations", {})
+    if not isinstance(destinations, dict) or not all(
+            isinstance(name, str) and _destination_ok(entry)
+            for name, entry in destinations.items()):
+        raise _corrupt(path, "destinations is not a table of destinations' states")
+    return ShareStatus(share, last_error=last_error, destinations=destinations, **values)
+
+
+def _destination_ok(entry: Any) -> bool:
+    if not isinstance(entry, dict) or set(entry) != {"acknowledged", "dead", "lag", "last_ack",
+                                                     "last_error"}:
+        return False
+    counts = all(isinstance(entry[key], int) and not isinstance(entry[key], bool)
+                 and entry[key] >= 0 for key in ("acknowledged", "dead", "lag"))
+    last_ack = entry["last_ack"]
+    time_ok = last_ack is None or (isinstance(last_ack, (int, float))
+                                   and not isinstance(last_ack, bool) and math.isfinite(last_ack))
+    return counts and time_ok and (entry["last_error"] is None
+                                   or isinstance(entry["last_error"], str))
 
 
 def _corrupt(path: str, why: str) -> OutputError:
@@ -168,12 +189,17 @@ def save_status(path: str, status: ShareStatus, secrets: Iterable[str] = ()) -> 
 def redacted(status: ShareStatus, secrets: Iterable[str] = ()) -> ShareStatus:
     """A copy of ``status`` whose text holds no secret (and at most
     :data:`MAX_ERROR_LENGTH` characters of the last error)."""
-    if status.last_error is None:
-        return replace(status)
-    error = redact(status.last_error, *secrets)
-    if len(error) > MAX_ERROR_LENGTH:
-        error = error[:MAX_ERROR_LENGTH - 3] + "..."
-    return replace(status, last_error=error)
+    destinations = {name: dict(entry, last_error=_clean(entry["last_error"], secrets))
+                     for name, entry in status.destinations.items()}
+    return replace(status, last_error=_clean(status.last_error, secrets),
+                   destinations=destinations)
+
+
+def _clean(error: Optional[str], secrets: Iterable[str]) -> Optional[str]:
+    if error is None:
+        return None
+    error = redact(error, *secrets)
+    return error[:MAX_ERROR_LENGTH - 3] + "..." if len(error) > MAX_ERROR_LENGTH else error
 
 
 def remove_status_leftovers(path: str) -> None:
@@ -245,6 +271,14 @@ def render_table(rows: Sequence[StatusRow], now: float, interval: float, stream:
                      _age(now, row.last_success), _behind(now, row), error]
         cells[-1] = redact(cells[-1], *secrets)
         table.append([escape_controls(cell) for cell in cells])
+        for name, entry in getattr(row, "destinations", {}).items():
+            ack = entry["last_ack"]
+            cells = [f"  -> {name}", "behind" if entry["lag"] else "delivered",
+                     f"{entry['acknowledged']:,}", _age(now, ack) if ack else "never",
+                     f"{entry['lag']:,} events",
+                     redact(entry["last_error"] or (f"{entry['dead']:,} dead letters"
+                                                    if entry["dead"] else ""), *secrets)]
+            table.append([escape_controls(cell) for cell in cells])
     widths = [max(len(line[column]) for line in table) for column in range(len(header) - 1)]
     for line in table:
         padded = [cell.ljust(width) for cell, width in zip(line, widths)] + [line[-1]]
