@@ -88,7 +88,10 @@ def test_the_service_metrics_served_and_parsed() -> None:
                      "hubasync_errors": "counter",
                      "hubasync_last_success_timestamp_seconds": "gauge",
                      "hubasync_up": "gauge", "hubasync_behind_seconds": "gauge",
-                     "hubasync_build_info": "gauge"}
+                     "hubasync_build_info": "gauge", "hubasync_delivered": "counter",
+                     "hubasync_acknowledged": "counter", "hubasync_delivery_retries": "counter",
+                     "hubasync_dead_letters": "counter", "hubasync_delivery_lag_events": "gauge",
+                     "hubasync_last_acknowledgement_timestamp_seconds": "gauge"}
     assert "# HELP hubasync_events_total " in body
     assert "# TYPE hubasync_events_total counter" in body
     assert f'hubasync_build_info{{version="{__version__}"}} 1\n' in body
