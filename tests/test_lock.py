@@ -34,8 +34,7 @@ def test_lock_records_the_pid_and_release_lets_another_take_it(tmp_path: Path) -
     assert Path(lock_path(path)).read_text() == f"{os.getpid()}\n"
     lock.release()
     assert not lock.held
-    assert Path(lock_path(path)).exists(), "the lock file is never removed"
-    assert Path(lock_path(path)).read_text() == ""
+    assert not Path(lock_path(path)).exists(), "nothing is left behind"
     lock.release()  # twice does nothing
     with lock_file(path) as again:
         assert again.held
@@ -149,3 +148,72 @@ def test_a_directory_is_left_for_the_writer_to_refuse(tmp_path: Path) -> None:
     lock = lock_file(str(tmp_path), what="output")
     assert not lock.held
     assert not Path(lock_path(str(tmp_path))).exists()
+
+
+def test_locks_taken_and_let_go_in_a_race_are_never_held_twice(tmp_path: Path) -> None:
+    import threading
+
+    path = str(tmp_path / "out.state")
+    holding: list[int] = []
+    most = [0]
+    errors: list[BaseException] = []
+    guard = threading.Lock()
+
+    def contend() -> None:
+        from hubasync.errors import Busy
+
+        for _ in range(300):
+            try:
+                lock = lock_file(path)
+            except Busy:
+                continue
+            except BaseException as error:  # anything else fails the test
+                errors.append(error)
+                return
+            with guard:
+                holding.append(1)
+                most[0] = max(most[0], len(holding))
+            with guard:
+                holding.pop()
+            lock.release()
+
+    threads = [threading.Thread(target=contend) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and most[0] == 1
+    assert not Path(lock_path(path)).exists()
+
+
+def test_a_lock_file_a_killed_run_left_is_taken_over(tmp_path: Path) -> None:
+    path = str(tmp_path / "out.state")
+    Path(lock_path(path)).write_text("999999\n")  # kill -9 leaves it: nobody holds it
+    with lock_file(path) as lock:
+        assert lock.held and Path(lock_path(path)).read_text() == f"{os.getpid()}\n"
+    assert not Path(lock_path(path)).exists()
+
+
+def test_a_lock_file_removed_while_it_is_being_locked_is_locked_anew(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hubasync.files.lock as module
+    from hubasync.errors import Busy
+
+    path = str(tmp_path / "out.state")
+    holder = lock_file(path)
+    real_flock = module.fcntl.flock
+    calls = [0]
+
+    def flock_after_the_holder_let_go(fd: int, operation: int) -> None:
+        calls[0] += 1
+        if calls[0] == 1:
+            holder.release()  # its file removed between our open() and our flock()
+        real_flock(fd, operation)
+
+    monkeypatch.setattr(module.fcntl, "flock", flock_after_the_holder_let_go)
+    contender = lock_file(path)
+    monkeypatch.setattr(module.fcntl, "flock", real_flock)
+    assert contender.held and calls[0] == 2  # it locked the file now at the name
+    with pytest.raises(Busy):
+        lock_file(path)  # so a third one finds it held: never two holders of one name
+    contender.release()

@@ -301,3 +301,13 @@ def test_a_torn_page_left_by_kill_9_is_still_cut(make_sim: Any, tmp_path: Path) 
     done = run(args)
     assert done.code == 0, done.stderr
     assert read_jsonl(str(out)) == sim.share_events("demo")
+
+
+def test_a_run_leaves_no_lock_file_behind(make_sim: Any, tmp_path: Path) -> None:
+    from .helpers import run as run_cli
+
+    sim = make_sim(events=300)
+    out, state = tmp_path / "events.jsonl", tmp_path / "events.state"
+    done = run_cli([share(sim), "--format=jsonl", "-o", str(out), "--state", str(state)])
+    assert done.code == 0, done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["events.jsonl", "events.state"]

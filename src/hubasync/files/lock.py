@@ -4,8 +4,12 @@ process dies.
 ``lock_file(path)`` locks ``PATH.lock``, a small file beside ``path`` that holds the pid of the
 holder. The lock is ``flock(LOCK_EX | LOCK_NB)`` on that file: it never waits, and no stale lock
 survives a crash (``kill -9``, a reboot), since the lock belongs to the open file, not to the
-file's existence. The lock file itself is never removed (removing it would let two processes
-lock two different files of one name); it is opened without following a symbolic link.
+file's existence. It is opened without following a symbolic link.
+
+The lock file is removed when the lock is let go, while it is still held: a process that
+opened it meanwhile and then gets the lock finds that the name no longer leads to the file it
+locked, and starts again with a new one, so two processes never hold two files of one name.
+Only a ``kill -9`` leaves a lock file behind, which the next run takes over.
 
 A second process that finds the lock held gets :class:`~hubasync.errors.Busy` (exit code 75)
 naming the holder's pid. Where ``fcntl`` does not exist (Windows), locking does nothing.
@@ -32,6 +36,7 @@ _O_NOFOLLOW: int = getattr(os, "O_NOFOLLOW", 0)
 _O_NONBLOCK: int = getattr(os, "O_NONBLOCK", 0)
 _O_CLOEXEC: int = getattr(os, "O_CLOEXEC", 0)
 _PID_BYTES = 32
+_ATTEMPTS = 20
 
 
 def lock_path(path: str) -> str:
@@ -56,14 +61,15 @@ class FileLock:
         return self._fd is not None
 
     def release(self) -> None:
-        """Let go of the lock; releasing twice does nothing."""
+        """Let go of the lock, its file removed first; releasing twice does nothing."""
         fd, self._fd = self._fd, None
         if fd is None:
             return
         try:
-            os.ftruncate(fd, 0)  # no pid left behind for a message to name
+            if _same_file(fd, lock_path(self.path)):
+                os.unlink(lock_path(self.path))  # still ours, still held: nobody else's yet
         except OSError:
-            pass
+            pass  # a read-only folder keeps the file; the next run takes it over
         finally:
             os.close(fd)  # closing the last descriptor drops the flock
 
@@ -106,6 +112,34 @@ def lock_file(path: str, *, what: str = "file") -> FileLock:
     """
     if fcntl is None or os.path.isdir(path):
         return FileLock(path, None, what)  # a directory is refused by the writer, with its message
+    for _ in range(_ATTEMPTS):
+        fd = _locked(path, what)
+        if _same_file(fd, lock_path(path)):
+            break
+        os.close(fd)  # its holder removed it as we locked it: lock the file at the name now
+    else:
+        raise OutputError(f"cannot lock {what} {path}: its lock file {lock_path(path)} keeps "
+                          "being replaced")
+    try:
+        _record_pid(fd)
+    except OSError as exc:
+        os.close(fd)
+        raise OutputError(f"cannot lock {what} {path}: lock file {lock_path(path)}: "
+                          f"{exc.strerror or exc}") from exc
+    return FileLock(path, fd, what)
+
+
+def _same_file(fd: int, name: str) -> bool:
+    """Whether ``name`` still leads to the file open at ``fd``."""
+    try:
+        here, there = os.fstat(fd), os.stat(name, follow_symlinks=False)
+    except OSError:
+        return False
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
+
+
+def _locked(path: str, what: str) -> int:
+    """The lock file of ``path`` opened (created if need be) and locked; raises Busy."""
     name = lock_path(path)
     flags = os.O_RDWR | os.O_CREAT | _O_NOFOLLOW | _O_NONBLOCK | _O_CLOEXEC
     try:
@@ -128,13 +162,7 @@ def lock_file(path: str, *, what: str = "file") -> FileLock:
             pid = _holder(fd)
             holder = f"hubasync pid {pid}" if pid is not None else "another hubasync process"
             raise Busy(f"{what} {path} is in use by {holder}; try again later") from None
-        try:
-            _record_pid(fd)
-        except OSError as exc:
-            raise OutputError(
-                f"cannot lock {what} {path}: lock file {name}: {exc.strerror or exc}"
-            ) from exc
     except BaseException:
         os.close(fd)
         raise
-    return FileLock(path, fd, what)
+    return fd
