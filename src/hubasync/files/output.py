@@ -560,6 +560,24 @@ def resolve_output(path: str) -> OutputTarget:
     return OutputTarget(path, regular=True)
 
 
+def find_by_identity(folder: str, identity: tuple[int, ...]) -> str | None:
+    """The regular file of ``folder`` whose device and inode are ``identity`` (a file moved away
+    beside where it was, by logrotate say), or ``None``."""
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        return None
+    for name in names:
+        path = os.path.join(folder, name)
+        try:
+            info = os.stat(path, follow_symlinks=False)
+        except OSError:
+            continue
+        if stat.S_ISREG(info.st_mode) and (info.st_dev, info.st_ino) == tuple(identity):
+            return path
+    return None
+
+
 def lock_output(path: str) -> FileLock:
     """Take the lock of the file ``-o PATH`` writes (beside a link's target), for the whole run.
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Generator, List, Optional, Sequence, Tuple
@@ -35,6 +34,7 @@ from hubasync.core.clock import Clock, SystemClock, Wait
 from hubasync.core.retry import RetryPolicy
 from hubasync.delivery import Destination, Outgoing
 from hubasync.errors import DeliveryError, HubUnavailable, OutputError
+from hubasync.files.output import find_by_identity
 
 Identity = Tuple[int, int]
 BATCH_EVENTS = 5_000
@@ -197,16 +197,7 @@ class Deliveries:
         return fd
 
     def _find(self, identity: Identity) -> Optional[str]:
-        folder = os.path.dirname(self._record().path) or "."
-        for name in sorted(os.listdir(folder)):
-            path = os.path.join(folder, name)
-            try:
-                info = os.stat(path, follow_symlinks=False)
-            except OSError:
-                continue
-            if stat.S_ISREG(info.st_mode) and (info.st_dev, info.st_ino) == identity:
-                return path
-        return None
+        return find_by_identity(os.path.dirname(os.path.abspath(self._record().path)), identity)
 
     def close(self) -> None:
         for target in self._targets:

@@ -38,7 +38,6 @@ import json
 import os
 import re
 import secrets
-import stat
 import time
 from calendar import timegm
 from contextlib import ExitStack, contextmanager
@@ -55,6 +54,7 @@ from hubasync.events.splitter import Batch
 from hubasync.files.lock import lock_file
 from hubasync.files.output import (
     Output,
+    find_by_identity,
     fsync_directory,
     lock_output,
     open_output,
@@ -307,20 +307,8 @@ class ResumableRun:
 
     def _find_by_identity(self, identity: Tuple[int, ...]) -> Optional[str]:
         assert self.settings.output is not None
-        folder = os.path.dirname(os.path.abspath(resolve_output(self.settings.output).path))
-        try:
-            names = sorted(os.listdir(folder))
-        except OSError:
-            return None
-        for name in names:
-            path = os.path.join(folder, name)
-            try:
-                info = os.stat(path, follow_symlinks=False)
-            except OSError:
-                continue
-            if stat.S_ISREG(info.st_mode) and (info.st_dev, info.st_ino) == identity:
-                return path
-        return None
+        path = os.path.abspath(resolve_output(self.settings.output).path)
+        return find_by_identity(os.path.dirname(path), identity)
 
     def open(self) -> bool:
         """Open the output where the state left it (or anew), and record where it starts.
