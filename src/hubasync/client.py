@@ -20,7 +20,7 @@ from hubasync.core.access import check_key_and_origin
 from hubasync.core.bounds import BY_NAME, DEFAULTS, Bounds
 from hubasync.core.cursor import Cursor
 from hubasync.core.params import Query, check_sendable, query_url, reserved_param
-from hubasync.core.redaction import REDACTED, redact
+from hubasync.core.redaction import Secret, redact
 from hubasync.core.retry import RetryPolicy
 from hubasync.core.urls import parse_share_url
 from hubasync.errors import InvalidArgument, InvalidArgumentType, UsageError
@@ -204,26 +204,6 @@ def _path(name: str, value: Any) -> str:
     return path
 
 
-class _Secret:
-    """A value kept out of ``repr()``, ``str()`` and ``vars()`` of whatever holds it."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return REDACTED
-
-    __str__ = __repr__
-
-    def __reduce__(self) -> Any:
-        raise TypeError("a secret cannot be pickled")
-
-
 class Client:
     """A share of an Arctic Hub, read through the async API.
 
@@ -291,14 +271,14 @@ class Client:
         self.cacert = cacert
         self.allow_http = allow_http
         self._share = dataclasses.replace(share, apikey=None)
-        self._key = _Secret(key)
-        self._proxy = _Secret(proxy) if proxy else proxy
+        self._key = Secret(key)
+        self._proxy = Secret(proxy) if proxy else proxy
 
     def __repr__(self) -> str:
         return f"Client({self._share.display()!r})"
 
     def _revealed_proxy(self) -> Optional[str]:
-        return self._proxy.reveal() if isinstance(self._proxy, _Secret) else self._proxy
+        return self._proxy.reveal() if isinstance(self._proxy, Secret) else self._proxy
 
     def _session(self, count: bool) -> HubSession:
         # strict: every event is parsed on arrival, so a page never fails once handed out

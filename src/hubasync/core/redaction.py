@@ -87,3 +87,28 @@ def _authorization_redacted(match: re.Match[str]) -> str:
     scheme = f"{match['scheme']} " if match["scheme"] else ""
     return f"{match['name']}{scheme}{REDACTED}"
 
+
+class Secret:
+    """A secret string. ``reveal()`` gives it; ``str``/``repr`` never do."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(("Secret", self._value))
+
+    def __reduce__(self) -> str:  # never pickled into a file or another process by mistake
+        raise TypeError("a Secret is not pickled")

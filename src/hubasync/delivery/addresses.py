@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional, Tuple
 from urllib.parse import parse_qsl, urlsplit
 
+from hubasync.core.redaction import Secret
+
 from ..errors import UsageError
-from .secrets import Secret, read_secret
+from .secrets import read_secret
 
 KINDS = {
     "syslog+tcp": "syslog", "syslog+tls": "syslog",

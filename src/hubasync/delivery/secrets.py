@@ -1,9 +1,7 @@
 """Secrets of a destination (a HEC token, a key passphrase, a SASL password): read from an
 environment variable or a file, held so that no ``repr``, ``str`` or message shows them, and
-redacted from any text a receiver echoes.
-
-A small local helper on purpose: the delivery package imports nothing from hubasync but its
-errors, so that it can move without the rest.
+redacted from any text a receiver echoes (as every secret of hubasync is:
+:mod:`hubasync.core.redaction`).
 """
 
 from __future__ import annotations
@@ -11,35 +9,9 @@ from __future__ import annotations
 import os
 from typing import Iterable, Optional
 
-from ..errors import UsageError
-
-REDACTED = "***"
-
-
-class Secret:
-    """A secret string. ``reveal()`` gives it; ``str``/``repr`` never do."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(("Secret", self._value))
-
-    def __reduce__(self) -> str:  # never pickled into a file or another process by mistake
-        raise TypeError("a Secret is not pickled")
+from hubasync.core.redaction import Secret
+from hubasync.core.redaction import redact as redact_text
+from hubasync.errors import UsageError
 
 
 def read_secret(env: Optional[str], path: Optional[str], what: str, where_env: str,
@@ -72,8 +44,6 @@ def read_secret(env: Optional[str], path: Optional[str], what: str, where_env: s
 
 
 def redact(text: str, secrets: Iterable[Optional[Secret]]) -> str:
-    """``text`` with every secret's value replaced by ``***``."""
-    for secret in secrets:
-        if secret is not None and secret.reveal():
-            text = text.replace(secret.reveal(), REDACTED)
-    return text
+    """``text`` with every secret's value taken out, whole tokens only, in any form it may be
+    echoed in."""
+    return redact_text(text, *(secret.reveal() for secret in secrets if secret is not None))

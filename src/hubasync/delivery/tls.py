@@ -12,8 +12,9 @@ from __future__ import annotations
 import ssl
 from typing import Optional
 
+from hubasync.core.redaction import Secret
+
 from ..errors import UsageError
-from .secrets import Secret
 
 # Alerts a receiver sends when it refuses the client's certificate, or wants one.
 _REFUSED_CLIENT = ("certificate required", "bad certificate", "unknown ca",
