@@ -28,8 +28,9 @@ from hubasync.version import PROG
 SYNC_DESCRIPTION = """\
 Follow every share of CONFIG (a TOML file, see docs/service.md) as --follow does: insertion
 order, a state per share, each event written exactly once, until SIGINT or SIGTERM stops it
-between pages (exit 0). SIGHUP: the next page of each share goes to a new file at its path (after
-logrotate moved the old one). With --once: one catch-up pass of every share, then exit."""
+between pages (exit 0). A share's file moved away (logrotate) is noticed at its next page, which
+starts a new file at its path; SIGHUP is logged and never stops it. With --once: one catch-up
+pass of every share, then exit."""
 
 SYNC_EPILOG = """\
 exit codes:
