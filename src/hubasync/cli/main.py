@@ -168,7 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     query = parser.add_argument_group("query (only what is given is sent)")
     query.add_argument("-n", "--limit", type=_positive_int, metavar="N",
                        help="download at most N events (above 100,000: several queries)")
-    query.add_argument("-t", "--token", help="continue from this X-Next-Token")
+    query.add_argument("-t", "--token",
+                       help="continue from this X-Next-Token (with the same --sort and --reverse)")
     query.add_argument("-s", "--start", metavar="TIME",
                        help="start time: a date (2020-10-01), a date-time, epoch seconds, a "
                             "number <= 0 for seconds before now, or a duration before now: "

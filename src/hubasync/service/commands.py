@@ -56,7 +56,7 @@ exit codes:
   0    every share is healthy
   2    the config is not usable
   6    a share is failing (its last turn failed) or stale (no success for 3 intervals, and at
-       least 60 s)
+       least 60 s, or never run: no record yet)
   7    a share's status record is unreadable (not a regular file, over 1 MiB, or corrupt:
        remove it, the service writes a new one); wins over 6
 """
