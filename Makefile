@@ -32,6 +32,7 @@ e2e: $(STAMP)
 
 # The orchestration, covered by the tests that open no socket (tests/core), at least 80%.
 ORCHESTRATION := core.job core.cursor core.stalls run.pipeline run.resumable run.driving run.stopping \
+	run.delivering \
 	transport.session transport.body cli.download service.scheduler
 coverage: $(STAMP)
 	$(VPY) -m pytest -q -p no:cacheprovider tests/core $(ORCHESTRATION:%=--cov=hubasync.%) \

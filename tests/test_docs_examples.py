@@ -169,6 +169,7 @@ NOT_ALONE = {
     "--state": "with -o: tests/e2e/test_resume.py",
     "--follow": "runs until stopped",
     "--interval": "with --follow",
+    "--max-lag": "with --to: tests/e2e/test_delivery_cli.py",
     "--recover": "with --state",
     "--append": "an existing file: the run's behaviour is the lead's (tests/e2e)",
     "export ": "not an option",

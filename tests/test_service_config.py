@@ -567,6 +567,7 @@ def test_destinations_and_what_a_share_delivers_to(tmp_path: Path) -> None:
     assert "hec-secret-token" in config.secrets
     status_view = load_config(str(path), {}, keys=False)  # hubasync status reads no secret
     assert [name for name, _ in status_view.shares[0].destinations] == ["siem", "splunk"]
+    assert status_view.secrets == ()  # and finds none to redact, without failing
 
 
 @pytest.mark.parametrize("body, key, problem", [

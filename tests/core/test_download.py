@@ -88,13 +88,17 @@ def test_follow_writes_each_pass_once_and_stops_cleanly(tmp_path: Path) -> None:
     assert saved["complete"] and saved["last_inserted_token"] == "t37"
 
 
-def test_a_follow_stopped_after_a_pass_goes_on_from_the_newest_event(tmp_path: Path) -> None:
+def test_a_follow_stopped_after_a_pass_goes_on_from_the_newest_event(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     hub = MemoryHub(events=12, page_max=10)
     chosen = settings(tmp_path, follow=True)
     assert download(hub, chosen, StopAfter(hub, passes=1)) == ExitCode.OK
+    assert capsys.readouterr().err.endswith("stopped by SIGTERM: 12 events written by this run\n")
     hub.events.extend({"n": 12 + i, "observation time": "x"} for i in range(3))
     assert download(hub, chosen, StopAfter(hub, passes=1)) == ExitCode.OK
     assert lines(str(chosen.output)) == list(range(15))
+    # the second run counts its own events, not the pass's since the state began
+    assert capsys.readouterr().err.endswith("stopped by SIGTERM: 3 events written by this run\n")
 
 
 def test_an_interrupted_run_resumes_where_it_stopped(tmp_path: Path) -> None:

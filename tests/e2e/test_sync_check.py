@@ -44,3 +44,15 @@ def test_every_problem_is_one_line_and_exit_2(make_sim: Any, tmp_path: Path) -> 
     assert lines["missing"][0] == "PROBLEM" and "not found (404)" in lines["missing"][1]
     assert lines["mine"][0] == "PROBLEM" and "no state describes it" in lines["mine"][1]
     assert "demo-key" not in done.stdout.decode() + done.stderr
+
+
+def test_status_takes_debug_and_reads_no_key_of_a_delivering_config(make_sim: Any,
+                                                                    tmp_path: Path) -> None:
+    sim = make_sim(shares=1, events=10)
+    path = config(tmp_path, '[destinations.hec]\nurl = "hec+http://127.0.0.1:1"\n'
+                            'token_env = "HEC_TOKEN"\n'
+                            f'[shares.s1]\nurl = "{sim.url}/shares/v2/async/s1"\n'
+                            'deliver = ["hec"]\n')
+    shown = run(["status", str(path), "--debug"], apikey=None)  # neither key in this shell
+    assert shown.code == 6, shown.stderr  # s1 never ran: stale, not an internal error
+    assert "internal error" not in shown.stderr and "s1" in shown.stdout.decode()

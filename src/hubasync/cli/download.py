@@ -124,6 +124,7 @@ class Download:
         self.progress = progress
         self.stop = stop
         self.on_retry = on_retry
+        self._written_before = 0
         self.resumable = ResumableRun(settings, notice=self._notice,
                                       before_output=progress.before_output)
 
@@ -138,6 +139,7 @@ class Download:
         try:
             if not run.open():
                 return ExitCode.OK
+            self._written_before = run.written
             if self.settings.progress_total and self.progress.enabled:
                 self._learn_total()
             return self._pages()
@@ -213,7 +215,8 @@ class Download:
         cursor = self.resumable.cursor
         if self.settings.follow:
             if not self.settings.quiet:
-                say(f"{stop}: {cursor.events} events written in this pass")
+                written = self.resumable.written - self._written_before
+                say(f"{stop}: {written:,} events written by this run")
             return ExitCode.OK
         say(str(stop))
         if cursor.token:

@@ -213,11 +213,14 @@ def build_parser() -> argparse.ArgumentParser:
                               "syslog+tls://..., relp://..., relp+tls://..., hec+https://..., "
                               "kafka://BROKER[,BROKER]/TOPIC; options as URL parameters "
                               "(relp+tls://siem:2514?cacert=/etc/ca.pem)")
-    _add_bound(deliver, MAX_LAG, "N", ", in events")
+    deliver.add_argument(MAX_LAG.option, type=_bounded(MAX_LAG), default=None, metavar="N",
+                         dest=MAX_LAG.name,
+                         help=f"with --to: {MAX_LAG.what} (default "
+                              f"{MAX_LAG.shown(MAX_LAG.default)})")
     out.add_argument("--follow", action="store_true",
                      help="keep the output in sync: read in insertion order, then ask again "
                           "every --interval seconds, until SIGINT, SIGTERM or SIGHUP")
-    out.add_argument("--interval", type=_interval, default=60.0, metavar="DURATION",
+    out.add_argument("--interval", type=_interval, default=None, metavar="DURATION",
                      help="with --follow: the wait between checks once caught up: seconds, or "
                           "30s, 5m, 1h (default 60)")
     out.add_argument("--recover", action="store_true",
@@ -380,6 +383,10 @@ def settings_from(argv: Optional[Sequence[str]]) -> RunSettings:
     if args.recover and not (args.state and args.format == "jsonl"):
         raise UsageError("--recover continues a JSON-lines file kept with --state")
     destinations = _destinations(args.to)
+    for option, given, needs, companion in (("--interval", args.interval, "--follow", args.follow),
+                                            ("--max-lag", args.max_lag, "--to", args.to)):
+        if given is not None and not companion:
+            raise UsageError(f"{option} goes with {needs}: without it, it would change nothing")
     if destinations and not (args.state and args.format == "jsonl" and output):
         raise UsageError("--to delivers the events of the output: give -o FILE, --state FILE and "
                          "--format jsonl (the file is the record every destination reads, the "
@@ -416,12 +423,14 @@ def settings_from(argv: Optional[Sequence[str]]) -> RunSettings:
     return RunSettings(
         share=share, apikey=apikey, query=query, limit=limit, token=token,
         format=args.format, output=output, state=args.state, follow=args.follow,
-        interval=args.interval, progress=None if args.quiet else args.progress,
+        interval=60.0 if args.interval is None else args.interval,
+        progress=None if args.quiet else args.progress,
         progress_total=args.total, existing=args.existing,
         quiet=args.quiet, cacert=args.cacert,
         debug=args.debug, recover=args.recover, strict=args.strict, proxy=proxy,
         bounds=Bounds(**{bound.name: getattr(args, bound.name) for bound in BOUNDS}),
-        destinations=destinations, max_lag=args.max_lag,
+        destinations=destinations,
+        max_lag=int(MAX_LAG.default) if args.max_lag is None else args.max_lag,
     )
 
 

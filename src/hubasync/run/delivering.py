@@ -33,7 +33,7 @@ from hubasync.core.bounds import MAX_LAG
 from hubasync.core.clock import Clock, SystemClock, Wait
 from hubasync.core.retry import RetryPolicy
 from hubasync.delivery import Destination, Outgoing
-from hubasync.errors import DeliveryError, HubUnavailable, OutputError
+from hubasync.errors import DeliveryError, HubasyncError, HubUnavailable, OutputError
 from hubasync.files.output import find_by_identity
 
 Identity = Tuple[int, int]
@@ -259,9 +259,11 @@ class Deliveries:
         deadline = self.clock.now() + DELIVERY_TIMEOUT
         try:
             outcome = target.destination.deliver(batch, deadline)
-            failure: Optional[DeliveryError] = None
+            failure: Optional[HubasyncError] = None
         except DeliveryError as error:
             outcome, failure = error.outcome, error
+        except HubasyncError as error:  # a receiver that refuses the token: not for retrying
+            outcome, failure = None, error
         done = 0 if outcome is None else outcome.acknowledged
         rejected = [] if outcome is None else outcome.rejected_within_prefix()
         if rejected:
@@ -281,7 +283,7 @@ class Deliveries:
             target.failures, target.last_error = 0, None
         self._report(report)
 
-    def _failed(self, target: _Target, error: DeliveryError, report: Report) -> None:
+    def _failed(self, target: _Target, error: HubasyncError, report: Report) -> None:
         report.error = target.last_error = str(error)
         if not error.transient:
             self._report(report)

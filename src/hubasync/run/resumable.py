@@ -342,7 +342,7 @@ class ResumableRun:
             output = open_output(settings.output, resume_offset=state.output_offset,
                                  resume_tail=state.output_tail, resume_end=state.output_end)
             self._writer_for(output, state.writer).close(complete=True)
-        self._notice(f"already complete ({state.events} events; state {settings.state}): "
+        self._notice(f"already complete ({state.events:,} events; state {settings.state}): "
                      "nothing to do")
 
     def _open_output(self) -> None:

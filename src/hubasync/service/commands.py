@@ -92,6 +92,8 @@ def status_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=f"{PROG} status", description=STATUS_DESCRIPTION,
                      epilog=STATUS_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", metavar="CONFIG", help="the service's TOML config")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an internal error (a bug: please report it)")
     return parser
 
 

@@ -111,7 +111,8 @@ class ServiceConfig:
             found.update(secrets_of(self.proxy))
         for share in self.shares:
             for _, destination in share.destinations:
-                found.update(secret.reveal() for secret in destination.secrets.values())
+                if destination is not None:  # read without keys (status): no secret was read
+                    found.update(secret.reveal() for secret in destination.secrets.values())
         return tuple(sorted(found, key=len, reverse=True))
 
 
