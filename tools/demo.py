@@ -11,6 +11,7 @@ away from the simulator, which is on this machine.
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -23,7 +24,8 @@ STEP_TIMEOUT = 120.0
 
 
 def show(command: List[str], env: dict[str, str]) -> None:
-    print("$ " + " ".join(command[1:] if command[0] == sys.executable else command), flush=True)
+    shown = command[1:] if command[0] == sys.executable else command
+    print("$ " + " ".join(shlex.quote(word) for word in shown), flush=True)
     subprocess.run(command, cwd=ROOT, env=env, check=True, timeout=STEP_TIMEOUT,
                    stdin=subprocess.DEVNULL)
     print(flush=True)

@@ -372,7 +372,8 @@ def settings_from(argv: Optional[Sequence[str]]) -> RunSettings:
     query.check_for(share)
     output = None if args.output == "-" else args.output  # "-o -" is stdout, as usual
     if args.state and not output:
-        raise UsageError("--state needs -o FILE: a state records how much of a file is written")
+        raise UsageError("--state needs -o FILE (a file: - is standard output): a state records "
+                         "how much of a file is written")
     if args.state and output and os.path.abspath(args.state) == os.path.abspath(output):
         raise UsageError("--state and -o must be different files")
     if args.state and output and not resolve_output(output).regular:

@@ -31,8 +31,8 @@ def check_config(config: ServiceConfig, out: TextIO) -> int:
     :data:`ExitCode.OK`, or :data:`ExitCode.USAGE` when anything is wrong."""
     problems = 0
     directory = _directory_problem(config.directory)
-    width = max(len(share.name) for share in config.shares)
-    out.write(f"{'directory':<{width}}  {PROBLEM if directory else OK}  "
+    width = max(len("directory"), *(len(share.name) for share in config.shares))
+    out.write(f"{'directory':<{width}}  {PROBLEM if directory else OK:<7}  "
               f"{directory or config.directory}\n")
     problems += bool(directory)
     for share in config.shares:
@@ -42,7 +42,7 @@ def check_config(config: ServiceConfig, out: TextIO) -> int:
         except HubasyncError as error:
             line, status = str(error), PROBLEM
             problems += 1
-        out.write(f"{share.name:<{width}}  {status}  {line}\n")
+        out.write(f"{share.name:<{width}}  {status:<7}  {line}\n")
     out.flush()
     return ExitCode.USAGE if problems else ExitCode.OK
 
