@@ -10,7 +10,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, List
+from typing import List
 
 import pytest
 from processes import Child
@@ -132,17 +132,12 @@ def test_a_hostile_or_huge_record_is_refused(tmp_path: Path) -> None:
         load_status(str(big), "big")
 
 
-def test_a_save_is_renamed_then_its_directory_synced(tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_save_replaces_the_record_whole(tmp_path: Path) -> None:
     path = tmp_path / "a.status.json"
-    synced: List[Any] = []
-
-    def fsync_directory(target: str) -> None:
-        synced.append((target, json.loads(path.read_text())["events"]))
-
-    monkeypatch.setattr(status_module, "fsync_directory", fsync_directory)
     save_status(str(path), ShareStatus("a", events=7))
-    assert synced == [(str(path), 7)]
+    save_status(str(path), ShareStatus("a", events=8))
+    assert json.loads(path.read_text())["events"] == 8
+    assert sorted(os.listdir(tmp_path)) == ["a.status.json"]
 
 
 def test_a_failed_save_leaves_no_temporary_file(tmp_path: Path) -> None:

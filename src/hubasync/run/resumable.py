@@ -55,7 +55,6 @@ from hubasync.files.lock import lock_file
 from hubasync.files.output import (
     Output,
     find_by_identity,
-    fsync_directory,
     lock_output,
     open_output,
     resolve_output,
@@ -392,6 +391,15 @@ class ResumableRun:
         logrotate created, or the empty document of a crash before the state was saved)."""
         path = resolve_output(output).path
         empty = self._empty_document()
+        if not empty:  # an empty file is a whole document of JSON lines or CSV: no temporary
+            try:
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | _O_NOFOLLOW, 0o666))
+            except OSError as error:
+                raise OutputError(f"cannot write {output}: {error.strerror or error}") from None
+            if _size_of(path):
+                raise ClaimError(f"cannot start a new file at {output}: a file that this share "
+                                 "did not write is there (move it away)")
+            return empty
         folder, base = os.path.split(os.path.abspath(path))
         temporary = os.path.join(folder, f".{base}.new.{secrets.token_hex(4)}")
         try:
@@ -411,7 +419,7 @@ class ResumableRun:
                     raise ClaimError(f"cannot start a new file at {output}: a file that this "
                                      "share did not write is there (move it away)") from None
                 os.replace(temporary, path)
-            fsync_directory(path)
+            # the state saved next syncs this directory, the new name included
         except OSError as error:
             raise OutputError(f"cannot write {output}: {error.strerror or error}") from None
         finally:

@@ -283,6 +283,7 @@ class Service:
         self._due: List[Tuple[float, int, ShareFollower]] = []
         self._running = 0
         self._crashed: Optional[BaseException] = None
+        self._behind_at = 0.0  # when the "behind" gauges were last refreshed
 
     # -- from the main thread ------------------------------------------------------------------
 
@@ -371,7 +372,9 @@ class Service:
                 if not aborted and time.monotonic() - stopped_at > ABORT_GRACE:
                     aborted = True
                     self.stop_request.abort()
-            self._refresh_behind()
+            if time.monotonic() - self._behind_at >= 1.0:
+                self._behind_at = time.monotonic()
+                self._refresh_behind()
 
     def _refresh_behind(self) -> None:
         now = time.time()

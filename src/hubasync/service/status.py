@@ -25,7 +25,6 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, TextIO, Union
 
 from hubasync.core.redaction import redact
 from hubasync.errors import OutputError
-from hubasync.files.output import fsync_directory
 from hubasync.files.reading import UnreadableFile, read_bounded
 
 STALE_INTERVALS = 3
@@ -155,7 +154,11 @@ def _json_type(value: Any) -> str:
 
 
 def save_status(path: str, status: ShareStatus, secrets: Iterable[str] = ()) -> None:
-    """Replace the record at ``path`` atomically and durably, its text redacted first.
+    """Replace the record at ``path`` atomically, its text redacted first.
+
+    Atomically, not durably: a crash may lose the record's last update (the next turn writes it
+    again), never leave half of one; it is a report, and syncing it after every turn of every
+    share would cost the service more than all its states do.
 
     ``secrets`` are the share's (its API key, the proxy's credentials: ``ServiceConfig.secrets``
     holds them all); ``apikey=`` and ``Authorization`` values go whatever they are. The last
@@ -170,11 +173,8 @@ def save_status(path: str, status: ShareStatus, secrets: Iterable[str] = ()) -> 
         fd, temporary = tempfile.mkstemp(dir=folder, prefix=f".{base}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
         os.replace(temporary, path)
         temporary = ""
-        fsync_directory(path)
     except OSError as error:
         raise OutputError(f"cannot write status record {path}: "
                           f"{error.strerror or error}") from error
