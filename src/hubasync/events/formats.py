@@ -47,11 +47,13 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import json.encoder
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 from hubasync.errors import BadBody, UsageError
+from hubasync.events.parsing import holds_float, parse_array
 from hubasync.events.splitter import Batch
 from hubasync.files.output import Output
 
@@ -80,6 +82,104 @@ def _cell(value: object) -> str:
         except TypeError:
             pass  # not only strings
     return _compact(value)
+
+
+def _csv_rows(rows: list[list[str]]) -> str:
+    """Rows as the ``csv`` module writes them (used for the header)."""
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\r\n").writerows(rows)
+    return text.getvalue()
+
+
+def _csv_field(cell: str) -> str:
+    """A cell as the ``csv`` module's default dialect writes it: quoted when it holds a comma,
+    a quote or a line break, its quotes doubled."""
+    if '"' in cell:
+        return '"' + cell.replace('"', '""') + '"'
+    if "," in cell or "\n" in cell or "\r" in cell:
+        return '"' + cell + '"'
+    return cell
+
+
+def _csv_fields(cells: list[str]) -> list[str]:
+    """A column's cells as CSV fields; one pass over the column when none needs quoting."""
+    joined = "".join(cells)
+    if '"' in joined or "," in joined or "\n" in joined or "\r" in joined:
+        return list(map(_csv_field, cells))
+    return cells
+
+
+_TRUSTED_KINDS = frozenset((str, list, int, bool, type(None)))
+
+
+def _column_cells(records: list[dict[str, Any]], name: str, exact: bool) -> list[str] | None:
+    """The cells of column ``name``; None when a value parsed by orjson may hold a float."""
+    values = [record.get(name, "") for record in records]
+    kinds = set(map(type, values))
+    if kinds != _ONLY_STR:
+        if not exact and (not kinds <= _TRUSTED_KINDS
+                          or (list in kinds and any(map(holds_float, values)))):
+            return None
+        values = list(map(_cell, values))
+    return values
+
+
+_ONLY_STR = {str}
+
+
+def _extra_cells(records: list[dict[str, Any]], names: frozenset[str],
+                 exact: bool) -> list[str] | None:
+    """The ``extra`` column: each event's keys that are not columns, as compact JSON."""
+    if names.issuperset(itertools.chain.from_iterable(records)):
+        return [""] * len(records)
+    cells: list[str] = []
+    for record in records:
+        if names.issuperset(record):
+            cells.append("")
+            continue
+        rest = {key: value for key, value in record.items() if key not in names}
+        if not exact and holds_float(rest):
+            return None
+        cells.append(_compact(rest))
+    return cells
+
+
+def _rows_text(records: list[dict[str, Any]], columns: list[str], extra: str | None,
+               exact: bool) -> str | None:
+    """The CSV rows of ``records``, byte for byte what ``csv.writer`` writes for them, built a
+    column at a time; None when orjson's values may differ from json's (see parsing.py)."""
+    table: list[list[str]] = []
+    for name in columns:
+        cells = _column_cells(records, name, exact)
+        if cells is None:
+            return None
+        table.append(cells)
+    if extra is not None:
+        cells = _extra_cells(records, frozenset(columns), exact)
+        if cells is None:
+            return None
+        table.append(cells)
+    fields = [_csv_fields(cells) for cells in table]
+    if len(fields) == 1:  # the csv module quotes a row that is one empty field
+        fields[0] = [field or '""' for field in fields[0]]
+    return "\r\n".join(map(",".join, zip(*fields))) + "\r\n"
+
+
+def _parse_events(text: bytes, batch: Batch, *, exact: bool) -> tuple[list[dict[str, Any]], bool]:
+    """The events of ``batch`` (``text`` is its regions in a JSON array), parsed at once.
+
+    An invalid batch is parsed again as its events one a line, so that the error reads as it
+    always did (the same positions in the same text).
+    """
+    try:
+        return parse_array(text, exact=exact)
+    except (ValueError, RecursionError) as error:
+        first = error
+    try:
+        json.loads(b"[" + batch.lines(b",") + b"]")
+    except (ValueError, RecursionError) as error:
+        raise BadBody(f"response body holds an invalid event: {error}") from error
+    raise BadBody(f"response body holds an invalid event: {first}") from first
 
 
 class FormatWriter:
@@ -208,23 +308,22 @@ class CsvWriter(FormatWriter):
     def write(self, batch: Batch) -> None:
         if not batch.count:
             return
-        # One parse for the whole batch: its lines are whole events, one a line.
-        joined = batch.lines(b",")
-        try:
-            records: list[dict[str, Any]] = json.loads(b"[" + joined + b"]")
-        except (ValueError, RecursionError) as error:
-            raise BadBody(f"response body holds an invalid event: {error}") from error
-        text = io.StringIO()
-        writer = csv.writer(text, lineterminator="\r\n")
+        # One parse for the whole batch: its regions are whole events and the hub's separators.
+        text = b"[" + b",".join(batch.regions) + b"]"
+        records, exact = _parse_events(text, batch, exact=False)
+        header = ""
         if self._columns is None:
             self._columns, self._extra = self._choose_columns(records)
             self._header_pending = True
-            writer.writerow(self._header())
-        rows = self._rows(records, self._columns, self._extra)
-        if b"\\u0000" in joined:  # the only way a NUL gets into a decoded string
-            rows = ([_without_nul(cell) for cell in row] for row in rows)
-        writer.writerows(rows)
-        self.output.write(_csv_bytes(text.getvalue()))
+            header = _csv_rows([self._header()])
+        rows = _rows_text(records, self._columns, self._extra, exact)
+        if rows is None:  # orjson's numbers cannot be trusted here: json's are
+            records, _ = _parse_events(text, batch, exact=True)
+            rows = _rows_text(records, self._columns, self._extra, True)
+            assert rows is not None
+        if b"\\u0000" in text:  # the only way a NUL gets into a decoded string
+            rows = _without_nul(rows)
+        self.output.write(_csv_bytes(header + rows))
         self._pending = True
 
     def _choose_columns(self, records: list[dict[str, Any]]) -> tuple[list[str], str | None]:
@@ -243,28 +342,11 @@ class CsvWriter(FormatWriter):
         names = self._columns + ([self._extra] if self._extra is not None else [])
         return [_without_nul(name) for name in names]
 
-    @staticmethod
-    def _rows(
-        records: list[dict[str, Any]], columns: list[str], extra: str | None
-    ) -> Iterable[list[str]]:
-        names = frozenset(columns)
-        for record in records:
-            get = record.get
-            row = [_cell(get(name, "")) for name in columns]
-            if extra is not None:
-                if names.issuperset(record):
-                    row.append("")
-                else:
-                    row.append(_compact({k: v for k, v in record.items() if k not in names}))
-            yield row
-
     def _finish(self) -> None:
         if self._columns is None and self._projection:
             self._columns, self._extra = list(self._projection), None
             self._header_pending = True
-            text = io.StringIO()
-            csv.writer(text, lineterminator="\r\n").writerow(self._header())
-            self.output.write(_csv_bytes(text.getvalue()))
+            self.output.write(_csv_bytes(_csv_rows([self._header()])))
         super()._finish()
 
     def resume_info(self) -> dict[str, object]:

@@ -66,7 +66,8 @@ _OPEN_BRACKET, _CLOSE_BRACKET = 0x5B, 0x5D
 _QUOTE, _BACKSLASH = 0x22, 0x5C
 
 _SKELETON_DELETE = bytes(b for b in range(256) if b not in b'{}[]"')
-_STRING_IN_SKELETON = re.compile(rb'"[^"]*"')
+# An escape: a backslash and the byte after it, unless that is a brace or a bracket.
+_ESCAPE = re.compile(rb"\\[^{}\[\]]")
 _SEPARATORS = (b"},{", b"}, {", b"},\n{", b"},\r\n{", b"}\n,{")
 
 _STRUCTURE = re.compile(rb'["{}\[\]]')
@@ -115,17 +116,19 @@ def _mask_escapes(region: bytes) -> bytes:
 def _count_flat_events(region: bytes) -> Optional[int]:
     """How many events ``region`` holds, or None if the fast check cannot vouch for it.
 
-    ``region`` runs from an event's ``{`` to a later event's ``}``. Everything but braces,
-    brackets and the quotes that delimit strings is deleted; when every string's quotes are
-    then adjacent (no brace or bracket inside a string), the quotes go too, else strings are
-    removed one by one (a regex over what is left); then flat lists; what remains must be
-    ``{}`` once per event.
+    ``region`` runs from an event's ``{`` to a later event's ``}``. Escapes are removed (a
+    backslash with the byte it escapes; a backslash before a brace or a bracket is left, as
+    no JSON escape is), then everything but braces, brackets and quotes is deleted; adjacent
+    quote pairs (strings without a brace or a bracket) go, then the strings left, then flat
+    lists; what remains must be ``{}`` once per event.
     """
-    skeleton = _mask_escapes(region).translate(None, _SKELETON_DELETE)
-    if skeleton.count(b'"') == 2 * skeleton.count(b'""'):
-        skeleton = skeleton.translate(None, b'"')
-    else:
-        skeleton = _STRING_IN_SKELETON.sub(b"", skeleton.replace(b'""', b""))
+    if b"\\" in region:
+        region = _ESCAPE.sub(b"", region)
+    skeleton = region.translate(None, _SKELETON_DELETE).replace(b'""', b"")
+    if b'"' in skeleton:
+        if skeleton.count(b'"') & 1:
+            return None
+        skeleton = b"".join(skeleton.split(b'"')[::2])
     if b"[" in skeleton:
         lists = skeleton.count(b"[]")
         if skeleton.count(b"[") != lists or skeleton.count(b"]") != lists:
