@@ -109,70 +109,75 @@ def _csv_fields(cells: list[str]) -> list[str]:
     return cells
 
 
-_TRUSTED_KINDS = frozenset((str, list, int, bool, type(None)))
+class _Untrusted(Exception):
+    """A value parsed by orjson holds a float, which json might have parsed differently."""
 
 
-def _column_cells(records: list[dict[str, Any]], name: str, exact: bool) -> list[str] | None:
-    """The cells of column ``name``; None when a value parsed by orjson may hold a float."""
-    values = [record.get(name, "") for record in records]
-    kinds = set(map(type, values))
-    if kinds != _ONLY_STR:
-        if not exact and (not kinds <= _TRUSTED_KINDS
-                          or (list in kinds and any(map(holds_float, values)))):
-            return None
-        values = list(map(_cell, values))
-    return values
+def _trusted_cell(value: object) -> str:
+    """:func:`_cell` of a value parsed by orjson; raises :class:`_Untrusted` at a float."""
+    if type(value) is str:
+        return value
+    if type(value) is list:
+        try:
+            return "[" + ",".join(map(_quote, value)) + "]"
+        except TypeError:
+            pass  # not only strings
+    if holds_float(value):
+        raise _Untrusted
+    return _compact(value)
 
 
-_ONLY_STR = {str}
-
-
-def _extra_cells(records: list[dict[str, Any]], names: frozenset[str],
-                 exact: bool) -> list[str] | None:
-    """The ``extra`` column: each event's keys that are not columns, as compact JSON."""
-    if names.issuperset(itertools.chain.from_iterable(records)):
-        return [""] * len(records)
-    cells: list[str] = []
-    for record in records:
-        if names.issuperset(record):
-            cells.append("")
-            continue
-        rest = {key: value for key, value in record.items() if key not in names}
-        if not exact and holds_float(rest):
-            return None
-        cells.append(_compact(rest))
-    return cells
+def _extra_cell(record: dict[str, Any], names: frozenset[str], exact: bool) -> str:
+    """The ``extra`` cell: the event's keys that are not columns, as compact JSON."""
+    if names.issuperset(record):
+        return ""
+    rest = {key: value for key, value in record.items() if key not in names}
+    if not exact and holds_float(rest):
+        raise _Untrusted
+    return _compact(rest)
 
 
 def _rows_text(records: list[dict[str, Any]], columns: list[str], extra: str | None,
                exact: bool) -> str | None:
-    """The CSV rows of ``records``, byte for byte what ``csv.writer`` writes for them, built a
-    column at a time; None when orjson's values may differ from json's (see parsing.py)."""
+    """The CSV rows of ``records``, byte for byte what ``csv.writer`` writes for them.
+
+    Built a column at a time: a missing key is an empty cell, values that are not strings are
+    converted, and one pass over a column tells whether any of its cells needs quoting. None
+    when orjson's values may differ from json's (see :mod:`hubasync.events.parsing`).
+    """
+    convert = _cell if exact else _trusted_cell
     table: list[list[str]] = []
-    for name in columns:
-        cells = _column_cells(records, name, exact)
-        if cells is None:
-            return None
-        table.append(cells)
-    if extra is not None:
-        cells = _extra_cells(records, frozenset(columns), exact)
-        if cells is None:
-            return None
-        table.append(cells)
+    try:
+        for name in columns:
+            cells = [record.get(name, "") for record in records]
+            if set(map(type, cells)) != _ONLY_STR:
+                cells = list(map(convert, cells))
+            table.append(cells)
+        if extra is not None:
+            names = frozenset(columns)
+            if names.issuperset(itertools.chain.from_iterable(records)):
+                table.append([""] * len(records))
+            else:
+                table.append([_extra_cell(record, names, exact) for record in records])
+    except _Untrusted:
+        return None
     fields = [_csv_fields(cells) for cells in table]
     if len(fields) == 1:  # the csv module quotes a row that is one empty field
         fields[0] = [field or '""' for field in fields[0]]
     return "\r\n".join(map(",".join, zip(*fields))) + "\r\n"
 
 
-def _parse_events(text: bytes, batch: Batch, *, exact: bool) -> tuple[list[dict[str, Any]], bool]:
-    """The events of ``batch`` (``text`` is its regions in a JSON array), parsed at once.
+_ONLY_STR = {str}
+
+
+def _parse_events(batch: Batch, *, exact: bool) -> tuple[list[dict[str, Any]], bool]:
+    """The events of ``batch``, parsed at once (see :func:`parse_array` for ``exact``).
 
     An invalid batch is parsed again as its events one a line, so that the error reads as it
     always did (the same positions in the same text).
     """
     try:
-        return parse_array(text, exact=exact)
+        return parse_array(b"[" + b",".join(batch.regions) + b"]", exact=exact)
     except (ValueError, RecursionError) as error:
         first = error
     try:
@@ -309,8 +314,7 @@ class CsvWriter(FormatWriter):
         if not batch.count:
             return
         # One parse for the whole batch: its regions are whole events and the hub's separators.
-        text = b"[" + b",".join(batch.regions) + b"]"
-        records, exact = _parse_events(text, batch, exact=False)
+        records, exact = _parse_events(batch, exact=False)
         header = ""
         if self._columns is None:
             self._columns, self._extra = self._choose_columns(records)
@@ -318,10 +322,10 @@ class CsvWriter(FormatWriter):
             header = _csv_rows([self._header()])
         rows = _rows_text(records, self._columns, self._extra, exact)
         if rows is None:  # orjson's numbers cannot be trusted here: json's are
-            records, _ = _parse_events(text, batch, exact=True)
+            records, _ = _parse_events(batch, exact=True)
             rows = _rows_text(records, self._columns, self._extra, True)
             assert rows is not None
-        if b"\\u0000" in text:  # the only way a NUL gets into a decoded string
+        if any(b"\\u0000" in region for region in batch.regions):  # how a NUL gets in a string
             rows = _without_nul(rows)
         self.output.write(_csv_bytes(header + rows))
         self._pending = True

@@ -18,7 +18,8 @@ by one comma; the count of groups is the count of events.
 The fast path does not look at what the skeleton drops: literals (a bare word or a missing
 value passes), colons and commas inside an event (``{"a" "b"}`` and ``{"a":"b",}`` pass), stray
 bytes between tokens or events, raw control characters in strings, and UTF-8 validity.
-``strict=True`` closes that gap by parsing every run with the ``json`` module. Runs the fast
+``strict=True`` closes that gap by parsing every run with the ``json`` module (``orjson`` first
+when the ``fast`` extra is installed; see :mod:`hubasync.events.parsing`). Runs the fast
 path rejects (nested objects, or an actual error) go through an exact byte scanner one event
 at a time, and each such event is validated with ``json.loads``, so an error is always reported,
 in either mode. Cutting a run into single events (for JSON lines, CSV) is done only when asked.
@@ -40,6 +41,7 @@ from typing import List, Optional
 
 from hubasync.core.bounds import DEFAULTS, size_text
 from hubasync.errors import BadBody, BodyTooLarge
+from hubasync.events.parsing import parse_array
 
 __all__ = [
     "MAX_DEPTH",
@@ -543,7 +545,7 @@ def _refuse_constant(name: str) -> object:
 
 def _check_batch(region: bytes) -> None:
     try:
-        json.loads(b"[" + region + b"]", parse_constant=_refuse_constant)
+        parse_array(b"[" + region + b"]", strict=True)  # orjson first, if installed
     except (ValueError, RecursionError) as exc:
         raise BadBody(f"response body holds an invalid event: {exc}") from exc
 
