@@ -270,8 +270,14 @@ class JsonArrayWriter(FormatWriter):
     def write(self, batch: Batch) -> None:
         if not batch.count:
             return
-        self.output.write(b",\n" if self.started or self._pending else b"[\n")
-        self.output.write(b",\n".join(batch.regions))
+        write = self.output.write
+        between = b",\n"
+        write(between if self.started or self._pending else b"[\n")
+        regions = batch.regions
+        write(regions[0])
+        for region in regions[1:]:  # as b",\n".join(regions) would, without the copy
+            write(between)
+            write(region)
         self._pending = True
 
     def _ending(self) -> bytes:
