@@ -105,7 +105,7 @@ def test_parse_array_is_json_wherever_it_claims_or_holds_no_float(
                                                       b"NaN", b"1e999", b"\xff"])) + text[at + 1:]
     for strict in (False, True):
         try:
-            expected: Any = (json.loads(text, parse_constant=parsing._refuse_constant)
+            expected: Any = (json.loads(text, parse_constant=parsing.refuse_constant)
                              if strict else json.loads(text))
         except (ValueError, RecursionError) as error:
             with pytest.raises(type(error)):

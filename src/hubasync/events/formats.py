@@ -149,7 +149,7 @@ def _rows_text(records: list[dict[str, Any]], columns: list[str], extra: str | N
     table: list[list[str]] = []
     try:
         for name in columns:
-            cells = [record.get(name, "") for record in records]
+            cells = list(map(dict.get, records, itertools.repeat(name), _BLANKS))
             if set(map(type, cells)) != _ONLY_STR:
                 cells = list(map(convert, cells))
             table.append(cells)
@@ -168,6 +168,7 @@ def _rows_text(records: list[dict[str, Any]], columns: list[str], extra: str | N
 
 
 _ONLY_STR = {str}
+_BLANKS = itertools.repeat("")  # a missing key's cell, for map(dict.get, ...)
 
 
 def _parse_events(batch: Batch, *, exact: bool) -> tuple[list[dict[str, Any]], bool]:

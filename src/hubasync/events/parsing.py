@@ -32,7 +32,8 @@ FAST = _orjson is not None
 """Whether ``orjson`` parses first (false when it is not installed; tests may set it)."""
 
 
-def _refuse_constant(name: str) -> object:
+def refuse_constant(name: str) -> object:
+    """``json``'s ``parse_constant`` for strict parsing: ``NaN``, ``Infinity``, ``-Infinity``."""
     raise ValueError(f"{name} is not standard JSON")
 
 
@@ -48,7 +49,7 @@ def parse_array(text: bytes, *, strict: bool = False, exact: bool = False) -> Tu
         except _orjson.JSONDecodeError:
             pass  # json decides, and words the error
     if strict:
-        return json.loads(text, parse_constant=_refuse_constant), True
+        return json.loads(text, parse_constant=refuse_constant), True
     return json.loads(text), True
 
 

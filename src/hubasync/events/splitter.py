@@ -41,7 +41,7 @@ from typing import List, Optional
 
 from hubasync.core.bounds import DEFAULTS, size_text
 from hubasync.errors import BadBody, BodyTooLarge
-from hubasync.events.parsing import parse_array
+from hubasync.events.parsing import parse_array, refuse_constant
 
 __all__ = [
     "MAX_DEPTH",
@@ -539,10 +539,6 @@ class EventSplitter:
         batch.add(raw, 1)
 
 
-def _refuse_constant(name: str) -> object:
-    raise ValueError(f"{name} is not standard JSON")
-
-
 def _check_batch(region: bytes) -> None:
     try:
         parse_array(b"[" + region + b"]", strict=True)  # orjson first, if installed
@@ -578,7 +574,7 @@ def decode_event(raw: bytes, strict: bool = False) -> dict[str, object]:
     """
     try:
         text = raw.decode("utf-8")
-        value = json.loads(text, parse_constant=_refuse_constant) if strict else json.loads(text)
+        value = json.loads(text, parse_constant=refuse_constant) if strict else json.loads(text)
     except (ValueError, RecursionError) as exc:
         raise BadBody(f"response body holds an invalid event: {exc}") from exc
     if not isinstance(value, dict):
