@@ -14,8 +14,9 @@
   (its type and message), must be the same bytes. A JSON array's bytes depend on where the
   chunks fall (batches are joined with ``,\\n``), so only the same chunks can be compared.
 - **end to end** (``--sim``): both checkouts' ``async.py`` download a simulator's share in
-  every format (``--strict`` too); JSON lines and CSV must be the same bytes, a JSON array the
-  same events byte for byte (its line breaks between batches follow the network's chunks).
+  every format (``--strict`` too; this checkout with and without orjson); JSON lines and CSV
+  must be the same bytes, a JSON array the same events byte for byte (its line breaks between
+  batches follow the network's chunks).
 
 Exit status 0 when everything is identical, 1 otherwise (the first differences are printed).
 """
@@ -88,7 +89,7 @@ def odd_events(rnd: random.Random) -> List[Dict[str, object]]:
     texts = ["plain", "with, comma", 'with "quotes"', "line\nbreak", "cr\rlf\r\n", "tab\there",
              "back\\slash", "ends with backslash\\", "\\\"", "}{", "},{", "[]", "{\"a\":1}", "]",
              "é ü 中国电信", "emoji 😀", "nul \0 inside", "\0", "", " ", "\u2028\u2029", "\x7f",
-             "\x01\x1f", "'single'", '"', '""', ",", "\r\n", "a" * 300]
+             "\x01\x1f", "'single'", '"', '""', ",", "\r\n", "only\rcr", "a" * 300]
     events: List[Dict[str, object]] = []
     for i in range(400):
         event: Dict[str, object] = {"feed": rnd.choice(texts), "ip": f"10.0.{i % 256}.{i // 256}"}
@@ -142,6 +143,7 @@ def special_bodies() -> Dict[str, bytes]:
         "bad-raw-newline": b'[{"a":"x\ny"},{"b":1}]',
         "bad-raw-tab": b'[{"a":"x\ty"}]',
         "bad-escape": b'[{"a":"\\q\\"},{"b":1}]',
+        "bad-backslash-brace": b'[{"a":"b"\\{},{"c":1}]',
         "bad-utf8": b'[{"a":"\xff"}]',
         "bad-not-object": b'[{"a":1},2]',
         "bad-cut": b'[{"a":1},{"b":',
@@ -266,21 +268,25 @@ def end_to_end(baseline: str, workdir: str, events: int) -> Tuple[int, List[str]
         for fmt, extra in (("json", []), ("jsonl", []), ("csv", []), ("json", ["--strict"]),
                            ("csv", ["--projection", "feed,ip,uuid,nope"])):
             outputs = []
-            for root in (baseline, ROOT):
+            for script in ([os.path.join(baseline, "async.py")], [os.path.join(ROOT, "async.py")],
+                           [os.path.join(HERE, "without_orjson.py"),
+                            os.path.join(ROOT, "async.py")]):
                 path = os.path.join(workdir, f"e2e-{len(outputs)}.{fmt}")
-                subprocess.run([sys.executable, os.path.join(root, "async.py"), url, "--format",
-                                fmt, "-o", path, *extra], env=env, check=True)
+                subprocess.run([sys.executable, *script, url, "--format", fmt, "-o", path,
+                                *extra], env=env, check=True)
                 with open(path, "rb") as handle:
                     outputs.append(handle.read())
                 os.unlink(path)
-            compared += 1
-            old, new = outputs
-            label = f"end to end, {fmt} {' '.join(extra)}".strip()
-            if fmt == "json":
-                if events_of(old) != events_of(new):
-                    problems.append(f"{label}: the events differ")
-            elif old != new:
-                problems.append(f"{label}: the outputs differ ({len(old)} and {len(new)} bytes)")
+            old = outputs[0]
+            for new, how in zip(outputs[1:], ("", ", no orjson")):
+                compared += 1
+                label = f"end to end, {fmt} {' '.join(extra)}{how}".replace(" ,", ",").strip()
+                if fmt == "json":
+                    if events_of(old) != events_of(new):
+                        problems.append(f"{label}: the events differ")
+                elif old != new:
+                    problems.append(f"{label}: the outputs differ ({len(old)} and {len(new)} "
+                                    "bytes)")
     finally:
         sim.terminate()
         sim.wait(15)
