@@ -166,3 +166,29 @@ def test_an_invalid_batch_reads_as_it_always_did(fast: bool) -> None:
         write_csv([[b'{"a":"x\ny"}']])
     with pytest.raises(BadBody, match="invalid event: Expecting value"):
         write_csv([[b'{"a":1}', b'{"b":tru}']])
+
+
+@pytest.mark.skipif(orjson is None, reason="orjson is not installed")
+def test_orjson_parses_a_long_array_a_slice_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parsing, "FAST", True)
+    monkeypatch.setattr(parsing, "SLICE", 64)
+    events = [{"i": i, "s": "}, {" * (i % 3), "l": ["]", "{"]} for i in range(200)]
+    text = json.dumps(events, separators=(",", ":")).encode()
+    assert parse_array(text) == (events, False)  # cut in many slices, each one parses
+    for event in events:  # cuts inside strings: such a slice fails, json parses it all
+        event["s"] = "},{"
+    text = json.dumps(events, separators=(",", ":")).encode()
+    assert parse_array(text) == (events, True)
+    nested = b'[{"a":[{"b":1},{"c":2}]}' + b',{"d":"x"}' * 40 + b"]"  # a cut inside a list
+    assert parse_array(nested) == (json.loads(nested), True)
+    monkeypatch.setattr(parsing, "ORJSON_MAX", 100)
+    big = json.dumps([{"a": "x" * 200}]).encode()  # one event too large to cut: json's
+    assert parse_array(big) == (json.loads(big), True)
+
+
+def test_holds_float_is_not_bounded_by_the_recursion_limit() -> None:
+    value: Any = "x"
+    for _ in range(5000):
+        value = [value]
+    assert not holds_float(value)
+    assert holds_float([value, [[0.5]]])

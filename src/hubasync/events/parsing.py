@@ -45,20 +45,59 @@ def parse_array(text: bytes, *, strict: bool = False, exact: bool = False) -> Tu
     """
     if FAST and not exact and _orjson is not None:
         try:
-            return _orjson.loads(text), False
-        except _orjson.JSONDecodeError:
+            return _orjson_array(text), False
+        except (_orjson.JSONDecodeError, _TooLarge):
             pass  # json decides, and words the error
     if strict:
         return json.loads(text, parse_constant=refuse_constant), True
     return json.loads(text), True
 
 
+SLICE = 128 << 10
+"""orjson parses an array of events at most about this many bytes at a time."""
+ORJSON_MAX = 1 << 20
+"""A longer text that cannot be cut (one large event) is left to ``json``."""
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _orjson_array(text: bytes) -> Any:
+    """orjson's value of ``text``, an array parsed a slice at a time.
+
+    orjson holds about twice what ``json`` holds while it parses (its own document, then the
+    Python values), so a long array is cut after a ``},{`` every :data:`SLICE` bytes and each
+    slice parsed as an array of its own: if every slice parses, the whole is that array (the
+    slices are joined by the separators' commas). A cut inside a string or inside a nested
+    value leaves a slice that does not parse, and then ``json`` parses the whole text.
+    """
+    if len(text) <= SLICE or text[:1] != b"[" or text[-1:] != b"]":
+        if len(text) > ORJSON_MAX:
+            raise _TooLarge
+        return _orjson.loads(text)
+    values: list[Any] = []
+    start, end = 1, len(text) - 1
+    while True:
+        cut = text.find(b"},{", start + SLICE, end) if end - start > SLICE else -1
+        if cut < 0:
+            if end - start > ORJSON_MAX:
+                raise _TooLarge
+            values.extend(_orjson.loads(b"[" + text[start:end] + b"]"))
+            return values
+        values.extend(_orjson.loads(b"[" + text[start : cut + 1] + b"]"))
+        start = cut + 2
+
+
 def holds_float(value: object) -> bool:
-    """Whether ``value`` (parsed JSON) holds a ``float`` anywhere."""
-    if isinstance(value, float):
-        return True
-    if isinstance(value, list):
-        return any(not isinstance(item, str) and holds_float(item) for item in value)
-    if isinstance(value, dict):
-        return any(not isinstance(item, str) and holds_float(item) for item in value.values())
+    """Whether ``value`` (parsed JSON, nested however deep) holds a ``float`` anywhere."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, float):
+            return True
+        if isinstance(item, list):
+            pending.extend(x for x in item if not isinstance(x, str))
+        elif isinstance(item, dict):
+            pending.extend(x for x in item.values() if not isinstance(x, str))
     return False
