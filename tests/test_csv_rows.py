@@ -179,7 +179,8 @@ def test_orjson_parses_a_long_array_a_slice_at_a_time(monkeypatch: pytest.Monkey
         event["s"] = "},{"
     text = json.dumps(events, separators=(",", ":")).encode()
     assert parse_array(text) == (events, True)
-    nested = b'[{"a":[{"b":1},{"c":2}]}' + b',{"d":"x"}' * 40 + b"]"  # a cut inside a list
+    # a cut inside a nested list
+    nested = b'[{"a":[' + b'{"b":1},' * 30 + b'{"c":2}]}' + b',{"d":"x"}' * 40 + b"]"
     assert parse_array(nested) == (json.loads(nested), True)
     monkeypatch.setattr(parsing, "ORJSON_MAX", 100)
     big = json.dumps([{"a": "x" * 200}]).encode()  # one event too large to cut: json's
