@@ -146,6 +146,7 @@ def special_bodies() -> Dict[str, bytes]:
         "bad-backslash-brace": b'[{"a":"b"\\{},{"c":1}]',
         "bad-utf8": b'[{"a":"\xff"}]',
         "bad-not-object": b'[{"a":1},2]',
+        "bad-not-object-in-run": b'[{"a":1},2,{"b":1}]',
         "bad-cut": b'[{"a":1},{"b":',
         "bad-trailing": b'[{"a":1}] x',
         "bad-unbalanced": b'[{"a":[1}]',

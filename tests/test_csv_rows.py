@@ -193,3 +193,12 @@ def test_holds_float_is_not_bounded_by_the_recursion_limit() -> None:
         value = [value]
     assert not holds_float(value)
     assert holds_float([value, [[0.5]]])
+
+
+def test_a_run_the_fast_check_let_through_fails_as_it_always_did(fast: bool) -> None:
+    run = Batch()
+    run.add(b'{"a":1},2,{"b":1}', 2)  # two objects for the check, valid JSON of three values
+    stream = io.BytesIO()
+    writer = format_writer("csv", open_output(None, stdout=stream))
+    with pytest.raises(BadBody, match="expected an object after ','"):
+        writer.write(run)

@@ -168,23 +168,31 @@ def _rows_text(records: list[dict[str, Any]], columns: list[str], extra: str | N
 
 
 _ONLY_STR = {str}
+_ONLY_DICT = {dict}
 _BLANKS = itertools.repeat("")  # a missing key's cell, for map(dict.get, ...)
 
 
 def _parse_events(batch: Batch, *, exact: bool) -> tuple[list[dict[str, Any]], bool]:
     """The events of ``batch``, parsed at once (see :func:`parse_array` for ``exact``).
 
-    An invalid batch is parsed again as its events one a line, so that the error reads as it
-    always did (the same positions in the same text).
+    A batch that does not parse into as many objects as it has events (invalid JSON, or
+    something between events that the fast check let through) is parsed again as it always
+    was, its events one a line, so that it fails as it always did, with the same message.
     """
     try:
-        return parse_array(b"[" + b",".join(batch.regions) + b"]", exact=exact)
+        records, exact = parse_array(b"[" + b",".join(batch.regions) + b"]", exact=exact)
     except (ValueError, RecursionError) as error:
-        first = error
+        first: Exception = error
+    else:
+        if len(records) == batch.count and set(map(type, records)) == _ONLY_DICT:
+            return records, exact
+        first = BadBody("response body holds something else than objects")
     try:
-        json.loads(b"[" + batch.lines(b",") + b"]")
+        records = json.loads(b"[" + batch.lines(b",") + b"]")
     except (ValueError, RecursionError) as error:
         raise BadBody(f"response body holds an invalid event: {error}") from error
+    if len(records) == batch.count and set(map(type, records)) == _ONLY_DICT:
+        return records, True
     raise BadBody(f"response body holds an invalid event: {first}") from first
 
 
