@@ -13,7 +13,10 @@ the standard library's ``json`` parses it, so every verdict and every error mess
   tells, and a caller that meets a float in ``orjson``'s result parses the text again with
   ``json`` (``exact=True``).
 
-``FAST`` says whether ``orjson`` is used; tests turn it off to run the fallback.
+orjson holds about twice what ``json`` holds while it parses, so it parses long arrays a slice of
+:data:`SLICE` bytes at a time and leaves to ``json`` a text it cannot cut (one event over
+:data:`ORJSON_MAX`): the memory of a parse stays within what ``json`` needed. ``FAST`` says
+whether ``orjson`` is used; tests turn it off to run the fallback.
 """
 
 from __future__ import annotations
