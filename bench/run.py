@@ -15,7 +15,7 @@ them, so that they do not inherit the bench's own high-water mark). The clients:
 Each scenario first runs every client once, uncounted (the simulator encodes and caches pages
 on first use), then ``--repeat`` repetitions, the clients interleaved within each one so that
 drift in the machine's load hits them alike. The report is a Markdown table of medians, min-max,
-the ratio of medians to the floor's, the worst peak RSS, and the goals of issue 5. Each output of
+the ratio of medians to the floor's, the worst peak RSS, and the goals. Each output of
 hubasync and of the vendor's library is checked (outside the timed part) to hold as many events
 as the share has. ``--write-doc`` puts the table and a description of the machine into the
 results section of docs/benchmarks.md. See that file for the method.
@@ -64,6 +64,8 @@ class Client:
     fmt: str = "json"
     goal: Optional[float] = None  # the most time allowed, as a multiple of the floor's
     root: str = ROOT  # the checkout whose async.py is run (hubasync and baseline)
+    options: Tuple[str, ...] = ()  # more options of async.py (--strict)
+    stdlib: bool = False  # run without orjson (the fast extra), though it is installed
 
     def command(self, sim_url: str, output: str, latency: float) -> List[str]:
         py = sys.executable
@@ -71,8 +73,11 @@ class Client:
             return [py, os.path.join(HERE, "floor.py"), f"{sim_url}/shares/v2/async/{SHARE}",
                     output, "--latency", str(latency), "--apikey", APIKEY]
         if self.kind in ("hubasync", "baseline"):
-            return [py, os.path.join(self.root, "async.py"),
-                    f"{sim_url}/shares/v2/async/{SHARE}", "--format", self.fmt, "-o", output]
+            script = [os.path.join(self.root, "async.py")]
+            if self.stdlib:
+                script = [os.path.join(HERE, "without_orjson.py")] + script
+            return [py, *script, f"{sim_url}/shares/v2/async/{SHARE}", "--format", self.fmt,
+                    "-o", output, *self.options]
         return [py, os.path.join(HERE, "vendor_client.py"),
                 f"{sim_url}/shares/v2/{SHARE}?apikey={APIKEY}", output]
 
@@ -117,15 +122,15 @@ def with_baseline(scenario: Scenario, root: str) -> Scenario:
     clients: List[Client] = []
     for client in scenario.clients:
         clients.append(client)
-        if client.kind == "hubasync":
+        if client.kind == "hubasync" and not client.stdlib:  # the baseline has no orjson path
             clients.append(Client(client.label.replace("hubasync", "baseline"), "baseline",
-                                  client.fmt, root=root))
+                                  client.fmt, root=root, options=client.options))
     return Scenario(scenario.name, scenario.title, scenario.sim_args, scenario.latency,
                     tuple(clients))
 
 
 def scenarios(quick: bool) -> List[Scenario]:
-    """The three scenarios of issue 5 (bulk smaller under --quick)."""
+    """The three scenarios (bulk smaller under --quick)."""
     floor = Client("floor", "floor")
     vendor_clients = (Client("arcticsecurity 0.2 (vendor)", "vendor"),)
     bulk_events = 200_000 if quick else 1_000_000
@@ -134,9 +139,13 @@ def scenarios(quick: bool) -> List[Scenario]:
             "bulk", f"{bulk_events:,} events, pages of 100,000",
             ("--events", str(bulk_events), "--page-max", "100000", "--job-latency", "0"), 0.0,
             (floor,
-             Client("hubasync json", "hubasync", "json", 1.5),
-             Client("hubasync jsonl", "hubasync", "jsonl", 2.0),
-             Client("hubasync csv", "hubasync", "csv", 2.0))
+             Client("hubasync json", "hubasync", "json", 1.25),
+             Client("hubasync jsonl", "hubasync", "jsonl", 1.4),
+             Client("hubasync csv", "hubasync", "csv", 3.0),
+             Client("hubasync csv, no orjson", "hubasync", "csv", 3.0, stdlib=True),
+             Client("hubasync json --strict", "hubasync", "json", 3.0, options=("--strict",)),
+             Client("hubasync json --strict, no orjson", "hubasync", "json", 3.0,
+                    options=("--strict",), stdlib=True))
             + vendor_clients),
         Scenario(
             "big", "100,000 events of about 1.3 KB, one page",
@@ -321,7 +330,7 @@ def note(text: str) -> None:
 
 
 def table(results: List[Tuple[Scenario, Dict[str, Cell], int]]) -> Tuple[str, List[str]]:
-    """The Markdown table, and one line for each goal of issue 5 that is not met."""
+    """The Markdown table, and one line for each goal that is not met."""
     lines = ["| scenario | client | median s | min–max s | × floor | peak RSS MB | goal | met |",
              "| --- | --- | ---: | ---: | ---: | ---: | --- | --- |"]
     missed: List[str] = []

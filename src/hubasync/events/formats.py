@@ -47,11 +47,13 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import json.encoder
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 from hubasync.errors import BadBody, UsageError
+from hubasync.events.parsing import holds_float, parse_array
 from hubasync.events.splitter import Batch
 from hubasync.files.output import Output
 
@@ -80,6 +82,118 @@ def _cell(value: object) -> str:
         except TypeError:
             pass  # not only strings
     return _compact(value)
+
+
+def _csv_rows(rows: list[list[str]]) -> str:
+    """Rows as the ``csv`` module writes them (used for the header)."""
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\r\n").writerows(rows)
+    return text.getvalue()
+
+
+def _csv_field(cell: str) -> str:
+    """A cell as the ``csv`` module's default dialect writes it: quoted when it holds a comma,
+    a quote or a line break, its quotes doubled."""
+    if '"' in cell:
+        return '"' + cell.replace('"', '""') + '"'
+    if "," in cell or "\n" in cell or "\r" in cell:
+        return '"' + cell + '"'
+    return cell
+
+
+def _csv_fields(cells: list[str]) -> list[str]:
+    """A column's cells as CSV fields; one pass over the column when none needs quoting."""
+    joined = "".join(cells)
+    if '"' in joined or "," in joined or "\n" in joined or "\r" in joined:
+        return list(map(_csv_field, cells))
+    return cells
+
+
+class _Untrusted(Exception):
+    """A value parsed by orjson holds a float, which json might have parsed differently."""
+
+
+def _trusted_cell(value: object) -> str:
+    """:func:`_cell` of a value parsed by orjson; raises :class:`_Untrusted` at a float."""
+    if type(value) is str:
+        return value
+    if type(value) is list:
+        try:
+            return "[" + ",".join(map(_quote, value)) + "]"
+        except TypeError:
+            pass  # not only strings
+    if holds_float(value):
+        raise _Untrusted
+    return _compact(value)
+
+
+def _extra_cell(record: dict[str, Any], names: frozenset[str], exact: bool) -> str:
+    """The ``extra`` cell: the event's keys that are not columns, as compact JSON."""
+    if names.issuperset(record):
+        return ""
+    rest = {key: value for key, value in record.items() if key not in names}
+    if not exact and holds_float(rest):
+        raise _Untrusted
+    return _compact(rest)
+
+
+def _rows_text(records: list[dict[str, Any]], columns: list[str], extra: str | None,
+               exact: bool) -> str | None:
+    """The CSV rows of ``records``, byte for byte what ``csv.writer`` writes for them.
+
+    Built a column at a time: a missing key is an empty cell, values that are not strings are
+    converted, and one pass over a column tells whether any of its cells needs quoting. None
+    when orjson's values may differ from json's (see :mod:`hubasync.events.parsing`).
+    """
+    convert = _cell if exact else _trusted_cell
+    table: list[list[str]] = []
+    try:
+        for name in columns:
+            cells = list(map(dict.get, records, itertools.repeat(name), _BLANKS))
+            if set(map(type, cells)) != _ONLY_STR:
+                cells = list(map(convert, cells))
+            table.append(cells)
+        if extra is not None:
+            names = frozenset(columns)
+            if names.issuperset(itertools.chain.from_iterable(records)):
+                table.append([""] * len(records))
+            else:
+                table.append([_extra_cell(record, names, exact) for record in records])
+    except _Untrusted:
+        return None
+    fields = [_csv_fields(cells) for cells in table]
+    if len(fields) == 1:  # the csv module quotes a row that is one empty field
+        fields[0] = [field or '""' for field in fields[0]]
+    return "\r\n".join(map(",".join, zip(*fields))) + "\r\n"
+
+
+_ONLY_STR = {str}
+_ONLY_DICT = {dict}
+_BLANKS = itertools.repeat("")  # a missing key's cell, for map(dict.get, ...)
+
+
+def _parse_events(batch: Batch, *, exact: bool) -> tuple[list[dict[str, Any]], bool]:
+    """The events of ``batch``, parsed at once (see :func:`parse_array` for ``exact``).
+
+    A batch that does not parse into as many objects as it has events (invalid JSON, or
+    something between events that the fast check let through) is parsed again as it always
+    was, its events one a line, so that it fails as it always did, with the same message.
+    """
+    try:
+        records, exact = parse_array(b"[" + b",".join(batch.regions) + b"]", exact=exact)
+    except (ValueError, RecursionError) as error:
+        first: Exception = error
+    else:
+        if len(records) == batch.count and set(map(type, records)) == _ONLY_DICT:
+            return records, exact
+        first = BadBody("response body holds something else than objects")
+    try:
+        records = json.loads(b"[" + batch.lines(b",") + b"]")
+    except (ValueError, RecursionError) as error:
+        raise BadBody(f"response body holds an invalid event: {error}") from error
+    if len(records) == batch.count and set(map(type, records)) == _ONLY_DICT:
+        return records, True
+    raise BadBody(f"response body holds an invalid event: {first}") from first
 
 
 class FormatWriter:
@@ -165,8 +279,14 @@ class JsonArrayWriter(FormatWriter):
     def write(self, batch: Batch) -> None:
         if not batch.count:
             return
-        self.output.write(b",\n" if self.started or self._pending else b"[\n")
-        self.output.write(b",\n".join(batch.regions))
+        write = self.output.write
+        between = b",\n"
+        write(between if self.started or self._pending else b"[\n")
+        regions = batch.regions
+        write(regions[0])
+        for region in regions[1:]:  # as b",\n".join(regions) would, without the copy
+            write(between)
+            write(region)
         self._pending = True
 
     def _ending(self) -> bytes:
@@ -208,23 +328,21 @@ class CsvWriter(FormatWriter):
     def write(self, batch: Batch) -> None:
         if not batch.count:
             return
-        # One parse for the whole batch: its lines are whole events, one a line.
-        joined = batch.lines(b",")
-        try:
-            records: list[dict[str, Any]] = json.loads(b"[" + joined + b"]")
-        except (ValueError, RecursionError) as error:
-            raise BadBody(f"response body holds an invalid event: {error}") from error
-        text = io.StringIO()
-        writer = csv.writer(text, lineterminator="\r\n")
+        # One parse for the whole batch: its regions are whole events and the hub's separators.
+        records, exact = _parse_events(batch, exact=False)
+        header = ""
         if self._columns is None:
             self._columns, self._extra = self._choose_columns(records)
             self._header_pending = True
-            writer.writerow(self._header())
-        rows = self._rows(records, self._columns, self._extra)
-        if b"\\u0000" in joined:  # the only way a NUL gets into a decoded string
-            rows = ([_without_nul(cell) for cell in row] for row in rows)
-        writer.writerows(rows)
-        self.output.write(_csv_bytes(text.getvalue()))
+            header = _csv_rows([self._header()])
+        rows = _rows_text(records, self._columns, self._extra, exact)
+        if rows is None:  # orjson's numbers cannot be trusted here: json's are
+            records, _ = _parse_events(batch, exact=True)
+            rows = _rows_text(records, self._columns, self._extra, True)
+            assert rows is not None
+        if any(b"\\u0000" in region for region in batch.regions):  # how a NUL gets in a string
+            rows = _without_nul(rows)
+        self.output.write(_csv_bytes(header + rows))
         self._pending = True
 
     def _choose_columns(self, records: list[dict[str, Any]]) -> tuple[list[str], str | None]:
@@ -243,28 +361,11 @@ class CsvWriter(FormatWriter):
         names = self._columns + ([self._extra] if self._extra is not None else [])
         return [_without_nul(name) for name in names]
 
-    @staticmethod
-    def _rows(
-        records: list[dict[str, Any]], columns: list[str], extra: str | None
-    ) -> Iterable[list[str]]:
-        names = frozenset(columns)
-        for record in records:
-            get = record.get
-            row = [_cell(get(name, "")) for name in columns]
-            if extra is not None:
-                if names.issuperset(record):
-                    row.append("")
-                else:
-                    row.append(_compact({k: v for k, v in record.items() if k not in names}))
-            yield row
-
     def _finish(self) -> None:
         if self._columns is None and self._projection:
             self._columns, self._extra = list(self._projection), None
             self._header_pending = True
-            text = io.StringIO()
-            csv.writer(text, lineterminator="\r\n").writerow(self._header())
-            self.output.write(_csv_bytes(text.getvalue()))
+            self.output.write(_csv_bytes(_csv_rows([self._header()])))
         super()._finish()
 
     def resume_info(self) -> dict[str, object]:

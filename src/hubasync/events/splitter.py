@@ -18,7 +18,8 @@ by one comma; the count of groups is the count of events.
 The fast path does not look at what the skeleton drops: literals (a bare word or a missing
 value passes), colons and commas inside an event (``{"a" "b"}`` and ``{"a":"b",}`` pass), stray
 bytes between tokens or events, raw control characters in strings, and UTF-8 validity.
-``strict=True`` closes that gap by parsing every run with the ``json`` module. Runs the fast
+``strict=True`` closes that gap by parsing every run with the ``json`` module (``orjson`` first
+when the ``fast`` extra is installed; see :mod:`hubasync.events.parsing`). Runs the fast
 path rejects (nested objects, or an actual error) go through an exact byte scanner one event
 at a time, and each such event is validated with ``json.loads``, so an error is always reported,
 in either mode. Cutting a run into single events (for JSON lines, CSV) is done only when asked.
@@ -40,6 +41,7 @@ from typing import List, Optional
 
 from hubasync.core.bounds import DEFAULTS, size_text
 from hubasync.errors import BadBody, BodyTooLarge
+from hubasync.events.parsing import parse_array, refuse_constant
 
 __all__ = [
     "MAX_DEPTH",
@@ -66,7 +68,8 @@ _OPEN_BRACKET, _CLOSE_BRACKET = 0x5B, 0x5D
 _QUOTE, _BACKSLASH = 0x22, 0x5C
 
 _SKELETON_DELETE = bytes(b for b in range(256) if b not in b'{}[]"')
-_STRING_IN_SKELETON = re.compile(rb'"[^"]*"')
+# An escape: a backslash and the byte after it, unless that is a brace or a bracket.
+_ESCAPE = re.compile(rb"\\[^{}\[\]]")
 _SEPARATORS = (b"},{", b"}, {", b"},\n{", b"},\r\n{", b"}\n,{")
 
 _STRUCTURE = re.compile(rb'["{}\[\]]')
@@ -115,17 +118,19 @@ def _mask_escapes(region: bytes) -> bytes:
 def _count_flat_events(region: bytes) -> Optional[int]:
     """How many events ``region`` holds, or None if the fast check cannot vouch for it.
 
-    ``region`` runs from an event's ``{`` to a later event's ``}``. Everything but braces,
-    brackets and the quotes that delimit strings is deleted; when every string's quotes are
-    then adjacent (no brace or bracket inside a string), the quotes go too, else strings are
-    removed one by one (a regex over what is left); then flat lists; what remains must be
-    ``{}`` once per event.
+    ``region`` runs from an event's ``{`` to a later event's ``}``. Escapes are removed (a
+    backslash with the byte it escapes; a backslash before a brace or a bracket is left, as
+    no JSON escape is), then everything but braces, brackets and quotes is deleted; adjacent
+    quote pairs (strings without a brace or a bracket) go, then the strings left, then flat
+    lists; what remains must be ``{}`` once per event.
     """
-    skeleton = _mask_escapes(region).translate(None, _SKELETON_DELETE)
-    if skeleton.count(b'"') == 2 * skeleton.count(b'""'):
-        skeleton = skeleton.translate(None, b'"')
-    else:
-        skeleton = _STRING_IN_SKELETON.sub(b"", skeleton.replace(b'""', b""))
+    if b"\\" in region:
+        region = _ESCAPE.sub(b"", region)
+    skeleton = region.translate(None, _SKELETON_DELETE).replace(b'""', b"")
+    if b'"' in skeleton:
+        if skeleton.count(b'"') & 1:
+            return None
+        skeleton = b"".join(skeleton.split(b'"')[::2])
     if b"[" in skeleton:
         lists = skeleton.count(b"[]")
         if skeleton.count(b"[") != lists or skeleton.count(b"]") != lists:
@@ -534,13 +539,9 @@ class EventSplitter:
         batch.add(raw, 1)
 
 
-def _refuse_constant(name: str) -> object:
-    raise ValueError(f"{name} is not standard JSON")
-
-
 def _check_batch(region: bytes) -> None:
     try:
-        json.loads(b"[" + region + b"]", parse_constant=_refuse_constant)
+        parse_array(b"[" + region + b"]", strict=True)  # orjson first, if installed
     except (ValueError, RecursionError) as exc:
         raise BadBody(f"response body holds an invalid event: {exc}") from exc
 
@@ -573,7 +574,7 @@ def decode_event(raw: bytes, strict: bool = False) -> dict[str, object]:
     """
     try:
         text = raw.decode("utf-8")
-        value = json.loads(text, parse_constant=_refuse_constant) if strict else json.loads(text)
+        value = json.loads(text, parse_constant=refuse_constant) if strict else json.loads(text)
     except (ValueError, RecursionError) as exc:
         raise BadBody(f"response body holds an invalid event: {exc}") from exc
     if not isinstance(value, dict):

@@ -54,6 +54,7 @@ _O_NONBLOCK: int = getattr(os, "O_NONBLOCK", 0)
 _O_NOCTTY: int = getattr(os, "O_NOCTTY", 0)
 TAIL_BYTES = 64 << 10
 _WRITE_CHUNK = 1 << 20
+_IOV_MAX = 1024  # the fewest parts POSIX lets one writev take
 _SPOOL_MEMORY = 8 << 20
 
 
@@ -67,6 +68,25 @@ def _write_all(fd: int, data: bytes) -> None:
     while view:
         written = os.write(fd, view)
         view = view[written:]
+
+
+def _write_parts(fd: int, parts: list[bytes]) -> None:
+    """Write ``parts`` one after the other, with no copy into one buffer where ``os.writev``
+    exists (at most :data:`_IOV_MAX` parts a call, partial writes continued)."""
+    writev = getattr(os, "writev", None)
+    if writev is None or len(parts) == 1:  # Windows has no writev
+        _write_all(fd, parts[0] if len(parts) == 1 else b"".join(parts))
+        return
+    pending: list[bytes | memoryview] = list(parts)
+    while pending:
+        written = writev(fd, pending[:_IOV_MAX])
+        done = 0
+        while done < len(pending) and written >= len(pending[done]):
+            written -= len(pending[done])
+            done += 1
+        del pending[:done]
+        if written:
+            pending[0] = memoryview(pending[0])[written:]
 
 
 def _refuse_lost_page(lost: bool, name: str) -> None:
@@ -226,17 +246,17 @@ class _FileOutput(Output):
             raise OutputError(f"cannot write {self.name}: already closed")
         size = len(data)
         self._pending += size
-        if size >= _WRITE_CHUNK and not self._buffer:
-            self._write(data)
-            return
         self._buffer.append(data)
         self._buffered += size
         if self._buffered >= _WRITE_CHUNK:
             self._drain()
 
     def _write(self, data: bytes) -> None:
+        self._write_parts([data])
+
+    def _write_parts(self, parts: list[bytes]) -> None:
         try:
-            _write_all(self._fd, data)
+            _write_parts(self._fd, parts)
         except OSError as exc:
             self._page_lost = True
             raise _failure("write", self.name, exc) from exc
@@ -244,10 +264,10 @@ class _FileOutput(Output):
     def _drain(self) -> None:
         if not self._buffer:
             return
-        data = self._buffer[0] if len(self._buffer) == 1 else b"".join(self._buffer)
-        self._buffer.clear()
+        parts = self._buffer
+        self._buffer = []
         self._buffered = 0
-        self._write(data)
+        self._write_parts(parts)
 
     def commit(self) -> int:
         _refuse_lost_page(self._page_lost, self.name)
