@@ -746,6 +746,20 @@ def test_resume_after_a_clean_stop_continues(tmp_path: Path) -> None:
     assert path.read_bytes() == b"[1,2,3]"
 
 
+def test_a_file_cut_back_by_a_killed_resume_is_resumed(tmp_path: Path) -> None:
+    path = tmp_path / "out.json"
+    first = stopped_output(path, [b"[1", b",2"], trailer=b"]")
+    open_output(str(path), resume_offset=first.offset, resume_tail=first.committed_tail(),
+                resume_end=first.end)  # cuts the "]", then the process is killed
+    part = tmp_path / "out.json.part"
+    assert part.read_bytes() == b"[1,2"
+    out = open_output(str(path), resume_offset=first.offset, resume_tail=first.committed_tail(),
+                      resume_end=first.end)
+    out.write(b",3]")
+    out.close(complete=True)
+    assert path.read_bytes() == b"[1,2,3]"
+
+
 def test_lines_appended_after_a_clean_stop_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "out.jsonl"
     first = stopped_output(path, [b"{}\n"], append=True)

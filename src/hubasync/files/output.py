@@ -670,7 +670,9 @@ def _check_resumed(
             f"cannot resume {name}: it holds {size} bytes, but the state says {resume_offset} "
             f"were committed; it is not the file the state describes ({advice})"
         )
-    if end is not None and size != end:
+    # A file cut back to ``resume_offset`` is one a resumed run reopened and was killed in
+    # before it wrote anything: as the tool left it.
+    if end is not None and size not in (end, resume_offset):
         raise OutputError(
             f"cannot resume {name}: it holds {size} bytes, but the run that wrote it stopped "
             f"cleanly at {end}: it was changed since (lines appended?) ({advice})"
@@ -707,8 +709,9 @@ def open_output(
     ``PATH``) after cutting it to ``N`` bytes; it has no effect on a pipe or terminal, which hold
     nothing to continue. Before cutting, the file must match what the earlier run recorded:
     ``resume_tail`` (its :meth:`Output.committed_tail`, unchecked when ``None``) and
-    ``resume_end`` (its size when that run closed it cleanly; ``None``: it may hold a torn page
-    past ``N``, which is cut). ``durable=True`` fsyncs each commit.
+    ``resume_end`` (its size when that run closed it cleanly, or ``N`` when a run that resumed
+    it was killed just after cutting it; ``None``: it may hold a torn page past ``N``, which is
+    cut). ``durable=True`` fsyncs each commit.
 
     Raises :class:`OutputError` when the destination cannot be written, or is not the file the
     earlier run left.
