@@ -18,6 +18,16 @@ hub (the run asks for no more pages until it catches up): events are never dropp
 destination lagging across a rotation reads on in the moved file, kept open (after a restart
 found again beside the path by its device and inode, as the run finds its own file).
 
+Giving up: the command (``patient=False``) ends the run when a destination failed more than
+``retries`` times in a row, after the other destinations had their batch. A service's share
+(``patient=True``) never gives a destination up: it is tried again after its backoff (at most
+30 s), fetching held back at ``max_lag``, and a pass ends without waiting for a destination that
+is backing off (it is tried again at the next pass).
+
+Delivering is done a batch per destination at a time, as steps (:meth:`Deliveries.catch_up`
+yields a :class:`~hubasync.core.clock.Wait` between rounds), so that the run's driver can stop
+it or, in the service, give the worker to another share.
+
 Who may touch what: a run's deliveries are driven by the one thread driving the run.
 """
 
@@ -34,11 +44,17 @@ from hubasync.core.bounds import MAX_LAG
 from hubasync.core.clock import Clock, SystemClock, Wait
 from hubasync.core.retry import RetryPolicy
 from hubasync.delivery import Destination, Outgoing
-from hubasync.errors import DeliveryError, HubUnavailable, OutputError
+from hubasync.errors import DeliveryError, HubasyncError, HubUnavailable, OutputError
 
 Identity = Tuple[int, int]
-BATCH_EVENTS = 5_000
-BATCH_BYTES = 4 << 20
+BATCH_EVENTS = 5_000  # the most events in a batch
+BATCH_BYTES = 4 << 20  # the most bytes read for a batch (an event larger is read whole)
+# A batch is sized to take about BATCH_SECONDS at its receiver's pace: it starts at
+# FIRST_BATCH_EVENTS events, doubles after a batch quicker than half of it, halves after one
+# slower. What a crash repeats (the batch in flight) and what a stop waits for stay that short
+# with a slow receiver (rsyslog syncing its disk queue: 60-1,000 events/s).
+FIRST_BATCH_EVENTS = 100
+BATCH_SECONDS = 1.0
 DELIVERY_TIMEOUT = 120.0  # seconds a batch may take, end to end, before it counts as failed
 
 
@@ -91,6 +107,7 @@ class _Target:
     destination: Destination
     dead_path: str
     position: Position
+    batch_events: int = FIRST_BATCH_EVENTS
     failures: int = 0
     due: float = 0.0  # monotonic time it may be tried again
     last_error: Optional[str] = None
@@ -113,9 +130,11 @@ class Deliveries:
     def __init__(self, destinations: Sequence[Tuple[str, Destination, str]], *, key_prefix: str,
                  record: Callable[[], RecordEnd], save: Callable[[], None], retries: int,
                  max_lag: int = int(MAX_LAG.default), clock: Optional[Clock] = None,
-                 report: Callable[[Report], None] = lambda report: None) -> None:
+                 report: Callable[[Report], None] = lambda report: None,
+                 patient: bool = False) -> None:
         self.key_prefix = key_prefix
         self.max_lag = max_lag
+        self.patient = patient
         self._record = record
         self._save = save
         self.clock: Clock = clock or SystemClock()
@@ -157,10 +176,10 @@ class Deliveries:
     # -- the record's files -----------------------------------------------------------------
 
     def rotated(self, old: Identity, end: int, fd: Optional[int] = None) -> None:
-        """The run completed its current file, ``old`` (``end``: its size), now at ``path``
-        if known, and starts a new one: a destination done with it moves to the new file's
-        start, one still reading it goes on in it (held open: logrotate may compress and
-        remove it meanwhile)."""
+        """The run completed its current file, ``old`` (``end``: where its events end; ``fd``:
+        a descriptor to read it, wherever it went, now the deliveries' to close), and starts a
+        new one: a destination done with it moves to the new file's start, one still reading it
+        goes on in it (held open: logrotate may compress and remove it meanwhile)."""
         needed = False
         for target in self._targets:
             position = target.position
@@ -170,7 +189,7 @@ class Deliveries:
                 position.offset = 0
             else:
                 position.identity, needed = old, True
-        if needed:
+        if needed and all(s.identity != old for s in self._segments):
             self._segments.append(Segment(old, end))
             if fd is not None:
                 self._files[old] = fd
@@ -225,50 +244,68 @@ class Deliveries:
         written = self._record().written
         return max((written - t.position.seq for t in self._targets), default=0)
 
+    def lags(self) -> Dict[str, int]:
+        """Events each destination has still to deliver, by its name."""
+        written = self._record().written
+        return {t.name: written - t.position.seq for t in self._targets}
+
     def held_back(self) -> bool:
         """Whether fetching from the hub waits for a destination to catch up."""
         return self.lag() >= self.max_lag
 
     # -- delivering ---------------------------------------------------------------------------
 
-    def deliver_due(self) -> Optional[float]:
-        """Deliver to each destination that is behind and due (not backing off) until it has
-        caught up or fails. Returns when the next one is due again (None: every destination
-        caught up)."""
-        record = self._record()
-        for target in self._targets:
-            while target.position.seq < record.written and target.due <= self.clock.now():
-                seq = target.position.seq
-                self._batch(target, record)
-                if target.position.seq == seq and target.failures == 0:
-                    break  # nothing readable yet (a file moved away, not found)
-        return self._next_due(self._record())
+    def catch_up(self, *, below: int = 1, wait: bool = True) -> Generator[Wait, None, None]:
+        """Deliver until every destination is fewer than ``below`` events behind: a batch to
+        each destination that is behind and due at a time, a ``Wait(None)`` after each round
+        (the driver may stop there, or give the worker to another share). ``wait``: wait
+        through the backoffs of failing destinations; else return once every destination still
+        behind is backing off. Returns too when a round moves no destination (nothing readable
+        yet: a file cut under the run, noticed at its next page)."""
+        while True:
+            record = self._record()
+            behind = [t for t in self._targets if t.position.seq < record.written]
+            if all(record.written - t.position.seq < below for t in behind):
+                return
+            now = self.clock.now()
+            due = [t for t in behind if t.due <= now]
+            if due:
+                if not self._round(due, record):
+                    return
+                yield Wait(None, "delivery")
+            elif wait:
+                yield Wait(min(t.due for t in behind), "delivery")
+            else:
+                return
 
-    def _next_due(self, record: RecordEnd) -> Optional[float]:
-        behind = [t.due for t in self._targets if t.position.seq < record.written]
-        return min(behind) if behind else None
+    def _round(self, targets: Sequence[_Target], record: RecordEnd) -> bool:
+        """A batch to each of ``targets``; whether any moved or failed. A failure that ends the
+        run is raised once every other target had its batch."""
+        moved = False
+        ending: Optional[HubasyncError] = None
+        for target in targets:
+            try:
+                moved = self._batch(target, record) or moved
+            except HubasyncError as error:
+                moved, ending = True, ending or error
+        if ending is not None:
+            raise ending
+        return moved
 
-    def catch_up(self, *, below: int) -> Generator[Wait, None, None]:
-        """Deliver until every destination is fewer than ``below`` events behind (0: all of
-        it), waiting through backoffs."""
-        while self.lag() > max(0, below - 1):
-            due = self.deliver_due()
-            if due is not None and due > self.clock.now():
-                yield Wait(due, "delivery")
-
-    def _batch(self, target: _Target, record: RecordEnd) -> None:
+    def _batch(self, target: _Target, record: RecordEnd) -> bool:
+        """One batch to ``target``; whether its position moved or it failed."""
         position = target.position
-        lines, ends = self._read(position, record)
+        lines, ends = self._read(position, record, target.batch_events)
         if not lines:
-            self._move_to_next_file(target, record)
-            return
+            return self._move_to_next_file(target, record)
         batch = [Outgoing(seq=position.seq + n, key=f"{self.key_prefix}-{position.seq + n}",
                           event=line) for n, line in enumerate(lines)]
         report = Report(target.name, sent=len(batch))
-        deadline = self.clock.now() + DELIVERY_TIMEOUT
+        started = self.clock.now()
         try:
-            outcome = target.destination.deliver(batch, deadline)
+            outcome = target.destination.deliver(batch, started + DELIVERY_TIMEOUT)
             failure: Optional[DeliveryError] = None
+            self._size_next_batch(target, len(batch), self.clock.now() - started)
         except DeliveryError as error:
             outcome, failure = error.outcome, error
         done = 0 if outcome is None else outcome.acknowledged
@@ -289,6 +326,14 @@ class Deliveries:
         else:
             target.failures, target.last_error = 0, None
         self._report(report)
+        return True
+
+    @staticmethod
+    def _size_next_batch(target: _Target, size: int, seconds: float) -> None:
+        if seconds > BATCH_SECONDS:
+            target.batch_events = max(FIRST_BATCH_EVENTS, size // 2)
+        elif seconds < BATCH_SECONDS / 2 and size >= target.batch_events:
+            target.batch_events = min(BATCH_EVENTS, size * 2)
 
     def _failed(self, target: _Target, error: DeliveryError, report: Report) -> None:
         report.error = target.last_error = str(error)
@@ -298,16 +343,17 @@ class Deliveries:
         target.failures += 1
         target.position.retries += 1
         report.retried = True
-        if target.failures > self._policy.retries:
+        if not self.patient and target.failures > self._policy.retries:
             self._report(report)
             raise HubUnavailable(f"{target.name}: gave up after {target.failures} failed "
                                  f"deliveries ({error}); its events stay in the record, and its "
                                  "position in the state: they are delivered when it is back")
         target.due = self.clock.now() + self._policy.delay(target.failures, error.retry_after)
 
-    def _read(self, position: Position, record: RecordEnd) -> Tuple[List[bytes], List[int]]:
-        """The next events after ``position``, whole lines only, committed only, at most a
-        batch; and the offset after each."""
+    def _read(self, position: Position, record: RecordEnd,
+              events: int) -> Tuple[List[bytes], List[int]]:
+        """The next events after ``position``, whole lines only, committed only, at most
+        ``events`` of them and :data:`BATCH_BYTES`; and the offset after each."""
         if position.identity is None:
             end = record.offset
             found = self._current(record)
@@ -324,7 +370,7 @@ class Deliveries:
         lines: List[bytes] = []
         ends: List[int] = []
         start = 0
-        while len(lines) < BATCH_EVENTS:
+        while len(lines) < events:
             stop = data.find(b"\n", start)
             if stop < 0:
                 break
@@ -341,17 +387,19 @@ class Deliveries:
                 lines, ends = [more[:stop]], [position.offset + stop + 1]
         return lines, ends
 
-    def _move_to_next_file(self, target: _Target, record: RecordEnd) -> None:
-        """At the end of a moved file: on to the next file of the record."""
+    def _move_to_next_file(self, target: _Target, record: RecordEnd) -> bool:
+        """At the end of a moved file: on to the next file of the record (True); False when
+        at the end of the current file (nothing more to read yet)."""
         position = target.position
         if position.identity is None:
-            return  # at the end of the current file: nothing more yet
+            return False
         index = next(n for n, s in enumerate(self._segments) if s.identity == position.identity)
         following = self._segments[index + 1] if index + 1 < len(self._segments) else None
         position.identity = following.identity if following is not None else None
         position.offset = 0
         self._forget_unread_segments()
         self._save()
+        return True
 
     def _current(self, record: RecordEnd) -> Optional[int]:
         """A descriptor of the record's current file, read only: the file the run writes,
@@ -361,7 +409,7 @@ class Deliveries:
             return None
         if self._current_fd is not None and self._current_fd[0] == identity:
             return self._current_fd[1]
-        if self._current_fd is not None and self._current_fd[0] not in self._files:
+        if self._current_fd is not None:  # the moved files' descriptors are others
             os.close(self._current_fd[1])
         self._current_fd = None
         path: Optional[str] = record.path
@@ -393,14 +441,19 @@ class Deliveries:
     def _dead_letters(self, target: _Target, batch: Sequence[Outgoing],
                       rejected: Sequence[Any]) -> None:
         """Append the events rejected for good to the destination's dead-letter file (one JSON
-        object a line: its key, the destination, why, and the event)."""
+        object a line: its key, the destination, why, and the event; ``event_text`` instead,
+        the event as text, for one that is not valid JSON)."""
         lines = []
         for rejection in rejected:
             event = batch[rejection.position]
-            lines.append(json.dumps({"key": event.key, "destination": target.name,
-                                     "reason": rejection.reason,
-                                     "event": json.loads(event.event)},
-                                    ensure_ascii=False).encode("utf-8", "surrogatepass") + b"\n")
+            line: Dict[str, Any] = {"key": event.key, "destination": target.name,
+                                    "reason": rejection.reason}
+            try:
+                line["event"] = json.loads(event.event)
+            except ValueError:  # not JSON (the hub's bytes, checked by their structure only)
+                line["event_text"] = event.event.decode("utf-8", "replace")
+            lines.append(json.dumps(line, ensure_ascii=False).encode("utf-8", "surrogatepass")
+                         + b"\n")
         try:
             fd = os.open(target.dead_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
             try:
