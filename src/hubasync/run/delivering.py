@@ -53,10 +53,14 @@ BATCH_EVENTS = 5_000  # the most events in a batch
 BATCH_BYTES = 1 << 20
 # A batch is sized to take about BATCH_SECONDS at its receiver's pace: it starts at
 # FIRST_BATCH_EVENTS events, doubles after a batch quicker than half of it, halves after one
-# slower. What a crash repeats (the batch in flight) and what a stop waits for stay that short
-# with a slow receiver (rsyslog syncing its disk queue: 60-1,000 events/s).
-FIRST_BATCH_EVENTS = 100
+# slower. What a crash repeats (the batch in flight, and SAVE_EVERY of deliveries) and what a
+# stop waits for stay that short with a slow receiver (rsyslog syncing its disk queue: 60-1,000
+# events/s).
+FIRST_BATCH_EVENTS = 20
 BATCH_SECONDS = 1.0
+# Positions moved by batches are saved (the whole state: two fsyncs) at most this often while
+# delivering goes on, and whenever it stops: a crash repeats at most that much more.
+SAVE_EVERY = 0.25
 DELIVERY_TIMEOUT = 120.0  # seconds a batch may take, end to end, before it counts as failed
 
 
@@ -147,11 +151,15 @@ class Deliveries:
         self._segments: List[Segment] = []
         self._files: Dict[Identity, int] = {}  # descriptors of moved files still read
         self._current_fd: Optional[Tuple[Identity, int]] = None
+        self._unsaved = False  # a position moved since the state was last saved
+        self._saved_at = self.clock.now()
 
     # -- the state --------------------------------------------------------------------------
 
     def saved(self) -> Dict[str, Any]:
-        """What the state keeps: each destination's position, and the moved files they read."""
+        """What the state keeps: each destination's position, and the moved files they read
+        (the run's every save calls it: the positions are saved from then on)."""
+        self._unsaved, self._saved_at = False, self.clock.now()
         return {"positions": {t.name: t.position.saved() for t in self._targets},
                 "segments": [{"identity": list(s.identity), "end": s.end}
                              for s in self._segments]}
@@ -264,21 +272,32 @@ class Deliveries:
         through the backoffs of failing destinations; else return once every destination still
         behind is backing off. Returns too when a round moves no destination (nothing readable
         yet: a file cut under the run, noticed at its next page)."""
-        while True:
-            record = self._record()
-            behind = [t for t in self._targets if t.position.seq < record.written]
-            if all(record.written - t.position.seq < below for t in behind):
-                return
-            now = self.clock.now()
-            due = [t for t in behind if t.due <= now]
-            if due:
-                if not self._round(due, record):
+        try:
+            while True:
+                record = self._record()
+                behind = [t for t in self._targets if t.position.seq < record.written]
+                if all(record.written - t.position.seq < below for t in behind):
                     return
-                yield Wait(None, "delivery")
-            elif wait:
-                yield Wait(min(t.due for t in behind), "delivery")
-            else:
-                return
+                now = self.clock.now()
+                due = [t for t in behind if t.due <= now]
+                if due:
+                    if not self._round(due, record):
+                        return
+                    if self._unsaved and self.clock.now() - self._saved_at >= SAVE_EVERY:
+                        self._save()
+                    yield Wait(None, "delivery")
+                elif wait:
+                    self.flush()
+                    yield Wait(min(t.due for t in behind), "delivery")
+                else:
+                    return
+        finally:
+            self.flush()
+
+    def flush(self) -> None:
+        """Save the positions moved since the state was last saved."""
+        if self._unsaved:
+            self._save()
 
     def _round(self, targets: Sequence[_Target], record: RecordEnd) -> bool:
         """A batch to each of ``targets``; whether any moved or failed. A failure that ends the
@@ -321,7 +340,7 @@ class Deliveries:
             position.acknowledged += done - len(rejected)
             position.dead += len(rejected)
             position.last_ack = time.time()
-            self._save()
+            self._unsaved = True
         report.acknowledged, report.dead = done - len(rejected), len(rejected)
         report.lag, report.last_ack = record.written - position.seq, position.last_ack
         if failure is not None:
