@@ -20,7 +20,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "receivers"))
 
-from processes import Child, wait_until  # noqa: E402
+from processes import Child, refused_port, wait_until  # noqa: E402
 from receivers import kafka as kafka_receiver  # noqa: E402
 from receivers import rsyslog as rsyslog_receiver  # noqa: E402
 from receivers.rsyslog import Rsyslog  # noqa: E402
@@ -38,7 +38,7 @@ from .deliveries import (  # noqa: E402
     show,
     sync_config,
 )
-from .helpers import command, run  # noqa: E402
+from .helpers import HeldJobs, command, one_line, run, share  # noqa: E402
 
 MAX_LAG = 300
 PAGE = 100
@@ -155,3 +155,73 @@ def test_a_receiver_down_for_long_holds_fetching_back_within_max_lag_and_loses_n
     assert worst <= MAX_LAG + PAGE, f"the output ran {worst} events ahead of the destination"
     for found in figures:
         assert not found.problems, found.summary()
+
+
+def test_positions_moved_while_the_output_is_closed_are_saved(make_sim: Any,
+                                                              tmp_path: Path) -> None:
+    """A share held back by a destination that is down lets go of its file while it waits
+    (the fourth backoff is over 2 s); the destination back, it catches up before any page: the
+    positions are saved then, not only when the next page opens (here pending for good)."""
+    if rsyslog_receiver.missing(["relp"]):
+        pytest.skip(rsyslog_receiver.missing(["relp"]))
+    sim = make_sim(shares=1, events=100, page_max=100)
+    HeldJobs(sim, let_through=1)  # the first page only: the next pass waits on the hub
+    state = tmp_path / "s1.state"
+    with Rsyslog(tmp_path / "rsyslog", ["relp"]) as relp:
+        relp.kill()  # down, its port known
+        config = sync_config(tmp_path, {"s1": f"{sim.url}/shares/v2/async/s1"},
+                             {"siem": f'url = "{relp.url("relp")}"'}, deliver=["siem"],
+                             interval=0.2, share_extra="max_lag = 50")
+        with Child(command() + ["sync", str(config)], env=ENV) as service:
+            wait_until(lambda: service.stderr_text().count('msg="delivery failed"') >= 4,
+                       "four failures, the file let go", child=service)
+            relp.start()
+            wait_until(lambda: positions(state)[1].get("siem", {}).get("seq") == 100,
+                       "the position saved, no page opened", child=service)
+            assert sim.stats.requests["results"] == 1
+            service.send_signal(signal.SIGTERM)
+            assert service.wait() == 0, service.stderr_text()
+        assert len(relp.wait_for(100)) == 100
+
+
+def test_the_command_gives_a_destination_up_once_the_others_had_their_batch(
+        make_sim: Any, tmp_path: Path) -> None:
+    """A destination that fails (--retries times in a row, or for good at once: a certificate
+    it is not trusted) ends the command, exit 6, once the other destinations had their batch
+    of that round: listed first, it holds none back."""
+    sim = make_sim(events=450, page_max=100)
+    with refused_port() as port, HecReceiver(token=TOKEN) as hec:
+        base = [share(sim), "--sort=_id", "--format=jsonl", "-o", str(tmp_path / "out.jsonl"),
+                "--state", str(tmp_path / "out.state"), "--retries", "2"]
+        hec_url = f"hec+http://127.0.0.1:{hec.port}?token_env=HEC_TOKEN&ack_poll_interval=0.05"
+        done = run(base + ["--to", f"relp://127.0.0.1:{port}", "--to", hec_url],
+                   env={"HEC_TOKEN": TOKEN})
+        indexed = from_hec(hec)
+    assert done.code == 6, done.stderr
+    assert "relp1: gave up after 3 failed deliveries" in one_line(done.stderr, then_token=True)
+    written, at = positions(tmp_path / "out.state")
+    assert at["relp1"]["seq"] == 0 and at["relp1"]["retries"] == 3
+    prefix = Record.of(tmp_path, "out").prefix
+    assert at["hec1"]["seq"] == written  # its backoffs gave the other every page fetched
+    assert {m.key for m in indexed} == {f"{prefix}-{n}" for n in range(written)}
+
+
+def test_a_destination_refused_for_good_ends_the_command_after_the_others_batch(
+        make_sim: Any, tmp_path: Path) -> None:
+    from receivers.certs import make_certs
+
+    certs = make_certs(str(tmp_path / "certs"))
+    sim = make_sim(events=450, page_max=100)
+    with HecReceiver(token=TOKEN, tls_cert=certs.server_cert, tls_key=certs.server_key) as bad, \
+            HecReceiver(token=TOKEN) as good:
+        done = run([share(sim), "--sort=_id", "--format=jsonl", "-o", str(tmp_path / "out.jsonl"),
+                    "--state", str(tmp_path / "out.state"),
+                    "--to", f"hec+https://127.0.0.1:{bad.port}?token_env=HEC_TOKEN"
+                            f"&cacert={certs.other_ca}",
+                    "--to", f"hec+http://127.0.0.1:{good.port}?token_env=HEC_TOKEN"
+                            "&ack_poll_interval=0.05"], env={"HEC_TOKEN": TOKEN})
+        indexed = from_hec(good)
+    assert done.code == 6 and "not trusted" in one_line(done.stderr, then_token=True)
+    at = positions(tmp_path / "out.state")[1]
+    assert at["hec1"]["seq"] == 0 and at["hec2"]["seq"] > 0 and bad.events() == []
+    assert len(indexed) == at["hec2"]["seq"]
