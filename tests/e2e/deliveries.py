@@ -48,6 +48,21 @@ def from_rsyslog(receiver: Rsyslog, share: Optional[str] = None) -> List[Receive
             if share is None or m["msgid"] == share]
 
 
+def written_out(receiver: Rsyslog, total: int, quiet: float = 10.0) -> List[Received]:
+    """What rsyslog wrote once it holds ``total`` distinct keys, or once it wrote nothing more
+    for ``quiet`` seconds (its disk queue written out: what is missing is lost)."""
+    last, since = -1, time.monotonic()
+    while True:
+        got = from_rsyslog(receiver)
+        if len({m.key for m in got}) >= total:
+            return got
+        if len(got) != last:
+            last, since = len(got), time.monotonic()
+        elif time.monotonic() - since > quiet:
+            return got
+        time.sleep(0.1)
+
+
 def from_hec(hec: Any) -> List[Received]:
     """What the simulated HEC indexed, in order."""
     return [Received(e["fields"]["hubasync_key"], e["event"]) for e in hec.events()]
