@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Iterator, List
@@ -16,7 +17,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "rec
 
 from receivers.certs import KEY_PASSPHRASE, Certs, make_certs  # noqa: E402
 
-from .helpers import one_line, run, share  # noqa: E402
+from .helpers import environment, one_line, run, share  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -174,3 +175,24 @@ def test_max_lag_at_the_top_of_the_config_is_checked_too(make_sim: Any, tmp_path
     line = one_line(done.stderr)
     assert done.code == 2 and f"{config}: max_lag" in line, line
     nothing_reached(sim, receiver)
+
+
+def test_a_config_whose_destinations_need_more_files_than_allowed_is_refused(
+        make_sim: Any, tmp_path: Path) -> None:
+    """Twelve shares each delivering to Kafka (three brokers: librdkafka holds a dozen files)
+    need about 304 files: under a hard limit of 256 the config is refused before any request,
+    rather than failing shares one by one once the producers open their connections."""
+    sim = make_sim(shares=12, events=10)
+    shares = "".join(f'[shares.s{n}]\nurl = "{sim.url}/shares/v2/async/s{n}"\n'
+                     'deliver = ["bus"]\n' for n in range(1, 13))
+    config = tmp_path / "hubasync.toml"
+    config.write_text(f'directory = "{tmp_path}"\napikey_env = "APIKEY"\n[destinations.bus]\n'
+                      'url = "kafka://127.0.0.1:9,127.0.0.1:10,127.0.0.1:11/t"\n' + shares)
+    limited = ("import resource, runpy, sys; resource.setrlimit(resource.RLIMIT_NOFILE, "
+               "(256, 256)); sys.argv[0] = 'hubasync'; runpy.run_module('hubasync', "
+               "run_name='__main__')")
+    done = subprocess.run([sys.executable, "-c", limited, "sync", str(config), "--once"],
+                          capture_output=True, text=True, env=environment(), timeout=120)
+    line = one_line(done.stderr)
+    assert done.returncode == 2 and "12 shares need about 304 open files" in line, line
+    assert sum(sim.stats.requests.values()) == 0
