@@ -224,3 +224,26 @@ def test_a_destination_refused_for_good_ends_the_command_after_the_others_batch(
     at = positions(tmp_path / "out.state")[1]
     assert at["hec1"]["seq"] == 0 and at["hec2"]["seq"] > 0 and bad.events() == []
     assert len(indexed) == at["hec2"]["seq"]
+
+
+def test_sync_once_waits_for_its_destinations_and_gives_one_up_after_its_retries(
+        make_sim: Any, tmp_path: Path) -> None:
+    """``sync --once`` is one pass, as the command's: it ends when every destination has every
+    event, or gives a failing one up after ``retries`` (exit 6): never exit 0 with events left
+    behind."""
+    sim = make_sim(shares=1, events=150, page_max=100)
+    with refused_port() as port, HecReceiver(token=TOKEN) as hec:
+        (tmp_path / "token").write_text(TOKEN + "\n")
+        config = sync_config(tmp_path, {"s1": f"{sim.url}/shares/v2/async/s1"},
+                             {"siem": f'url = "relp://127.0.0.1:{port}"',
+                              "splunk": f'url = "hec+http://127.0.0.1:{hec.port}"\n'
+                                        'token_file = "token"\nack_poll_interval = 0.05'},
+                             deliver=["siem", "splunk"], share_extra="retries = 1")
+        done = run(["sync", str(config), "--once"])
+        indexed = from_hec(hec)
+    assert done.code == 6, done.stderr
+    failed = [line for line in done.stderr.splitlines() if 'msg="pass failed"' in line]
+    assert len(failed) == 1 and "siem: gave up after 2 failed deliveries" in failed[0], \
+        done.stderr
+    at = positions(tmp_path / "s1.state")[1]
+    assert at["siem"]["seq"] == 0 and at["splunk"]["seq"] == 150 and len(indexed) == 150

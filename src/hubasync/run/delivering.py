@@ -18,11 +18,11 @@ hub (the run asks for no more pages until it catches up): events are never dropp
 destination lagging across a rotation reads on in the moved file, kept open (after a restart
 found again beside the path by its device and inode, as the run finds its own file).
 
-Giving up: the command (``patient=False``) ends the run when a destination failed more than
-``retries`` times in a row, after the other destinations had their batch. A service's share
-(``patient=True``) never gives a destination up: it is tried again after its backoff (at most
-30 s), fetching held back at ``max_lag``, and a pass ends without waiting for a destination that
-is backing off (it is tried again at the next pass).
+Giving up: the command and ``sync --once`` (``patient=False``) end the run when a destination
+failed more than ``retries`` times in a row, after the other destinations had their batch. A
+share that ``hubasync sync`` follows (``patient=True``) never gives a destination up: it is
+tried again after its backoff (at most 30 s), fetching held back at ``max_lag``, and a pass ends
+without waiting for a destination that is backing off (it is tried again at the next pass).
 
 Delivering is done a batch per destination at a time, as steps (:meth:`Deliveries.catch_up`
 yields a :class:`~hubasync.core.clock.Wait` between rounds), so that the run's driver can stop

@@ -519,7 +519,7 @@ class ResumableRun:
         return Deliveries(targets, key_prefix=self.fingerprint[:16], record=self.record_end,
                           save=self.save, retries=settings.bounds.retries,
                           max_lag=settings.max_lag, report=self._on_delivery,
-                          patient=settings.in_place)
+                          patient=settings.in_place and settings.follow)
 
     @contextmanager
     def page(self) -> Iterator[_Page]:

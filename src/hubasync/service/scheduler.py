@@ -72,11 +72,13 @@ def backoff(failures: int, interval: float) -> float:
     return min(ceiling, interval * 2.0 ** min(failures - 1, 30))
 
 
-def share_settings(config: ServiceConfig, share: ShareConfig) -> RunSettings:
-    """What a share's run is: followed in insertion order, written in place."""
+def share_settings(config: ServiceConfig, share: ShareConfig, once: bool = False) -> RunSettings:
+    """What a share's run is: followed in insertion order (``once``: one pass, which, as the
+    command's, waits for its destinations, giving one up after its retries), written in
+    place."""
     return RunSettings(share=share.url, apikey=share.apikey, query=share.query,
                        format=share.format, output=share.output, state=share.state,
-                       follow=True, bounds=share.bounds, cacert=share.cacert,
+                       follow=not once, bounds=share.bounds, cacert=share.cacert,
                        proxy=config.proxy, in_place=True, destinations=share.destinations,
                        max_lag=share.max_lag)
 
@@ -292,7 +294,7 @@ class Service:
         self.failed: List[Tuple[str, HubasyncError]] = []
         self.followers: List[ShareFollower] = []
         for share in config.shares:
-            settings = share_settings(config, share)
+            settings = share_settings(config, share, once)
             follower = ShareFollower(share, self, settings, transports(share, settings))
             self.stop_request.on_abort(follower.session.transport.abort)
             self.followers.append(follower)
