@@ -249,15 +249,14 @@ class Deliveries:
 
     # -- how far behind -----------------------------------------------------------------------
 
-    def lag(self) -> int:
-        """Events the most lagging destination has still to deliver."""
-        written = self._record().written
-        return max((written - t.position.seq for t in self._targets), default=0)
-
     def lags(self) -> Dict[str, int]:
         """Events each destination has still to deliver, by its name."""
         written = self._record().written
         return {t.name: written - t.position.seq for t in self._targets}
+
+    def lag(self) -> int:
+        """Events the most lagging destination has still to deliver."""
+        return max(self.lags().values(), default=0)
 
     def held_back(self) -> bool:
         """Whether fetching from the hub waits for a destination to catch up."""
