@@ -67,7 +67,8 @@ exit codes:
   0    done
   1    internal error (a bug: please report it with the --debug output)
   2    usage or configuration error (bad option, bad URL, no API key, bad --cacert, a
-       proxy URL that is not http://), or the proxy refused its credentials (407)
+       proxy URL that is not http://, a bad --to or its options), or the proxy refused
+       its credentials (407)
   3    the hub refused the API key (401/403)
   4    share not found (404)
   5    the hub rejected the query (400: invalid inputs or token)
@@ -75,7 +76,9 @@ exit codes:
        host name that does not resolve, https to a port that speaks plain http (or the
        reverse), no TLS version in common, an untrusted certificate, or the hub misbehaved
        past a bound (a job pending past --job-timeout, a body past --page-timeout, an
-       event larger than --max-event-size, tokens that do not move the run forward)
+       event larger than --max-event-size, tokens that do not move the run forward); or a
+       destination (--to) failed --retries times in a row, or refused the delivery for good
+       (its certificate untrusted or for another name, ours refused): its position is kept
   7    the output could not be written, or is not the file --state describes (or stdout
        is closed and there is no -o)
   75   another hubasync run is writing the same output or state: try again later

@@ -250,11 +250,16 @@ def parse_destination(url: str, options: Optional[Mapping[str, object]] = None,
         raise UsageError(f"{where}: a destination URL holds no space or control character")
     scheme, sep, rest = url.partition("://")
     scheme = scheme.lower()
+    address, _, query = rest.partition("?")
+    if "@" in address.partition("/")[0]:  # never echoed: it may hold a password
+        raise UsageError(f"{where}: a destination URL holds no user name or password: give "
+                         "them as options (Kafka: sasl_username and password_env or "
+                         "password_file; HEC: token_env or token_file)")
     if not sep or scheme not in KINDS:
-        raise UsageError(f"{where}: unknown destination {_describe(url.split('?')[0])}: use "
+        shown = _describe(f"{scheme}://") if sep else "without a scheme"
+        raise UsageError(f"{where}: unknown destination {shown}: use "
                          + ", ".join(f"{s}://" for s in KINDS))
     kind = KINDS[scheme]
-    address, _, query = rest.partition("?")
     if "#" in query or "#" in address:
         raise UsageError(f"{where}: a destination URL has no #fragment")
     given: Dict[str, Tuple[object, bool]] = {}
@@ -281,7 +286,9 @@ def parse_destination(url: str, options: Optional[Mapping[str, object]] = None,
                                _where_of(where, key, from_query))
     for key, spec in specs.items():
         values.setdefault(key, spec.default)
-    wheres = {key: _where_of(where, key, given.get(key, (None, False))[1]) for key in specs}
+    # an option not given is named as the caller would give it: in the URL's query for --to
+    wheres = {key: _where_of(where, key, given.get(key, (None, options is None))[1])
+              for key in specs}
 
     brokers: Tuple[str, ...] = ()
     topic = ""

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from typing import List, NamedTuple, Protocol, Sequence
 
 
-@dataclass(frozen=True)
-class Outgoing:
-    """One event to deliver."""
+class Outgoing(NamedTuple):
+    """One event to deliver (a named tuple: a batch makes thousands, twice as fast as a
+    frozen dataclass)."""
 
     seq: int  # its sequence number in the share's local record (monotonic)
     key: str  # its stable key: duplicates downstream carry the same one

@@ -38,9 +38,15 @@ def read_secret(env: Optional[str], path: Optional[str], what: str, where_env: s
             raise UsageError(f"{where_file}: the first line of {path} is empty ({what})")
         return Secret(value)
     if required:
-        raise UsageError(f"{where_env}: {what} is needed: set {where_env.rpartition('.')[2]} "
-                         f"or {where_file.rpartition('.')[2]}")
+        raise UsageError(f"{where_env}: {what} is needed: set {_option(where_env)} or "
+                         f"{_option(where_file)}")
     return None
+
+
+def _option(where: str) -> str:
+    """The option's own name in ``where`` (``destinations.x.token_env``, ``--to (query
+    parameter token_env)``, ``--to option token_env``)."""
+    return where.rstrip(")").replace(".", " ").split()[-1]
 
 
 def redact(text: str, secrets: Iterable[Optional[Secret]]) -> str:

@@ -18,6 +18,16 @@ hub (the run asks for no more pages until it catches up): events are never dropp
 destination lagging across a rotation reads on in the moved file, kept open (after a restart
 found again beside the path by its device and inode, as the run finds its own file).
 
+Giving up: the command and ``sync --once`` (``patient=False``) end the run when a destination
+failed more than ``retries`` times in a row, after the other destinations had their batch. A
+share that ``hubasync sync`` follows (``patient=True``) never gives a destination up: it is
+tried again after its backoff (at most 30 s), fetching held back at ``max_lag``, and a pass ends
+without waiting for a destination that is backing off (it is tried again at the next pass).
+
+Delivering is done a batch per destination at a time, as steps (:meth:`Deliveries.catch_up`
+yields a :class:`~hubasync.core.clock.Wait` between rounds), so that the run's driver can stop
+it or, in the service, give the worker to another share.
+
 Who may touch what: a run's deliveries are driven by the one thread driving the run.
 """
 
@@ -37,8 +47,20 @@ from hubasync.errors import DeliveryError, HubasyncError, HubUnavailable, Output
 from hubasync.files.output import find_by_identity
 
 Identity = Tuple[int, int]
-BATCH_EVENTS = 5_000
-BATCH_BYTES = 4 << 20
+BATCH_EVENTS = 5_000  # the most events in a batch
+# The most bytes read for a batch (an event larger is read whole): 1 MiB, about 3,000 events
+# of 350 bytes. 4 MiB was no quicker (bench/delivery_run.py) and cost 6-9 MB more at the peak.
+BATCH_BYTES = 1 << 20
+# A batch is sized to take about BATCH_SECONDS at its receiver's pace: it starts at
+# FIRST_BATCH_EVENTS events, doubles after a batch quicker than half of it, halves after one
+# slower. What a crash repeats (the batch in flight, and SAVE_EVERY of deliveries) and what a
+# stop waits for stay that short with a slow receiver (rsyslog syncing its disk queue: 60-1,000
+# events/s).
+FIRST_BATCH_EVENTS = 20
+BATCH_SECONDS = 1.0
+# Positions moved by batches are saved (the whole state: two fsyncs) at most this often while
+# delivering goes on, and whenever it stops: a crash repeats at most that much more.
+SAVE_EVERY = 0.25
 DELIVERY_TIMEOUT = 120.0  # seconds a batch may take, end to end, before it counts as failed
 
 
@@ -91,6 +113,7 @@ class _Target:
     destination: Destination
     dead_path: str
     position: Position
+    batch_events: int = FIRST_BATCH_EVENTS
     failures: int = 0
     due: float = 0.0  # monotonic time it may be tried again
     last_error: Optional[str] = None
@@ -113,9 +136,11 @@ class Deliveries:
     def __init__(self, destinations: Sequence[Tuple[str, Destination, str]], *, key_prefix: str,
                  record: Callable[[], RecordEnd], save: Callable[[], None], retries: int,
                  max_lag: int = int(MAX_LAG.default), clock: Optional[Clock] = None,
-                 report: Callable[[Report], None] = lambda report: None) -> None:
+                 report: Callable[[Report], None] = lambda report: None,
+                 patient: bool = False) -> None:
         self.key_prefix = key_prefix
         self.max_lag = max_lag
+        self.patient = patient
         self._record = record
         self._save = save
         self.clock: Clock = clock or SystemClock()
@@ -126,11 +151,15 @@ class Deliveries:
         self._segments: List[Segment] = []
         self._files: Dict[Identity, int] = {}  # descriptors of moved files still read
         self._current_fd: Optional[Tuple[Identity, int]] = None
+        self._unsaved = False  # a position moved since the state was last saved
+        self._saved_at = self.clock.now()
 
     # -- the state --------------------------------------------------------------------------
 
     def saved(self) -> Dict[str, Any]:
-        """What the state keeps: each destination's position, and the moved files they read."""
+        """What the state keeps: each destination's position, and the moved files they read
+        (the run's every save calls it: the positions are saved from then on)."""
+        self._unsaved, self._saved_at = False, self.clock.now()
         return {"positions": {t.name: t.position.saved() for t in self._targets},
                 "segments": [{"identity": list(s.identity), "end": s.end}
                              for s in self._segments]}
@@ -157,10 +186,10 @@ class Deliveries:
     # -- the record's files -----------------------------------------------------------------
 
     def rotated(self, old: Identity, end: int, fd: Optional[int] = None) -> None:
-        """The run completed its current file, ``old`` (``end``: its size), now at ``path``
-        if known, and starts a new one: a destination done with it moves to the new file's
-        start, one still reading it goes on in it (held open: logrotate may compress and
-        remove it meanwhile)."""
+        """The run completed its current file, ``old`` (``end``: where its events end; ``fd``:
+        a descriptor to read it, wherever it went, now the deliveries' to close), and starts a
+        new one: a destination done with it moves to the new file's start, one still reading it
+        goes on in it (held open: logrotate may compress and remove it meanwhile)."""
         needed = False
         for target in self._targets:
             position = target.position
@@ -170,7 +199,7 @@ class Deliveries:
                 position.offset = 0
             else:
                 position.identity, needed = old, True
-        if needed:
+        if needed and all(s.identity != old for s in self._segments):
             self._segments.append(Segment(old, end))
             if fd is not None:
                 self._files[old] = fd
@@ -211,10 +240,14 @@ class Deliveries:
 
     # -- how far behind -----------------------------------------------------------------------
 
+    def lags(self) -> Dict[str, int]:
+        """Events each destination has still to deliver, by its name."""
+        written = self._record().written
+        return {t.name: written - t.position.seq for t in self._targets}
+
     def lag(self) -> int:
         """Events the most lagging destination has still to deliver."""
-        written = self._record().written
-        return max((written - t.position.seq for t in self._targets), default=0)
+        return max(self.lags().values(), default=0)
 
     def held_back(self) -> bool:
         """Whether fetching from the hub waits for a destination to catch up."""
@@ -222,44 +255,69 @@ class Deliveries:
 
     # -- delivering ---------------------------------------------------------------------------
 
-    def deliver_due(self) -> Optional[float]:
-        """Deliver to each destination that is behind and due (not backing off) until it has
-        caught up or fails. Returns when the next one is due again (None: every destination
-        caught up)."""
-        record = self._record()
-        for target in self._targets:
-            while target.position.seq < record.written and target.due <= self.clock.now():
-                seq = target.position.seq
-                self._batch(target, record)
-                if target.position.seq == seq and target.failures == 0:
-                    break  # nothing readable yet (a file moved away, not found)
-        return self._next_due(self._record())
-
-    def _next_due(self, record: RecordEnd) -> Optional[float]:
-        behind = [t.due for t in self._targets if t.position.seq < record.written]
-        return min(behind) if behind else None
-
-    def catch_up(self, *, below: int) -> Generator[Wait, None, None]:
-        """Deliver until every destination is fewer than ``below`` events behind (0: all of
-        it), waiting through backoffs."""
-        while self.lag() > max(0, below - 1):
-            due = self.deliver_due()
-            if due is not None and due > self.clock.now():
-                yield Wait(due, "delivery")
-
-    def _batch(self, target: _Target, record: RecordEnd) -> None:
-        position = target.position
-        lines, ends = self._read(position, record)
-        if not lines:
-            self._move_to_next_file(target, record)
-            return
-        batch = [Outgoing(seq=position.seq + n, key=f"{self.key_prefix}-{position.seq + n}",
-                          event=line) for n, line in enumerate(lines)]
-        report = Report(target.name, sent=len(batch))
-        deadline = self.clock.now() + DELIVERY_TIMEOUT
+    def catch_up(self, *, below: int = 1, wait: bool = True) -> Generator[Wait, None, None]:
+        """Deliver until every destination is fewer than ``below`` events behind: a batch to
+        each destination that is behind and due at a time, a ``Wait(None)`` after each round
+        (the driver may stop there, or give the worker to another share). ``wait``: wait
+        through the backoffs of failing destinations; else return once every destination still
+        behind is backing off. Returns too when a round moves no destination (nothing readable
+        yet: a file cut under the run, noticed at its next page)."""
         try:
-            outcome = target.destination.deliver(batch, deadline)
+            while True:
+                record = self._record()
+                behind = [t for t in self._targets if t.position.seq < record.written]
+                if all(record.written - t.position.seq < below for t in behind):
+                    return
+                now = self.clock.now()
+                due = [t for t in behind if t.due <= now]
+                if due:
+                    if not self._round(due, record):
+                        return
+                    if self._unsaved and self.clock.now() - self._saved_at >= SAVE_EVERY:
+                        self._save()
+                    yield Wait(None, "delivery")
+                elif wait:
+                    self.flush()
+                    yield Wait(min(t.due for t in behind), "delivery")
+                else:
+                    return
+        finally:
+            self.flush()
+
+    def flush(self) -> None:
+        """Save the positions moved since the state was last saved."""
+        if self._unsaved:
+            self._save()
+
+    def _round(self, targets: Sequence[_Target], record: RecordEnd) -> bool:
+        """A batch to each of ``targets``; whether any moved or failed. A failure that ends the
+        run is raised once every other target had its batch."""
+        moved = False
+        ending: Optional[HubasyncError] = None
+        for target in targets:
+            try:
+                moved = self._batch(target, record) or moved
+            except HubasyncError as error:
+                moved, ending = True, ending or error
+        if ending is not None:
+            raise ending
+        return moved
+
+    def _batch(self, target: _Target, record: RecordEnd) -> bool:
+        """One batch to ``target``; whether its position moved or it failed."""
+        position = target.position
+        lines = self._read(position, record, target.batch_events)
+        if not lines:
+            return self._move_to_next_file(target, record)
+        first, prefix = position.seq, self.key_prefix
+        batch = [Outgoing(seq, f"{prefix}-{seq}", line)
+                 for seq, line in enumerate(lines, first)]
+        report = Report(target.name, sent=len(batch))
+        started = self.clock.now()
+        try:
+            outcome = target.destination.deliver(batch, started + DELIVERY_TIMEOUT)
             failure: Optional[HubasyncError] = None
+            self._size_next_batch(target, len(batch), self.clock.now() - started)
         except DeliveryError as error:
             outcome, failure = error.outcome, error
         except HubasyncError as error:  # a receiver that refuses the token: not for retrying
@@ -269,12 +327,12 @@ class Deliveries:
         if rejected:
             self._dead_letters(target, batch, rejected)
         if done:
-            position.offset = ends[done - 1]
+            position.offset += sum(map(len, lines[:done])) + done  # each line and its \n
             position.seq += done
             position.acknowledged += done - len(rejected)
             position.dead += len(rejected)
             position.last_ack = time.time()
-            self._save()
+            self._unsaved = True
         report.acknowledged, report.dead = done - len(rejected), len(rejected)
         report.lag, report.last_ack = record.written - position.seq, position.last_ack
         if failure is not None:
@@ -282,6 +340,14 @@ class Deliveries:
         else:
             target.failures, target.last_error = 0, None
         self._report(report)
+        return True
+
+    @staticmethod
+    def _size_next_batch(target: _Target, size: int, seconds: float) -> None:
+        if seconds > BATCH_SECONDS:
+            target.batch_events = max(FIRST_BATCH_EVENTS, size // 2)
+        elif seconds < BATCH_SECONDS / 2 and size >= target.batch_events:
+            target.batch_events = min(BATCH_EVENTS, size * 2)
 
     def _failed(self, target: _Target, error: HubasyncError, report: Report) -> None:
         report.error = target.last_error = str(error)
@@ -291,39 +357,31 @@ class Deliveries:
         target.failures += 1
         target.position.retries += 1
         report.retried = True
-        if target.failures > self._policy.retries:
+        if not self.patient and target.failures > self._policy.retries:
             self._report(report)
             raise HubUnavailable(f"{target.name}: gave up after {target.failures} failed "
                                  f"deliveries ({error}); its events stay in the record, and its "
                                  "position in the state: they are delivered when it is back")
         target.due = self.clock.now() + self._policy.delay(target.failures, error.retry_after)
 
-    def _read(self, position: Position, record: RecordEnd) -> Tuple[List[bytes], List[int]]:
-        """The next events after ``position``, whole lines only, committed only, at most a
-        batch; and the offset after each."""
+    def _read(self, position: Position, record: RecordEnd, events: int) -> List[bytes]:
+        """The next events after ``position``, whole lines only (without their line
+        breaks), committed only, at most ``events`` of them and :data:`BATCH_BYTES` (an event
+        larger is read whole)."""
         if position.identity is None:
             end = record.offset
             found = self._current(record)
             if found is None:
-                return [], []
+                return []
             fd = found
         else:
             segment = next(s for s in self._segments if s.identity == position.identity)
             end = segment.end
             fd = self._open(position.identity, None)
         if position.offset >= end:
-            return [], []
+            return []
         data = os.pread(fd, min(end - position.offset, BATCH_BYTES), position.offset)
-        lines: List[bytes] = []
-        ends: List[int] = []
-        start = 0
-        while len(lines) < BATCH_EVENTS:
-            stop = data.find(b"\n", start)
-            if stop < 0:
-                break
-            lines.append(data[start:stop])
-            start = stop + 1
-            ends.append(position.offset + start)
+        lines = data.split(b"\n", events)[:-1]  # the last piece: a line cut short, or the rest
         if not lines and data:  # one event larger than a batch's bytes: read it whole
             stop = data.find(b"\n")
             more = data
@@ -331,20 +389,22 @@ class Deliveries:
                 more += os.pread(fd, BATCH_BYTES, position.offset + len(more))
                 stop = more.find(b"\n")
             if stop >= 0:
-                lines, ends = [more[:stop]], [position.offset + stop + 1]
-        return lines, ends
+                lines = [more[:stop]]
+        return lines
 
-    def _move_to_next_file(self, target: _Target, record: RecordEnd) -> None:
-        """At the end of a moved file: on to the next file of the record."""
+    def _move_to_next_file(self, target: _Target, record: RecordEnd) -> bool:
+        """At the end of a moved file: on to the next file of the record (True); False when
+        at the end of the current file (nothing more to read yet)."""
         position = target.position
         if position.identity is None:
-            return  # at the end of the current file: nothing more yet
+            return False
         index = next(n for n, s in enumerate(self._segments) if s.identity == position.identity)
         following = self._segments[index + 1] if index + 1 < len(self._segments) else None
         position.identity = following.identity if following is not None else None
         position.offset = 0
         self._forget_unread_segments()
         self._save()
+        return True
 
     def _current(self, record: RecordEnd) -> Optional[int]:
         """A descriptor of the record's current file, read only: the file the run writes,
@@ -354,7 +414,7 @@ class Deliveries:
             return None
         if self._current_fd is not None and self._current_fd[0] == identity:
             return self._current_fd[1]
-        if self._current_fd is not None and self._current_fd[0] not in self._files:
+        if self._current_fd is not None:  # the moved files' descriptors are others
             os.close(self._current_fd[1])
         self._current_fd = None
         path: Optional[str] = record.path
@@ -386,14 +446,19 @@ class Deliveries:
     def _dead_letters(self, target: _Target, batch: Sequence[Outgoing],
                       rejected: Sequence[Any]) -> None:
         """Append the events rejected for good to the destination's dead-letter file (one JSON
-        object a line: its key, the destination, why, and the event)."""
+        object a line: its key, the destination, why, and the event; ``event_text`` instead,
+        the event as text, for one that is not valid JSON)."""
         lines = []
         for rejection in rejected:
             event = batch[rejection.position]
-            lines.append(json.dumps({"key": event.key, "destination": target.name,
-                                     "reason": rejection.reason,
-                                     "event": json.loads(event.event)},
-                                    ensure_ascii=False).encode("utf-8", "surrogatepass") + b"\n")
+            line: Dict[str, Any] = {"key": event.key, "destination": target.name,
+                                    "reason": rejection.reason}
+            try:
+                line["event"] = json.loads(event.event)
+            except ValueError:  # not JSON (the hub's bytes, checked by their structure only)
+                line["event_text"] = event.event.decode("utf-8", "replace")
+            lines.append(json.dumps(line, ensure_ascii=False).encode("utf-8", "surrogatepass")
+                         + b"\n")
         try:
             fd = os.open(target.dead_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
             try:

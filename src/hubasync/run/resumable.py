@@ -104,6 +104,11 @@ def _identity_of(path: str) -> Optional[Identity]:
     return (info.st_dev, info.st_ino)
 
 
+def _identity_of_fd(fd: int) -> Identity:
+    info = os.fstat(fd)
+    return (info.st_dev, info.st_ino)
+
+
 def _size_of(path: str) -> int:
     try:
         return os.stat(path).st_size
@@ -460,9 +465,9 @@ class ResumableRun:
 
     def _delivering(self, steps: Generator[Step, None, None],
                     deliveries: Deliveries) -> Generator[Step, None, None]:
-        """The run loop's steps with the destinations fed between pages: held back while one
-        is :attr:`~Deliveries.max_lag` events behind, and the pass over once every destination
-        has every event."""
+        """The run loop's steps with the destinations fed after each page: held back while
+        one is :attr:`~Deliveries.max_lag` events behind, and the pass over once every
+        destination has every event (a service's share: every destination not backing off)."""
         try:
             while True:
                 if deliveries.held_back():
@@ -473,8 +478,8 @@ class ResumableRun:
                     break
                 yield step
                 if isinstance(step, Committed):
-                    deliveries.deliver_due()
-            yield from deliveries.catch_up(below=0)
+                    yield from deliveries.catch_up(wait=False)
+            yield from deliveries.catch_up(wait=not deliveries.patient)
         finally:
             steps.close()
 
@@ -509,7 +514,8 @@ class ResumableRun:
                    for name, config in settings.destinations]
         return Deliveries(targets, key_prefix=self.fingerprint[:16], record=self.record_end,
                           save=self.save, retries=settings.bounds.retries,
-                          max_lag=settings.max_lag, report=self._on_delivery)
+                          max_lag=settings.max_lag, report=self._on_delivery,
+                          patient=settings.in_place and settings.follow)
 
     @contextmanager
     def page(self) -> Iterator[_Page]:
@@ -528,6 +534,7 @@ class ResumableRun:
         in_place = self.settings.in_place
         if self._writer is None:
             if in_place and self._moved_while_suspended():
+                self._rotated_while_suspended()
                 self._start_new_file()  # the old file was completed when the run suspended
             else:
                 self._open_output()
@@ -539,9 +546,17 @@ class ResumableRun:
         return self._writer
 
     def save(self) -> None:
-        """Record where the run stands in the state file (with a state; between pages)."""
+        """Record where the run stands in the state file (with a state; between pages). With
+        the output closed (a share suspended between turns), only the deliveries' positions
+        can have moved: the state last saved is saved again with them."""
         settings = self.settings
-        if not settings.state or self._writer is None:
+        if not settings.state:
+            return
+        if self._writer is None:
+            if self._record is not None and self.deliveries is not None:
+                record = dataclasses.replace(self._record, deliveries=self.deliveries.saved())
+                save_state(settings.state, record)
+                self._record = record
             return
         writer = self._writer
         output = writer.output
@@ -584,6 +599,25 @@ class ResumableRun:
             return True
         size = output.size_on_disk()
         return size is not None and size < output.offset
+
+    def _rotated_while_suspended(self) -> None:
+        """The destinations still reading the file moved away while the share was suspended
+        read on in it, found beside the path by its identity (its end: the state's offset)."""
+        record = self._record
+        if self.deliveries is None or record is None or record.output_identity is None:
+            return
+        identity = (record.output_identity[0], record.output_identity[1])
+        path = self._find_by_identity(identity)
+        reader = None
+        if path is not None:
+            try:
+                reader = os.open(path, os.O_RDONLY)
+            except OSError:
+                reader = None
+        if reader is not None and _identity_of_fd(reader) != identity:
+            os.close(reader)
+            reader = None
+        self.deliveries.rotated(identity, record.output_offset, reader)
 
     def _complete_current_file(self) -> None:
         """Close the file being written as a valid document, wherever it was moved; a file

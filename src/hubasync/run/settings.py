@@ -49,8 +49,11 @@ class RunSettings:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        """What no printed line may show: the API key and the proxy's credentials."""
-        return (self.apikey, *secrets_of(self.proxy))
+        """What no printed line may show: the API key, the proxy's credentials, and the
+        destinations' secrets (a HEC token, a key's passphrase, a SASL password)."""
+        return (self.apikey, *secrets_of(self.proxy),
+                *(secret.reveal() for _, destination in self.destinations
+                  for secret in destination.secrets.values()))
 
     def __repr__(self) -> str:
         return f"RunSettings({self.share.display()!r}, ...)"

@@ -99,16 +99,30 @@ def status_parser() -> argparse.ArgumentParser:
 
 FILES_PER_SHARE = 4  # two locks, a kept-alive connection, and one more while a page is sent
 FILES_SPARE = 64
+FILES_TO_DELIVER = 2  # a share with destinations reads its file, and a moved one still read
+FILES_PER_DESTINATION = 2  # its connection, and one more while it reconnects
+FILES_PER_KAFKA_BROKER = 4  # librdkafka's connection and wakeup descriptors (13 for 3 brokers)
 
 
-def ensure_file_limit(shares: int) -> None:
-    """Raise the soft limit of open files as far as needed (and allowed) for ``shares``;
+def files_needed(config: ServiceConfig) -> int:
+    """About how many files the service holds open at most: each share's, and its
+    destinations' (a Kafka producer holds a few per broker)."""
+    needed = FILES_SPARE
+    for share in config.shares:
+        needed += FILES_PER_SHARE + (FILES_TO_DELIVER if share.destinations else 0)
+        for _, destination in share.destinations:
+            needed += FILES_PER_DESTINATION + (FILES_PER_KAFKA_BROKER * len(destination.brokers)
+                                               if destination.kind == "kafka" else 0)
+    return needed
+
+
+def ensure_file_limit(shares: int, needed: int) -> None:
+    """Raise the soft limit of open files as far as ``needed`` (and allowed) for ``shares``;
     refuse the config, before any request, if even the hard limit is too low."""
     try:
         import resource
     except ImportError:  # not on this platform: nothing to raise
         return
-    needed = shares * FILES_PER_SHARE + FILES_SPARE
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY or soft >= needed:
         return
@@ -129,7 +143,7 @@ def sync(argv: Sequence[str]) -> int:
     if args.check:
         return check_config(config, sys.stdout)
     prepare_directory(config)
-    ensure_file_limit(len(config.shares))
+    ensure_file_limit(len(config.shares), files_needed(config))
     log = ServiceLog(log_format=args.log_format, secrets=config.secrets, debug=args.debug)
     metrics = ServiceMetrics()
     service = Service(config, log=log, once=args.once, metrics=metrics, debug=args.debug)

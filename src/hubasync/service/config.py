@@ -459,7 +459,7 @@ class _Loader:
             options = {key: self.relative_file(key, value) for key, value in table.items()
                        if key != "url"}
             try:
-                checked[name] = parse_destination(table["url"], options, where)
+                checked[name] = parse_destination(table["url"], options, f"{where}.url")
             except UsageError as error:
                 raise UsageError(f"{self.shown}: {error}") from None
         return checked

@@ -72,11 +72,13 @@ def backoff(failures: int, interval: float) -> float:
     return min(ceiling, interval * 2.0 ** min(failures - 1, 30))
 
 
-def share_settings(config: ServiceConfig, share: ShareConfig) -> RunSettings:
-    """What a share's run is: followed in insertion order, written in place."""
+def share_settings(config: ServiceConfig, share: ShareConfig, once: bool = False) -> RunSettings:
+    """What a share's run is: followed in insertion order (``once``: one pass, which, as the
+    command's, waits for its destinations, giving one up after its retries), written in
+    place."""
     return RunSettings(share=share.url, apikey=share.apikey, query=share.query,
                        format=share.format, output=share.output, state=share.state,
-                       follow=True, bounds=share.bounds, cacert=share.cacert,
+                       follow=not once, bounds=share.bounds, cacert=share.cacert,
                        proxy=config.proxy, in_place=True, destinations=share.destinations,
                        max_lag=share.max_lag)
 
@@ -118,18 +120,25 @@ class ShareFollower:
         self.service.log.info(message, self.name)
 
     def _delivered(self, report: Report) -> None:
-        """A batch went to a destination: the metrics and the status record say so."""
+        """A batch went to a destination: the metrics and the status record say so. The
+        record is saved at once when the destination fails or is back (a pass held back by it
+        may last long); else when the pass ends, as usual."""
         self.service.metrics.delivery(self.name, report.destination, sent=report.sent,
                                       acknowledged=report.acknowledged, dead=report.dead,
                                       retried=report.retried, lag=report.lag,
                                       last_ack=report.last_ack)
         entry = self.status.destinations.setdefault(report.destination, {
-            "acknowledged": 0, "dead": 0, "lag": 0, "last_ack": None, "last_error": None})
+            "acknowledged": 0, "dead": 0, "retries": 0, "lag": 0, "last_ack": None,
+            "last_error": None})
+        failing = entry["last_error"] is not None
         entry["acknowledged"] += report.acknowledged
         entry["dead"] += report.dead
+        entry["retries"] += 1 if report.retried else 0
         entry["lag"] = report.lag
         entry["last_ack"] = report.last_ack or entry["last_ack"]
         entry["last_error"] = report.error
+        if report.error is not None or failing:
+            self.record()
         if report.error is not None:
             self.service.log.warning("delivery failed", self.name,
                                      destination=report.destination, error=report.error,
@@ -200,6 +209,17 @@ class ShareFollower:
         self.service.metrics.page(self.name, events)
         if step.cursor.done:
             self.status.caught_up = time.time()
+        deliveries = self.run.deliveries
+        if deliveries is not None:  # a destination backing off reports nothing meanwhile
+            failing = False
+            for destination, lag in deliveries.lags().items():
+                self.service.metrics.lag.set(lag, share=self.name, destination=destination)
+                entry = self.status.destinations.get(destination)
+                if entry is not None:
+                    entry["lag"] = lag
+                    failing = failing or entry["last_error"] is not None
+            if failing:
+                self.record()
 
     def caught_up(self) -> None:
         """The pass is over: record it, start the next one, let go of the output."""
@@ -274,7 +294,7 @@ class Service:
         self.failed: List[Tuple[str, HubasyncError]] = []
         self.followers: List[ShareFollower] = []
         for share in config.shares:
-            settings = share_settings(config, share)
+            settings = share_settings(config, share, once)
             follower = ShareFollower(share, self, settings, transports(share, settings))
             self.stop_request.on_abort(follower.session.transport.abort)
             self.followers.append(follower)

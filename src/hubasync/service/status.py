@@ -46,8 +46,8 @@ class ShareStatus:
     last_error: Optional[str] = None
     last_error_time: Optional[float] = None
     failures: int = 0  # turns failed in a row
-    # per destination: acknowledged, dead (counts), lag (events behind), last_ack (time),
-    # last_error (text or null)
+    # per destination: acknowledged, dead, retries (counts), lag (events behind), last_ack
+    # (time), last_error (text or null)
     destinations: Dict[str, Dict[str, Any]] = field(default_factory=dict)
 
     def health(self, now: float, interval: float) -> str:
@@ -125,11 +125,11 @@ def load_status(path: str, share: str) -> ShareStatus:
 
 
 def _destination_ok(entry: Any) -> bool:
-    if not isinstance(entry, dict) or set(entry) != {"acknowledged", "dead", "lag", "last_ack",
-                                                     "last_error"}:
+    if not isinstance(entry, dict) or set(entry) != {"acknowledged", "dead", "retries", "lag",
+                                                     "last_ack", "last_error"}:
         return False
     counts = all(isinstance(entry[key], int) and not isinstance(entry[key], bool)
-                 and entry[key] >= 0 for key in ("acknowledged", "dead", "lag"))
+                 and entry[key] >= 0 for key in ("acknowledged", "dead", "retries", "lag"))
     last_ack = entry["last_ack"]
     time_ok = last_ack is None or (isinstance(last_ack, (int, float))
                                    and not isinstance(last_ack, bool) and math.isfinite(last_ack))
@@ -273,11 +273,13 @@ def render_table(rows: Sequence[StatusRow], now: float, interval: float, stream:
         table.append([escape_controls(cell) for cell in cells])
         for name, entry in getattr(row, "destinations", {}).items():
             ack = entry["last_ack"]
+            notes = [entry["last_error"] or "",
+                     f"{entry['retries']:,} retries" if entry["retries"] else "",
+                     f"{entry['dead']:,} dead letters" if entry["dead"] else ""]
             cells = [f"  -> {name}", "behind" if entry["lag"] else "delivered",
                      f"{entry['acknowledged']:,}", _age(now, ack) if ack else "never",
                      f"{entry['lag']:,} events",
-                     redact(entry["last_error"] or (f"{entry['dead']:,} dead letters"
-                                                    if entry["dead"] else ""), *secrets)]
+                     redact("; ".join(note for note in notes if note), *secrets)]
             table.append([escape_controls(cell) for cell in cells])
     widths = [max(len(line[column]) for line in table) for column in range(len(header) - 1)]
     for line in table:
