@@ -171,7 +171,7 @@ NOT_ALONE = {
     "--interval": "with --follow",
     "--max-lag": "with --to: tests/e2e/test_delivery_cli.py",
     "--recover": "with --state",
-    "--append": "an existing file: the run's behaviour is the lead's (tests/e2e)",
+    "--append": "an existing file: tests/core/test_resumable.py runs it",
     "export ": "not an option",
 }
 
