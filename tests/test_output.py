@@ -760,6 +760,25 @@ def test_a_file_cut_back_by_a_killed_resume_is_resumed(tmp_path: Path) -> None:
     assert path.read_bytes() == b"[1,2,3]"
 
 
+def test_a_resumed_file_is_the_one_of_its_identity_and_none_is_created(tmp_path: Path) -> None:
+    from hubasync.files.output import OutputMoved
+
+    path = tmp_path / "out.json"
+    first = stopped_output(path, [b"[1"], trailer=b"]")
+    part = tmp_path / "out.json.part"
+    info = part.stat()
+    part.rename(tmp_path / "moved")
+    for offset in (0, first.offset):
+        with pytest.raises(OutputMoved):
+            open_output(str(path), resume_offset=offset, resume_identity=(info.st_dev, info.st_ino))
+        assert not part.exists()  # nothing created in its place
+    part.write_bytes(b"[1]")  # another file, of the same content
+    with pytest.raises(OutputMoved):
+        open_output(str(path), resume_offset=first.offset, resume_end=first.end,
+                    resume_identity=(info.st_dev, info.st_ino))
+    assert part.read_bytes() == b"[1]"  # not cut
+
+
 def test_lines_appended_after_a_clean_stop_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "out.jsonl"
     first = stopped_output(path, [b"{}\n"], append=True)

@@ -125,6 +125,46 @@ def test_killed_while_its_file_was_moved_the_old_file_is_found_and_completed(
     assert [e["n"] for e in new] == list(range(10, 30))
 
 
+@pytest.mark.parametrize("events", [0, 10])
+def test_a_file_moved_just_before_it_is_reopened_is_not_created_anew_empty(
+        tmp_path: Path, events: int) -> None:
+    hub = MemoryHub(events=events, page_max=10)
+    chosen = settings(tmp_path, format="json", output=str(tmp_path / "s.json"))
+    run = opened(chosen)
+    for _ in commits(run, hub):
+        pass
+    run.suspend()
+    run.next_pass()
+    hub.events += [{"n": n} for n in range(events, events + 5)]
+    run._moved_while_suspended = lambda: False  # type: ignore[method-assign]
+    (tmp_path / "s.json").rename(tmp_path / "s.json.1")  # just after that look
+    for _ in commits(run, hub):
+        pass
+    run.suspend()
+    run.release()
+    old = json.loads((tmp_path / "s.json.1").read_text())
+    new = json.loads((tmp_path / "s.json").read_text())
+    assert [e["n"] for e in old + new] == list(range(events + 5))
+
+
+def test_a_file_moved_between_claim_and_open_is_completed_where_it_went(tmp_path: Path) -> None:
+    hub = MemoryHub(events=10, page_max=10)
+    chosen = settings(tmp_path, format="json", output=str(tmp_path / "s.json"))
+    run = opened(chosen)
+    for _ in commits(run, hub):
+        pass
+    run.suspend()
+    run.release()
+    again = ResumableRun(chosen)
+    again.claim()
+    (tmp_path / "s.json").rename(tmp_path / "s.json.1")  # a service claims all, opens later
+    assert again.open()
+    again.suspend()
+    again.release()
+    assert [e["n"] for e in json.loads((tmp_path / "s.json.1").read_text())] == list(range(10))
+    assert json.loads((tmp_path / "s.json").read_text()) == []
+
+
 def _batch(event: bytes) -> Any:
     from hubasync.events.splitter import Batch
 

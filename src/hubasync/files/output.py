@@ -659,6 +659,10 @@ def _create_fresh(path: str, flags: int) -> int:
     return os.open(path, flags | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW, 0o666)
 
 
+class OutputMoved(OutputError):
+    """The file a run resumes is no longer at its path (moved away, by logrotate say)."""
+
+
 def _check_resumed(
     fd: int, name: str, resume_offset: int, tail: str | None, end: int | None
 ) -> None:
@@ -693,6 +697,7 @@ def open_output(
     resume_offset: int | None = None,
     resume_tail: str | None = None,
     resume_end: int | None = None,
+    resume_identity: tuple[int, int] | None = None,
     atomic: bool = True,
     durable: bool = False,
     stdout: BinaryIO | None = None,
@@ -711,7 +716,8 @@ def open_output(
     ``resume_tail`` (its :meth:`Output.committed_tail`, unchecked when ``None``) and
     ``resume_end`` (its size when that run closed it cleanly, or ``N`` when a run that resumed
     it was killed just after cutting it; ``None``: it may hold a torn page past ``N``, which is
-    cut). ``durable=True`` fsyncs each commit.
+    cut). ``resume_identity``: the file's device and inode; another file at the path, or none,
+    raises :class:`OutputMoved` and nothing is created. ``durable=True`` fsyncs each commit.
 
     Raises :class:`OutputError` when the destination cannot be written, or is not the file the
     earlier run left.
@@ -732,10 +738,13 @@ def open_output(
     base_flags = os.O_RDWR | _O_BINARY
     try:
         if resume_offset is not None:
-            flags = base_flags | (os.O_CREAT if resume_offset == 0 else 0)
+            create = resume_offset == 0 and resume_identity is None
+            flags = base_flags | (os.O_CREAT if create else 0)
             try:
                 fd = _open_regular(target, flags, single_link=staged)
             except FileNotFoundError as exc:
+                if resume_identity is not None:
+                    raise OutputMoved(f"{path} was moved away") from None
                 hint = "start over without the state"
                 if staged and os.path.exists(path):
                     hint = f"{path} exists: the earlier run may have finished"
@@ -744,6 +753,10 @@ def open_output(
                     f"{resume_offset} bytes were committed to it ({hint})"
                 ) from exc
             try:
+                if resume_identity is not None:
+                    info = os.fstat(fd)
+                    if (info.st_dev, info.st_ino) != tuple(resume_identity):
+                        raise OutputMoved(f"{path} was moved away")
                 _check_resumed(fd, target, resume_offset, resume_tail, resume_end)
             except BaseException:
                 os.close(fd)

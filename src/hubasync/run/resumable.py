@@ -41,7 +41,7 @@ import secrets
 import time
 from calendar import timegm
 from contextlib import ExitStack, contextmanager
-from typing import BinaryIO, Callable, Generator, Iterator, Optional, Tuple
+from typing import Any, BinaryIO, Callable, Dict, Generator, Iterator, Optional, Tuple
 
 from hubasync.core.cursor import Cursor
 from hubasync.core.params import query_url
@@ -54,6 +54,7 @@ from hubasync.events.splitter import Batch
 from hubasync.files.lock import lock_file
 from hubasync.files.output import (
     Output,
+    OutputMoved,
     find_by_identity,
     lock_output,
     open_output,
@@ -326,7 +327,12 @@ class ResumableRun:
                 self._finish_completed(state)
                 return False
             self.next_pass()
-        self._open_output()
+        try:
+            self._open_output()
+        except OutputMoved:  # since it was claimed
+            assert state is not None
+            self._complete_moved_output(state)
+            self._open_output()
         if self.deliveries is not None and state is None:  # from where the record starts
             self.deliveries.restore({}, self.record_end())
         self.save()  # where the output starts, before a byte of it is written
@@ -353,9 +359,11 @@ class ResumableRun:
         settings = self.settings
         state = None if self._fresh_output else self._record
         self._fresh_output = False
-        resume = {} if state is None else {
+        resume: Dict[str, Any] = {} if state is None else {
             "resume_offset": state.output_offset, "resume_tail": state.output_tail,
             "resume_end": state.output_end}
+        if state is not None and settings.in_place and state.output_identity:
+            resume["resume_identity"] = tuple(state.output_identity)
         if state is None and settings.in_place:
             assert settings.output is not None
             empty = self._create_in_place(settings.output)
@@ -366,11 +374,11 @@ class ResumableRun:
             overwrite = state is None and settings.existing == "overwrite"
             output = open_output(settings.output, append=settings.format == "jsonl" and not
                                  overwrite, atomic=False, durable=settings.state is not None,
-                                 **resume)  # type: ignore[arg-type]
+                                 **resume)
         else:
             output = open_output(settings.output, atomic=True,
                                  durable=settings.state is not None,
-                                 **resume)  # type: ignore[arg-type]
+                                 **resume)
         self._writer = self._writer_for(output, None if state is None else state.writer)
 
     def _empty_document(self) -> bytes:
@@ -533,12 +541,16 @@ class ResumableRun:
     def _ready_writer(self) -> FormatWriter:
         in_place = self.settings.in_place
         if self._writer is None:
-            if in_place and self._moved_while_suspended():
+            moved = in_place and self._moved_while_suspended()
+            if not moved:
+                try:
+                    self._open_output()
+                    self.save()  # no longer closed cleanly: a crash may leave a torn page
+                except OutputMoved:  # between that look and the opening
+                    moved = True
+            if moved:
                 self._rotated_while_suspended()
                 self._start_new_file()  # the old file was completed when the run suspended
-            else:
-                self._open_output()
-                self.save()  # no longer closed cleanly: a crash may leave a torn page past it
         elif in_place and self._moved():
             self._complete_current_file()
             self._start_new_file()
