@@ -79,8 +79,8 @@ exit codes:
        event larger than --max-event-size, tokens that do not move the run forward); or a
        destination (--to) failed --retries times in a row, or refused the delivery for good
        (its certificate untrusted or for another name, ours refused): its position is kept
-  7    the output could not be written, or is not the file --state describes (or stdout
-       is closed and there is no -o)
+  7    the output (or a destination's dead-letter file) could not be written, or is not
+       the file --state describes (or stdout is closed and there is no -o)
   75   another hubasync run is writing the same output or state: try again later
   130  interrupted (SIGINT, SIGTERM or SIGHUP); the JSON written so far stays valid
 
