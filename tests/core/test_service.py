@@ -125,6 +125,26 @@ def test_once_brings_every_share_whole(tmp_path: Path) -> None:
         ("a", 25, 3), ("b", 0, 1), ("c", 7, 1)}
 
 
+def test_the_temporaries_killed_runs_left_are_removed_with_one_listing(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    import os
+
+    config = write_config(tmp_path, ["s1", "s2", "s3"])
+    left = [".s1.state.k3j_x9ab.tmp", ".s2.status.json.k3j_x9ab.tmp", ".s3.jsonl.new.0a1b2c3d",
+            ".s3.state.aaaaaaaa.tmp"]
+    kept = [".s4.state.k3j_x9ab.tmp", "hubasync.toml", "notes.txt"]
+    for name in left + kept:
+        (tmp_path / name).write_text("")
+    listed: List[str] = []
+    real = os.listdir
+    monkeypatch.setattr(os, "listdir", lambda folder: listed.append(folder) or real(folder))
+    service, _ = make_service(config, {name: MemoryHub() for name in ("s1", "s2", "s3")})
+    service.claim()
+    assert listed == [str(tmp_path)]  # one listing for the three shares
+    names = {p.name for p in tmp_path.iterdir()}
+    assert not set(left) & names and set(kept) <= names
+
+
 def test_once_exits_with_the_first_failing_share_in_config_order(tmp_path: Path) -> None:
     names = ["ok", "missing", "refused", "rejected"]
     hubs = {name: MemoryHub(events=5) for name in names}

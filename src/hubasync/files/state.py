@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from hubasync.errors import OutputError, UsageError
+from hubasync.files.leftovers import Listing, list_folder, mkstemp_temporary, remove_temporaries
 from hubasync.files.output import fsync_directory
 
 STATE_VERSION = 3
@@ -259,19 +260,16 @@ def _temporary_beside(path: str) -> tuple[int, str]:
     return tempfile.mkstemp(prefix=f".{base}.", suffix=".tmp", dir=directory)
 
 
-def _remove_leftovers(path: str) -> None:
+def _remove_leftovers(path: str, listing: Listing) -> None:
     """Remove temporary files a killed save left (and the fixed name versions before 2 used)."""
-    directory, base = os.path.split(os.path.abspath(path))
-    ours = re.compile(re.escape(f".{base}.") + r"[a-z0-9_]{8}\.tmp|" + re.escape(f"{base}.tmp"))
-    for name in os.listdir(directory):
-        if ours.fullmatch(name):
-            try:
-                os.unlink(os.path.join(directory, name))  # removes a link, never its target
-            except OSError:
-                pass
+    remove_temporaries(path, mkstemp_temporary(os.path.basename(path)), listing)
+    try:
+        os.unlink(path + ".tmp")  # removes a link, never its target
+    except OSError:
+        pass
 
 
-def check_state_path(path: str) -> None:
+def check_state_path(path: str, listing: Listing = list_folder) -> None:
     """Check, before any request, that a state can be kept at ``path``.
 
     Holding the state's lock (:func:`hubasync.lock.lock_file`), call it first: it also removes the
@@ -286,7 +284,7 @@ def check_state_path(path: str) -> None:
         fd, temporary = _temporary_beside(path)
         os.close(fd)
         os.unlink(temporary)
-        _remove_leftovers(path)
+        _remove_leftovers(path, listing)
         if os.path.exists(path):
             with open(path, "rb"):
                 pass

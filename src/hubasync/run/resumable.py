@@ -36,7 +36,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import re
 import secrets
 import time
 from calendar import timegm
@@ -51,6 +50,7 @@ from hubasync.delivery import open_destination
 from hubasync.errors import ClaimError, OutputError, UsageError
 from hubasync.events.formats import FormatWriter, format_writer
 from hubasync.events.splitter import Batch
+from hubasync.files.leftovers import Listing, list_folder, new_output_temporary, remove_temporaries
 from hubasync.files.lock import lock_file
 from hubasync.files.output import (
     Output,
@@ -188,9 +188,10 @@ class ResumableRun:
         return settings.in_place or (settings.format == "jsonl" and (
             settings.state is not None or settings.existing == "append"))
 
-    def claim(self) -> None:
+    def claim(self, listing: Listing = list_folder) -> None:
         """Lock the state and the output, read and check them: everything that may refuse the
-        run, before any request.
+        run, before any request. ``listing`` lists the folders where temporary files a killed
+        run left are looked for (a service passes one :class:`ListedOnce` to all its shares).
 
         Raises :class:`~hubasync.errors.Busy` when another process holds a lock,
         :class:`UsageError` when the state belongs to another command or an output exists that
@@ -204,10 +205,10 @@ class ResumableRun:
                 self._locks.enter_context(lock_output(settings.output))
             state = None
             if settings.state:
-                check_state_path(settings.state)
+                check_state_path(settings.state, listing)
                 state = load_state(settings.state)
             if settings.in_place:
-                self._remove_leftovers()
+                self._remove_leftovers(listing)
             if state is not None and state.fingerprint != self.fingerprint:
                 raise ClaimError(
                     f"state file {settings.state} belongs to another command (URL, query, format, "
@@ -293,22 +294,11 @@ class ResumableRun:
                 f"moved away): move it away too, or point the share elsewhere")
         self._fresh_output = True
 
-    def _remove_leftovers(self) -> None:
+    def _remove_leftovers(self, listing: Listing) -> None:
         """The temporary files a crash left while a new file was being put in place."""
         assert self.settings.output is not None
         path = os.path.abspath(resolve_output(self.settings.output).path)
-        folder, base = os.path.split(path)
-        ours = re.compile(re.escape(f".{base}.new.") + r"[0-9a-f]{8}")
-        try:
-            names = os.listdir(folder)
-        except OSError:
-            return
-        for name in names:
-            if ours.fullmatch(name):
-                try:
-                    os.unlink(os.path.join(folder, name))
-                except OSError:
-                    pass
+        remove_temporaries(path, new_output_temporary(os.path.basename(path)), listing)
 
     def _find_by_identity(self, identity: Tuple[int, ...]) -> Optional[str]:
         assert self.settings.output is not None

@@ -38,6 +38,7 @@ from typing import Callable, Generator, List, Optional, Tuple
 
 from hubasync.core.retry import RetryPolicy
 from hubasync.errors import Busy, ClaimError, ExitCode, HubasyncError, Interrupted
+from hubasync.files.leftovers import ListedOnce, Listing, list_folder
 from hubasync.run.delivering import Report
 from hubasync.run.pipeline import Committed, Step
 from hubasync.run.resumable import ResumableRun
@@ -147,8 +148,9 @@ class ShareFollower:
             self.service.log.warning("dead letters", self.name, destination=report.destination,
                                      events=report.dead)
 
-    def claim(self) -> None:
-        """Its files, locked and checked (raises what refuses them), and its status record."""
+    def claim(self, listing: Listing = list_folder) -> None:
+        """Its files, locked and checked (raises what refuses them), and its status record;
+        ``listing`` lists the folders searched for temporary files a killed run left."""
         if self.claimed:
             return
         if not self.status_read:  # first: a share that cannot start says why in its record
@@ -157,9 +159,9 @@ class ShareFollower:
             if self.status.started is None:
                 self.status.started = time.time()
         if not self._run_claimed:
-            self.run.claim()
+            self.run.claim(listing)
             self._run_claimed = True
-            remove_status_leftovers(self.config.status)  # now that the share's lock is held
+            remove_status_leftovers(self.config.status, listing)  # the share's lock is held
         self.claimed = True
 
     def turn(self, until: float) -> Optional[float]:
@@ -313,12 +315,13 @@ class Service:
         does a lock another process holds (exit 75). Anything else that keeps one share from
         starting (a state or a status record that cannot be read) fails that share only: it is
         logged, shown by ``hubasync status``, and tried again after its backoff."""
+        listing = ListedOnce()  # the shares' files are side by side: one listing for all
         for follower in self.followers:
             self.metrics.add_share(follower.name)
             for destination, _ in follower.config.destinations:
                 self.metrics.add_destination(follower.name, destination)
             try:
-                follower.claim()
+                follower.claim(listing)
             except (ClaimError, Busy):
                 raise
             except HubasyncError as error:

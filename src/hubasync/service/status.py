@@ -18,13 +18,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Dict, Iterable, List, Optional, Sequence, TextIO, Union
 
 from hubasync.core.redaction import redact
 from hubasync.errors import OutputError
+from hubasync.files.leftovers import Listing, list_folder, mkstemp_temporary, remove_temporaries
 from hubasync.files.reading import UnreadableFile, read_bounded
 
 STALE_INTERVALS = 3
@@ -202,24 +202,13 @@ def _clean(error: Optional[str], secrets: Iterable[str]) -> Optional[str]:
     return error[:MAX_ERROR_LENGTH - 3] + "..." if len(error) > MAX_ERROR_LENGTH else error
 
 
-def remove_status_leftovers(path: str) -> None:
+def remove_status_leftovers(path: str, listing: Listing = list_folder) -> None:
     """Remove the temporary files a killed :func:`save_status` of ``path`` left behind.
 
     Call it at start, holding the share's lock: only this record's temporaries are removed
     (``.NAME.status.json.XXXXXXXX.tmp``), never another record's or another share's.
     """
-    folder, base = os.path.split(os.path.abspath(path))
-    ours = re.compile(re.escape(f".{base}.") + r"[a-z0-9_]{8}\.tmp")
-    try:
-        names = os.listdir(folder)
-    except OSError:
-        return  # no directory yet: nothing left over
-    for name in names:
-        if ours.fullmatch(name):
-            try:
-                os.unlink(os.path.join(folder, name))  # removes a link, never its target
-            except OSError:
-                pass
+    remove_temporaries(path, mkstemp_temporary(os.path.basename(path)), listing)
 
 
 def _age(now: float, when: Optional[float]) -> str:
