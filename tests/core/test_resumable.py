@@ -176,6 +176,58 @@ def _fd_of(run: ResumableRun) -> int:
     return run._writer.output._fd  # type: ignore[attr-defined, no-any-return]
 
 
+@pytest.mark.parametrize("fmt", ["jsonl", "json"])
+def test_killed_in_the_first_page_after_a_suspension_the_run_goes_on(tmp_path: Path,
+                                                                      fmt: str) -> None:
+    hub = MemoryHub(events=10, page_max=10)
+    chosen = settings(tmp_path, format=fmt, output=str(tmp_path / f"s.{fmt}"))
+    run = opened(chosen)
+    for _ in commits(run, hub):
+        pass
+    run.suspend()  # the state says: closed cleanly, at this size
+    run.next_pass()
+    path = tmp_path / f"s.{fmt}"
+    size = path.stat().st_size
+    with run.page() as page:  # an event larger than the write buffer: it reaches the file
+        page.write(_batch(b'{"n":99,"pad":"' + b"x" * (2 << 20) + b'"}'))
+        os.close(_fd_of(run))  # kill -9: the torn page stays in the file
+        run._writer = None
+        page.committed = True
+    run.release()
+    assert path.stat().st_size > size
+    hub.events += [{"n": n} for n in range(10, 15)]
+    again = opened(chosen)
+    for _ in commits(again, hub):
+        pass
+    again.suspend()
+    again.release()
+    got = numbers(path) if fmt == "jsonl" else [e["n"] for e in json.loads(path.read_text())]
+    assert got == list(range(15))
+
+
+@pytest.mark.parametrize("new, expected", [(0, 2), (15, 4)])
+def test_a_pass_saves_the_state_once_a_page_and_once_more_to_write(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, new: int, expected: int) -> None:
+    import hubasync.run.resumable as resumable
+
+    hub = MemoryHub(events=10, page_max=10)
+    run = opened(settings(tmp_path))
+    for _ in commits(run, hub):
+        pass
+    run.suspend()
+    saves: List[str] = []
+    real = resumable.save_state
+    monkeypatch.setattr(resumable, "save_state", lambda *a: saves.append("save") or real(*a))
+    run.next_pass()
+    hub.events += [{"n": n} for n in range(10, 10 + new)]
+    pages = sum(1 for _ in commits(run, hub))  # caught up: one empty page; else two pages
+    run.suspend()
+    run.release()
+    # each page's cursor; before the first write, the file no longer closed cleanly; at the
+    # end, the file closed cleanly
+    assert len(saves) == expected == pages + (1 if new else 0) + 1
+
+
 def test_a_new_file_the_share_did_not_write_is_refused(tmp_path: Path) -> None:
     hub = MemoryHub(events=10, page_max=10)
     run = opened(settings(tmp_path))

@@ -136,6 +136,8 @@ class _Page:
         self.committed = False
 
     def write(self, batch: Batch) -> None:
+        if self._run.save_before_writing:
+            self._run.save()  # from now on a crash may leave a torn page past the offset
         self._writer.write(batch)
 
     def commit(self, cursor: Cursor) -> None:
@@ -177,6 +179,11 @@ class ResumableRun:
         self._writer: Optional[FormatWriter] = None
         self._fresh_output = False  # the next opening starts a new file, whatever the record
         self._in_page = False
+        # The state last saved says the output reopened now was closed cleanly (at its size
+        # then): it is saved again before a page's first write, so that a crash in the page is
+        # not taken for lines appended by someone else. Not at the reopening: a pass with no
+        # event (most passes of a share caught up) saves it once less.
+        self.save_before_writing = False
 
     # -- claiming and opening ----------------------------------------------------------------
 
@@ -535,7 +542,7 @@ class ResumableRun:
             if not moved:
                 try:
                     self._open_output()
-                    self.save()  # no longer closed cleanly: a crash may leave a torn page
+                    self.save_before_writing = True
                 except OutputMoved:  # between that look and the opening
                     moved = True
             if moved:
@@ -575,6 +582,7 @@ class ResumableRun:
             deliveries={} if self.deliveries is None else self.deliveries.saved())
         save_state(settings.state, record)
         self._record = record
+        self.save_before_writing = False
 
     # -- passes, rotation, recovery ----------------------------------------------------------
 
