@@ -228,6 +228,69 @@ def test_a_pass_saves_the_state_once_a_page_and_once_more_to_write(
     assert len(saves) == expected == pages + (1 if new else 0) + 1
 
 
+def test_killed_as_its_new_file_is_opened_then_that_file_moved_every_file_is_whole(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    class Killed(Exception):
+        pass
+
+    def killed() -> None:
+        raise Killed
+
+    hub = MemoryHub(events=10, page_max=10)
+    chosen = settings(tmp_path, format="json", output=str(tmp_path / "s.json"))
+    run = opened(chosen)
+    for _ in commits(run, hub):
+        pass
+    run.suspend()
+    run.next_pass()
+    (tmp_path / "s.json").rename(tmp_path / "s.json.1")
+    hub.events += [{"n": n} for n in range(10, 15)]
+    monkeypatch.setattr(run, "save", killed)
+    with pytest.raises(Killed):  # the new file opened (its "[]" cut), not yet saved
+        for _ in commits(run, hub):
+            pass
+    os.close(_fd_of(run))
+    run._writer = None
+    run._locks.close()  # the kernel drops a killed process's locks
+    (tmp_path / "s.json").rename(tmp_path / "s.json.2")  # logrotate again
+    again = opened(chosen)
+    for _ in commits(again, hub):
+        pass
+    again.suspend()
+    again.release()
+    got = []
+    for name in ("s.json.1", "s.json.2", "s.json"):
+        got += [e["n"] for e in json.loads((tmp_path / name).read_text())]
+    assert got == list(range(15))
+
+
+def test_a_new_file_moved_before_it_is_opened_is_not_created_again_empty(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    chosen = settings(tmp_path, format="json", output=str(tmp_path / "s.json"))
+    notices: List[str] = []
+    run = ResumableRun(chosen, notice=notices.append)
+    run.claim()
+    create = run._create_in_place
+
+    def create_then_move(output: str) -> Any:
+        made = create(output)
+        monkeypatch.undo()
+        os.rename(output, output + ".1")  # logrotate, just then
+        assert not os.path.exists(output)
+        return made
+
+    monkeypatch.setattr(run, "_create_in_place", create_then_move)
+    assert run.open()  # the new file, moved away, is let go whole; another one is started
+    assert any("was moved to" in notice and "s.json.1" in notice for notice in notices)
+    hub = MemoryHub(events=10, page_max=10)
+    for _ in commits(run, hub):
+        pass
+    run.suspend()
+    run.release()
+    assert json.loads((tmp_path / "s.json.1").read_text()) == []
+    assert [e["n"] for e in json.loads((tmp_path / "s.json").read_text())] == list(range(10))
+
+
 def test_a_new_file_the_share_did_not_write_is_refused(tmp_path: Path) -> None:
     hub = MemoryHub(events=10, page_max=10)
     run = opened(settings(tmp_path))

@@ -326,9 +326,10 @@ class ResumableRun:
             self.next_pass()
         try:
             self._open_output()
-        except OutputMoved:  # since it was claimed
-            assert state is not None
-            self._complete_moved_output(state)
+        except OutputMoved:  # since it was claimed, or just made
+            if self._record is None:
+                raise
+            self._complete_moved_output(self._record)
             self._open_output()
         if self.deliveries is not None and state is None:  # from where the record starts
             self.deliveries.restore({}, self.record_end())
@@ -363,8 +364,12 @@ class ResumableRun:
             resume["resume_identity"] = tuple(state.output_identity)
         if state is None and settings.in_place:
             assert settings.output is not None
-            empty = self._create_in_place(settings.output)
-            resume = {"resume_offset": 0, "resume_tail": None, "resume_end": len(empty)}
+            empty, identity = self._create_in_place(settings.output)
+            resume = {"resume_offset": 0, "resume_tail": None, "resume_end": len(empty),
+                      "resume_identity": identity}
+            if empty and settings.state:  # the state names it before opening cuts its "[]"
+                self._save_record(offset=0, tail=None, end=len(empty), identity=identity,
+                                  writer={"format": settings.format, "started": False})
         if settings.output is None:
             output = open_output(None, stdout=self._stdout)
         elif self.growing:
@@ -392,10 +397,11 @@ class ResumableRun:
         except OSError:
             return False
 
-    def _create_in_place(self, output: str) -> bytes:
+    def _create_in_place(self, output: str) -> Tuple[bytes, Identity]:
         """A share's new file, put at its path whole: an empty document written under a
         temporary name, then linked to the path, so that a crash never leaves there (or, moved
-        away, anywhere) a file that is not a valid document. Returns what it holds.
+        away, anywhere) a file that is not a valid document. Returns what it holds, and its
+        identity.
 
         A file already at the path is taken over only when it holds no event (an empty file
         logrotate created, or the empty document of a crash before the state was saved)."""
@@ -403,13 +409,17 @@ class ResumableRun:
         empty = self._empty_document()
         if not empty:  # an empty file is a whole document of JSON lines or CSV: no temporary
             try:
-                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | _O_NOFOLLOW, 0o666))
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | _O_NOFOLLOW, 0o666)
             except OSError as error:
                 raise OutputError(f"cannot write {output}: {error.strerror or error}") from None
-            if _size_of(path):
+            try:
+                info = os.fstat(fd)
+            finally:
+                os.close(fd)
+            if info.st_size:
                 raise ClaimError(f"cannot start a new file at {output}: a file that this share "
                                  "did not write is there (move it away)")
-            return empty
+            return empty, (info.st_dev, info.st_ino)
         folder, base = os.path.split(os.path.abspath(path))
         temporary = os.path.join(folder, f".{base}.new.{secrets.token_hex(4)}")
         try:
@@ -420,6 +430,7 @@ class ResumableRun:
             try:
                 os.write(fd, empty)
                 os.fsync(fd)
+                info = os.fstat(fd)
             finally:
                 os.close(fd)
             try:
@@ -437,7 +448,7 @@ class ResumableRun:
                 os.unlink(temporary)
             except OSError:
                 pass
-        return empty
+        return empty, (info.st_dev, info.st_ino)
 
     def _writer_for(self, output: Output, resume: Optional[dict[str, object]]) -> FormatWriter:
         return format_writer(self.settings.format, output, projection=self.query.projection,
@@ -571,18 +582,24 @@ class ResumableRun:
         output = writer.output
         # once a document is finished, its ending lies past the offset a later run continues at
         tail = output.committed_tail() if output.offset == writer.offset else None
-        identity = output.identity()
+        self._save_record(offset=writer.offset, tail=tail, end=output.end,
+                          identity=output.identity(), writer=writer.resume_info())
+        self.save_before_writing = False
+
+    def _save_record(self, *, offset: int, tail: Optional[str], end: Optional[int],
+                     identity: Optional[Identity], writer: Dict[str, object]) -> None:
+        """Save the run's state, its output at ``offset`` in the file of ``identity``."""
+        assert self.settings.state
         record = RunState(
-            fingerprint=self.fingerprint, token=self.cursor.token, output_offset=writer.offset,
+            fingerprint=self.fingerprint, token=self.cursor.token, output_offset=offset,
             events=self.cursor.events, pages=self.cursor.pages, complete=self.cursor.done,
-            last_inserted_token=self.cursor.last_inserted, writer=writer.resume_info(),
-            output_tail=tail, output_end=output.end,
+            last_inserted_token=self.cursor.last_inserted, writer=writer,
+            output_tail=tail, output_end=end,
             output_identity=None if identity is None else list(identity),
             stalls=self.stalls.memory(), record_events=self.written,
             deliveries={} if self.deliveries is None else self.deliveries.saved())
-        save_state(settings.state, record)
+        save_state(self.settings.state, record)
         self._record = record
-        self.save_before_writing = False
 
     # -- passes, rotation, recovery ----------------------------------------------------------
 
