@@ -139,4 +139,4 @@ def test_the_command_names_its_dead_letter_files_after_the_output_and_destinatio
     assert [d.get("event", {}).get("uuid") or d["event_text"] for d in dead] == [
         "big-0", "big-1", INVALID.decode(), "big-2"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "out.hec1.dead.jsonl", "out.jsonl", "out.jsonl.lock", "out.state", "out.state.lock"]
+        "out.hec1.dead.jsonl", "out.jsonl", "out.state"]  # the locks removed at the end
