@@ -43,6 +43,7 @@ test: check unit e2e coverage
 
 bench: $(STAMP)
 	$(VPY) bench/run.py
+	$(VPY) bench/delivery_run.py
 
 pyz:
 	$(PYTHON) tools/build_pyz.py

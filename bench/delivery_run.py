@@ -129,6 +129,14 @@ CLIENTS: Dict[str, List[str]] = {
 }
 
 
+def unavailable_receivers() -> Dict[str, str]:
+    """The receivers that cannot run on this machine, each with what to install."""
+    from receivers import kafka, rsyslog
+
+    absent = {"relp": rsyslog.missing(["relp"]), "kafka": kafka.missing()}
+    return {kind: why for kind, why in absent.items() if why is not None}
+
+
 def prepare(kinds: List[str], folder: str) -> Receivers:
     receivers = Receivers()
     try:
@@ -278,6 +286,10 @@ def main() -> int:
         parser.error("--repeat and --events: at least 1")
     labels = [label for label in CLIENTS if label == "jsonl file (baseline)"
               or not args.only or label in args.only]
+    absent = unavailable_receivers()
+    for kind, why in absent.items():
+        note(f"leaving out the clients delivering to {kind}: {why}")
+    labels = [label for label in labels if not set(CLIENTS[label]) & set(absent)]
     described, measured_at = machine(), revision()
     note(described)
     workdir = tempfile.mkdtemp(prefix="hubasync-delivery-bench-", dir=args.tmpdir)
