@@ -28,7 +28,7 @@ unit: $(STAMP)
 
 # The end-to-end runs against the simulator over real sockets, and the simulator's own tests.
 e2e: $(STAMP)
-	$(VPY) -m pytest -q tests/e2e tests/sim
+	$(VPY) -m pytest -q --durations=8 tests/e2e tests/sim
 
 # The orchestration, covered by the tests that open no socket (tests/core), at least 80%.
 ORCHESTRATION := core.job core.cursor core.stalls run.pipeline run.resumable run.driving run.stopping \
