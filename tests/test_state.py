@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -108,6 +109,26 @@ def test_state_with_a_bad_field_is_refused(tmp_path: Path, field: str, value: ob
     path.write_text(json.dumps(document))
     with pytest.raises(UsageError, match=repr(field)):
         load_state(str(path))
+
+
+@pytest.mark.parametrize("rotated, good", [
+    ({"identity": [1, 2], "end": 30}, True),
+    ({"identity": None, "end": 30}, False),
+    ({"identity": [1, 2]}, False),
+    ({"identity": [1, 2], "end": -1}, False),
+    ([1, 2], False),
+])
+def test_the_rotation_a_state_remembers_is_checked(tmp_path: Path, rotated: object,
+                                                   good: bool) -> None:
+    path = tmp_path / "state.json"
+    deliveries = {"positions": {}, "segments": [], "rotated_from": rotated}
+    save_state(str(path), dataclasses.replace(full_state(), deliveries=deliveries))
+    if good:
+        loaded = load_state(str(path))
+        assert loaded is not None and loaded.deliveries["rotated_from"] == rotated
+    else:
+        with pytest.raises(UsageError, match="rotated_from"):
+            load_state(str(path))
 
 
 def test_state_with_a_missing_field_is_refused(tmp_path: Path) -> None:

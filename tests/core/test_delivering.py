@@ -181,3 +181,26 @@ def test_a_moved_file_is_read_to_its_end_then_the_new_one(tmp_path: Path) -> Non
     drain(made, clock)
     assert numbers(destination.received) == list(range(7))
     assert saved[-1]["segments"] == []  # the moved file is no longer needed
+
+
+def test_a_rotation_told_twice_moves_the_positions_once_even_across_a_restart(
+        tmp_path: Path) -> None:
+    record, destination, reports, saved = Record(tmp_path), FakeDestination(), [], []
+    made = deliveries(record, destination, reports, saved)
+    record.add(4)
+    drain(made)  # all four delivered: the position at the end of the file
+    old = record.end()
+    assert old.identity is not None
+    os.rename(record.path, str(record.path) + ".1")
+    made.rotated(old.identity, old.offset)
+    made.rotated(old.identity, old.offset)  # the run's new file failed; it rotates again
+    kept = made.saved()
+    record.path.write_bytes(b"")  # the new file
+    again = deliveries(record, FakeDestination(), [], [])
+    again.restore(kept, old)
+    again.rotated(old.identity, old.offset)  # after a crash, from the state
+    for told in (made, again):
+        assert told.saved()["positions"]["fake"]["offset"] == 0
+        assert told.saved()["segments"] == []
+    made.opened_next()
+    assert "rotated_from" not in made.saved()

@@ -291,6 +291,122 @@ def test_a_new_file_moved_before_it_is_opened_is_not_created_again_empty(
     assert [e["n"] for e in json.loads((tmp_path / "s.json").read_text())] == list(range(10))
 
 
+def _delivering(run: ResumableRun) -> Any:
+    """A fake destination for ``run``'s JSON-lines record, from where the record ends."""
+    from hubasync.run.delivering import Deliveries
+
+    from .memory_hub import FakeClock
+    from .test_delivering import FakeDestination
+
+    destination = FakeDestination()
+    run.deliveries = Deliveries([("fake", destination, str(run.settings.output) + ".dead")],
+                                key_prefix="k", record=run.record_end, save=run.save,
+                                retries=3, clock=FakeClock(), patient=True)
+    run.deliveries.restore({}, run.record_end())
+    return destination
+
+
+def _delivered(run: ResumableRun, destination: Any) -> List[tuple[int, str]]:
+    deliveries = run.deliveries
+    assert deliveries is not None
+    for wait in deliveries.catch_up():
+        if wait.until is not None:  # a backoff: the fake clock moves on
+            deliveries.clock.sleep(wait.until - deliveries.clock.now())  # type: ignore[attr-defined]
+    return [(json.loads(e.event)["n"], e.key) for e in destination.received]
+
+
+def test_a_rotation_made_again_after_its_new_file_failed_moves_no_position_twice(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hubasync.errors import OutputError
+
+    hub = MemoryHub(events=10, page_max=10)
+    run = opened(settings(tmp_path))
+    destination = _delivering(run)
+    for _ in commits(run, hub):
+        pass
+    _delivered(run, destination)
+    run.suspend()
+    run.next_pass()
+    (tmp_path / "s.jsonl").rename(tmp_path / "s.jsonl.1")
+    hub.events += [{"n": n} for n in range(10, 15)]
+    create = run._create_in_place
+
+    def refused_once(output: str) -> Any:
+        monkeypatch.undo()
+        raise OutputError(f"cannot write {output}: Permission denied")
+
+    monkeypatch.setattr(run, "_create_in_place", refused_once)
+    with pytest.raises(OutputError):
+        for _ in commits(run, hub):
+            pass
+    run.save()  # a flush while no file is open
+    assert run._create_in_place == create
+    for _ in commits(run, hub):  # the next turn rotates again, and starts the new file
+        pass
+    assert _delivered(run, destination) == [(n, f"k-{n}") for n in range(15)]
+    assert run.deliveries is not None and "rotated_from" not in run.deliveries.saved()
+    run.suspend()
+    run.release()
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "json"])
+@pytest.mark.parametrize("when", ["suspended", "stopped"])
+def test_a_file_cut_in_place_between_turns_is_started_anew(tmp_path: Path, fmt: str,
+                                                           when: str) -> None:
+    hub = MemoryHub(events=10, page_max=10)
+    chosen = settings(tmp_path, format=fmt, output=str(tmp_path / f"s.{fmt}"))
+    notices: List[str] = []
+    run = ResumableRun(chosen, notice=notices.append)
+    run.claim()
+    assert run.open()
+    for _ in commits(run, hub):
+        pass
+    run.suspend()
+    run.next_pass()
+    path = tmp_path / f"s.{fmt}"
+    (tmp_path / f"s.{fmt}.1").write_bytes(path.read_bytes())  # copytruncate: a copy, then cut
+    os.truncate(path, 0)
+    if when == "stopped":
+        run.release()
+        run = ResumableRun(chosen, notice=notices.append)
+        run.claim()
+        assert run.open()
+    hub.events += [{"n": n} for n in range(10, 15)]
+    for _ in commits(run, hub):
+        pass
+    run.suspend()
+    run.release()
+    assert any("cut in place" in notice for notice in notices)
+    got = numbers(path) if fmt == "jsonl" else [e["n"] for e in json.loads(path.read_text())]
+    assert got == list(range(10, 15))
+
+
+def test_a_cut_file_loses_for_a_destination_only_what_it_had_not_delivered(
+        tmp_path: Path) -> None:
+    hub = MemoryHub(events=10, page_max=10)
+    notices: List[str] = []
+    run = ResumableRun(settings(tmp_path), notice=notices.append)
+    run.claim()
+    assert run.open()
+    destination = _delivering(run)
+    destination.plan = [4]  # four events acknowledged, then the receiver goes away
+    for _ in commits(run, hub):
+        pass
+    assert run.deliveries is not None
+    for _ in run.deliveries.catch_up(wait=False):
+        pass
+    run.suspend()
+    run.next_pass()
+    os.truncate(tmp_path / "s.jsonl", 0)
+    hub.events += [{"n": n} for n in range(10, 15)]
+    for _ in commits(run, hub):
+        pass
+    assert _delivered(run, destination) == [(n, f"k-{n}") for n in (0, 1, 2, 3, *range(10, 15))]
+    assert any("fake: 6 events not yet delivered were cut away" in n for n in notices), notices
+    run.suspend()
+    run.release()
+
+
 def test_a_new_file_the_share_did_not_write_is_refused(tmp_path: Path) -> None:
     hub = MemoryHub(events=10, page_max=10)
     run = opened(settings(tmp_path))

@@ -22,6 +22,19 @@ FRAME = re.compile(rb"([0-9]+) ([a-z]+) ([0-9]+)[ \n]")
 Script = Callable[[int, int], Optional[bytes]]  # (txnr, index of the syslog command)
 
 
+def hang_up(connection: socket.socket) -> None:
+    """End the session with what was sent delivered: a closing socket with unread data in it
+    would reset the connection, and the client could lose the answers not yet read (as it
+    may with a real server; here the tests count them exactly)."""
+    connection.shutdown(socket.SHUT_WR)
+    connection.settimeout(10)
+    try:
+        while connection.recv(65536):
+            pass
+    except OSError:
+        pass
+
+
 class ScriptedRelp:
     def __init__(self, script: Script, offers: bytes = OPEN_OK) -> None:
         self.script = script
@@ -82,16 +95,18 @@ class ScriptedRelp:
                     self.received.append(body)
                     answer = self.script(txnr, len(self.received) - 1)
                     if answer is None:
-                        connection.shutdown(socket.SHUT_RDWR)
+                        hang_up(connection)
                         return
                     self.answered += answer.count(b" rsp ")
                     connection.sendall(answer)
                     if answer.endswith(b"0 serverclose 0\n"):
-                        return  # the server ends the session, as rsyslog does when it stops
+                        hang_up(connection)  # as rsyslog does when it stops
+                        return
                     if self.end_after == len(self.received) - 1:
                         self.end.wait(30)  # idle, then the server ends the session
                         connection.sendall(b"0 serverclose 0\n")
                         self.ended += 1
+                        hang_up(connection)
                         return
 
     def url(self) -> str:

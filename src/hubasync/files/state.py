@@ -168,7 +168,7 @@ def _identity(value: Any) -> bool:
 def _check_deliveries(path: str, deliveries: dict[str, Any]) -> None:
     """Each destination's position (counts, an identity or none, the time of its last
     acknowledgement), and the moved files still read."""
-    if set(deliveries) - {"positions", "segments"}:
+    if set(deliveries) - {"positions", "segments", "rotated_from"}:
         raise _corrupt(path, "'deliveries' holds unknown keys")
     positions = deliveries.get("positions", {})
     if not isinstance(positions, dict):
@@ -187,6 +187,12 @@ def _check_deliveries(path: str, deliveries: dict[str, Any]) -> None:
             isinstance(s, dict) and set(s) == {"identity", "end"} and s["identity"] is not None
             and _identity(s["identity"]) and _count(s["end"]) for s in segments):
         raise _corrupt(path, "'deliveries.segments' is not a list of files")
+    rotated = deliveries.get("rotated_from")
+    if rotated is not None and not (
+            isinstance(rotated, dict) and set(rotated) == {"identity", "end"}
+            and rotated["identity"] is not None and _identity(rotated["identity"])
+            and _count(rotated["end"])):
+        raise _corrupt(path, "'deliveries.rotated_from' is not a file")
 
 
 def _check_stalls(path: str, stalls: dict[str, Any]) -> None:

@@ -6,9 +6,10 @@ has a sequence number (its rank in the record since the share began, from 0) and
 made from it (``KEYPREFIX-SEQ``): the same key on every attempt and after any restart, so that
 a receiver, or a search, can drop the duplicates that at-least-once delivery may make after a
 crash. Each destination has its own position in the record (the sequence number and the byte
-offset of the next event it must deliver, and the file it is in), saved in the run's state
-after each batch it delivers: it reads the committed events after it, delivers a batch, and
-moves over the prefix its receiver acknowledged, never further. An event the receiver rejects
+offset of the next event it must deliver, and the file it is in), saved in the run's state at
+most every :data:`SAVE_EVERY` seconds while it delivers, and whenever delivering stops: it
+reads the committed events after it, delivers a batch, and moves over the prefix its receiver
+acknowledged, never further. An event the receiver rejects
 for good (too large, invalid for it) goes to a dead-letter file beside the output
 (``NAME.DEST.dead.jsonl``), is counted, and is passed. A destination that fails is tried again
 after a backoff of its own (its retries counted); the others go on.
@@ -153,6 +154,10 @@ class Deliveries:
         self._current_fd: Optional[Tuple[Identity, int]] = None
         self._unsaved = False  # a position moved since the state was last saved
         self._saved_at = self.clock.now()
+        # The file last rotated away from, and its end, until the run opens the next one: a
+        # rotation the run makes again (its new file failed, or a crash came before the state
+        # named it) must not move the positions twice.
+        self._rotated_from: Optional[Tuple[Identity, int]] = None
 
     # -- the state --------------------------------------------------------------------------
 
@@ -160,9 +165,13 @@ class Deliveries:
         """What the state keeps: each destination's position, and the moved files they read
         (the run's every save calls it: the positions are saved from then on)."""
         self._unsaved, self._saved_at = False, self.clock.now()
-        return {"positions": {t.name: t.position.saved() for t in self._targets},
-                "segments": [{"identity": list(s.identity), "end": s.end}
-                             for s in self._segments]}
+        saved: Dict[str, Any] = {
+            "positions": {t.name: t.position.saved() for t in self._targets},
+            "segments": [{"identity": list(s.identity), "end": s.end} for s in self._segments]}
+        if self._rotated_from is not None:
+            identity, end = self._rotated_from
+            saved["rotated_from"] = {"identity": list(identity), "end": end}
+        return saved
 
     def restore(self, saved: Dict[str, Any], end: RecordEnd) -> None:
         """Go on from a state's record of the deliveries (checked by the state's reader). A
@@ -182,6 +191,9 @@ class Deliveries:
                 retries=known.get("retries", 0), last_ack=known.get("last_ack"))
         self._segments = [Segment((s["identity"][0], s["identity"][1]), s["end"])
                           for s in saved.get("segments", [])]
+        rotated = saved.get("rotated_from")
+        self._rotated_from = None if rotated is None else (
+            (rotated["identity"][0], rotated["identity"][1]), rotated["end"])
 
     # -- the record's files -----------------------------------------------------------------
 
@@ -189,7 +201,14 @@ class Deliveries:
         """The run completed its current file, ``old`` (``end``: where its events end; ``fd``:
         a descriptor to read it, wherever it went, now the deliveries' to close), and starts a
         new one: a destination done with it moves to the new file's start, one still reading it
-        goes on in it (held open: logrotate may compress and remove it meanwhile)."""
+        goes on in it (held open: logrotate may compress and remove it meanwhile). The same
+        rotation told again before :meth:`opened_next` changes nothing."""
+        if self._rotated_from == (old, end):
+            if fd is not None:
+                os.close(fd)
+            return
+        self._rotated_from = (old, end)
+        self._unsaved = True
         needed = False
         for target in self._targets:
             position = target.position
@@ -207,6 +226,25 @@ class Deliveries:
             self._open(old, None)
         if fd is not None:
             os.close(fd)
+
+    def cut(self) -> Dict[str, int]:
+        """The current file was cut in place (``copytruncate``): its bytes are gone, and it is
+        written anew from its start. Each destination reading it goes on there; what it had
+        not delivered yet is lost for it: returned, by destination."""
+        written = self._record().written
+        lost: Dict[str, int] = {}
+        for target in self._targets:
+            position = target.position
+            if position.identity is None:
+                lost[target.name] = written - position.seq
+                position.seq, position.offset = written, 0
+        self._unsaved = True
+        return lost
+
+    def opened_next(self) -> None:
+        """The run opened the file after the one it rotated away from: a later rotation is
+        another one."""
+        self._rotated_from = None
 
     def _open(self, identity: Identity, path: Optional[str]) -> int:
         fd = self._files.get(identity)

@@ -270,7 +270,9 @@ class ResumableRun:
         this run was killed): complete it where it went, and start anew at the path."""
         settings = self.settings
         assert settings.output is not None
-        recorded = tuple(state.output_identity) if state.output_identity else None
+        recorded: Optional[Identity] = None
+        if state.output_identity:
+            recorded = (state.output_identity[0], state.output_identity[1])
         here = _identity_of(settings.output)
         if recorded is None:  # a state of version 2: its file is known by its content only
             if state.output_offset and not _size_of(settings.output):
@@ -278,6 +280,8 @@ class ResumableRun:
                 self._fresh_output = True
             return
         if here == recorded:
+            if _size_of(settings.output) < state.output_offset:
+                self._cut_in_place()
             return
         old = self._find_by_identity(recorded)
         if old is None:
@@ -286,11 +290,12 @@ class ResumableRun:
         else:
             output = open_output(old, append=settings.format == "jsonl", atomic=False,
                                  resume_offset=state.output_offset, resume_tail=state.output_tail,
-                                 resume_end=state.output_end, durable=True)
+                                 resume_end=state.output_end, resume_identity=recorded,
+                                 durable=True)
             reader = output.reader()
             self._writer_for(output, state.writer).close(complete=False)
             if self.deliveries is not None:
-                self.deliveries.rotated(recorded, state.output_offset, reader)  # type: ignore[arg-type]
+                self.deliveries.rotated(recorded, state.output_offset, reader)
             elif reader is not None:
                 os.close(reader)
             self._notice(f"{settings.output} was moved to {old}: completed there; the next "
@@ -382,6 +387,8 @@ class ResumableRun:
                                  durable=settings.state is not None,
                                  **resume)
         self._writer = self._writer_for(output, None if state is None else state.writer)
+        if self.deliveries is not None:
+            self.deliveries.opened_next()
 
     def _empty_document(self) -> bytes:
         """What a file of this format holding no event is: ``[]`` for a JSON array."""
@@ -549,14 +556,18 @@ class ResumableRun:
     def _ready_writer(self) -> FormatWriter:
         in_place = self.settings.in_place
         if self._writer is None:
-            moved = in_place and self._moved_while_suspended()
-            if not moved:
+            cut = in_place and self._cut_while_suspended()
+            moved = in_place and not cut and self._moved_while_suspended()
+            if not (cut or moved):
                 try:
                     self._open_output()
                     self.save_before_writing = True
                 except OutputMoved:  # between that look and the opening
                     moved = True
-            if moved:
+            if cut:
+                self._cut_in_place()
+                self._start_new_file()
+            elif moved:
                 self._rotated_while_suspended()
                 self._start_new_file()  # the old file was completed when the run suspended
         elif in_place and self._moved():
@@ -617,6 +628,29 @@ class ResumableRun:
             return False
         return _identity_of(self.settings.output) != tuple(record.output_identity)
 
+    def _cut_while_suspended(self) -> bool:
+        """Whether the share's file, still at its path, was cut (``copytruncate``)."""
+        assert self.settings.output is not None
+        record = self._record
+        if record is None or record.output_identity is None:
+            return False
+        return (_identity_of(self.settings.output) == tuple(record.output_identity)
+                and _size_of(self.settings.output) < record.output_offset)
+
+    def _cut_in_place(self) -> None:
+        """The share's file was cut in place (``copytruncate``): its events are in the copy
+        logrotate made; the file is started anew. A destination that had not delivered them
+        yet cannot any more: said, for each."""
+        assert self.settings.output is not None
+        self._notice(f"{self.settings.output} was cut in place (copytruncate): its events are "
+                     "in the copy; the next events go to it anew")
+        self._fresh_output = True
+        if self.deliveries is not None:
+            for name, lost in self.deliveries.cut().items():
+                if lost:
+                    self._notice(f"{name}: {lost:,} events not yet delivered were cut away "
+                                 "with the file (use logrotate's create mode, not copytruncate)")
+
     def _moved(self) -> bool:
         """Whether the file being written is no longer the one at the path, or was cut
         (``copytruncate``)."""
@@ -651,12 +685,13 @@ class ResumableRun:
         cut under the run (``copytruncate``) is let go as it is."""
         assert self._writer is not None
         old, self._writer = self._writer, None
-        identity, end = old.output.identity(), old.offset
-        reader = old.output.reader() if self.deliveries is not None else None
         if (old.output.size_on_disk() or 0) < old.output.offset:
             old.output.detach()
-        else:
-            old.close(complete=False)
+            self._cut_in_place()
+            return
+        identity, end = old.output.identity(), old.offset
+        reader = old.output.reader() if self.deliveries is not None else None
+        old.close(complete=False)
         if self.deliveries is not None and identity is not None:
             self.deliveries.rotated(identity, end, reader)
 
