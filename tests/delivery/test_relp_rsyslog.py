@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import defaultdict
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator, List, Set
 
 import pytest
 from processes import wait_until
@@ -105,16 +105,14 @@ def test_killed_mid_window_the_prefix_is_truthful_and_a_resend_completes(tmp_pat
         assert 0 < acknowledged < len(batch)
         receiver.start()  # the same port; the disk queue is replayed
         wanted = {item.key for item in batch[:acknowledged]}
-        wait_until(lambda: wanted <= set(keys_of(receiver.messages())),
-                   "every acknowledged event written after the restart")
+        receiver.wait_for_keys(wanted, "every acknowledged event written after the restart")
         outcome = target.deliver(batch[acknowledged:], deadline())
         assert outcome.acknowledged == len(batch) - acknowledged
         target.close()
         every = {item.key for item in batch}
-        wait_until(lambda: every <= set(keys_of(receiver.messages())),
-                   "every event written at least once")
+        receiver.wait_for_keys(every, "every event written at least once")
         received = receiver.messages()
-        bodies: Dict[str, set] = defaultdict(set)
+        bodies: Dict[str, Set[str]] = defaultdict(set)
         for message in received:
             bodies[sd_key(message["sd"])].add(message["msg"])
         assert set(bodies) == {item.key for item in batch}

@@ -48,9 +48,11 @@ def from_rsyslog(receiver: Rsyslog, share: Optional[str] = None) -> List[Receive
             if share is None or m["msgid"] == share]
 
 
-def written_out(receiver: Rsyslog, total: int, quiet: float = 10.0) -> List[Received]:
+def written_out(receiver: Rsyslog, total: int, quiet: float = PATIENCE) -> List[Received]:
     """What rsyslog wrote once it holds ``total`` distinct keys, or once it wrote nothing more
-    for ``quiet`` seconds (its disk queue written out: what is missing is lost)."""
+    for ``quiet`` seconds (its disk queue written out: what is missing is lost). A disk queue
+    synced per message can pause for seconds while other work fills the disk's journal, so the
+    wait is long; it is spent only when something is missing."""
     last, since = -1, time.monotonic()
     while True:
         got = from_rsyslog(receiver)

@@ -324,6 +324,23 @@ class Rsyslog:
                    f"(has {self.count()})", timeout=timeout)
         return self.messages()
 
+    def wait_for_keys(self, keys: Set[str], what: str, patience: float = PATIENCE) -> None:
+        """Wait until a message of each key in ``keys`` is written. A synced disk queue writes a
+        few dozen messages a second on a loaded machine, so this fails only once ``patience``
+        seconds pass without one more of them, saying how many are missing."""
+        present, moved_at = 0, time.monotonic()
+        while True:
+            now_present = len(keys & {sd_key(m["sd"]) for m in self.messages()})
+            if now_present == len(keys):
+                return
+            if now_present > present:
+                present, moved_at = now_present, time.monotonic()
+            elif time.monotonic() - moved_at > patience:
+                raise AssertionError(
+                    f"{what}: {len(keys) - now_present} of {len(keys)} still missing, none "
+                    f"written for {patience:g} s; rsyslog says: {self.internal_log()[-2000:]}")
+            time.sleep(0.05)
+
     def wait_for_lines(self, count: int, timeout: float = PATIENCE) -> int:
         """Wait until at least ``count`` lines are written (any template); return how many."""
         wait_until(lambda: self.count() >= count, f"rsyslog writing {count} lines",
