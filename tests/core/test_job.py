@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Dict
 
 import pytest
+from fakehub import answer
 
-from hubasync.core.answers import Answer, Read
+from hubasync.core.answers import Read
 from hubasync.core.job import OPEN, QUERY, RESULTS, STATUS, Job
 from hubasync.core.polling import PollPlanner
 from hubasync.core.retry import RetryPolicy
@@ -15,15 +16,6 @@ from hubasync.errors import AuthError, HubBusy, JobGone, JobTimeout, QueryReject
 QUERY_URL = "https://hub.test/shares/v2/async/demo?limit=10"
 STATUS_URL = "https://hub.test/shares/v2/async/demo/jobs/J1"
 RESULTS_URL = "https://hub.test/shares/v2/async/demo/results/J1"
-
-
-def answer(url: str, status: int, body: bytes = b"", **headers: str) -> Answer:
-    named: Dict[str, str] = {k.replace("_", "-").lower(): v for k, v in headers.items()}
-
-    def header(name: str) -> Optional[str]:
-        return named.get(name.lower())
-
-    return Answer(url, status, header, body)
 
 
 def new_job(job_timeout: float = 100.0, first_guess: float = 0.0) -> Job:

@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from processes import wait_until
+
 from hubasync.errors import AuthError, BadBody, HubasyncError
 from hubasync.service.config import ServiceConfig, ShareConfig, load_config
 from hubasync.service.log import ServiceLog
@@ -92,13 +94,6 @@ class Following:
         return self.code
 
 
-def wait_for(condition: Any, what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"waited {timeout} s for {what}"
-        time.sleep(0.01)
-
-
 def events_in(path: Path) -> List[int]:
     if not path.exists():
         return []
@@ -171,8 +166,8 @@ def test_a_failing_share_is_retried_after_its_backoff_and_recovers(tmp_path: Pat
     following = Following(write_config(tmp_path, ["flaky", "ok"], interval=0.2), hubs)
     try:
         status = tmp_path / "flaky.status.json"
-        wait_for(lambda: events_in(tmp_path / "flaky.jsonl") == list(range(15)), "the retry")
-        wait_for(lambda: load_status(str(status), "flaky").failures == 0, "the reset")
+        wait_until(lambda: events_in(tmp_path / "flaky.jsonl") == list(range(15)), "the retry")
+        wait_until(lambda: load_status(str(status), "flaky").failures == 0, "the reset")
         record = load_status(str(status), "flaky")
         assert record.last_success is not None and "401" in (record.last_error or "")
         assert errors(following.service, "flaky", "AuthError") == 2
@@ -217,7 +212,7 @@ def test_a_pending_job_gives_the_worker_back(tmp_path: Path) -> None:
     following = Following(write_config(tmp_path, list(hubs), concurrency=1), hubs)
     try:
         for n in range(3):
-            wait_for(lambda n=n: len(events_in(tmp_path / f"ok{n}.jsonl")) == 30, f"ok{n}")
+            wait_until(lambda n=n: len(events_in(tmp_path / f"ok{n}.jsonl")) == 30, f"ok{n}")
         assert len(pending.requests("GET", "/jobs/")) >= 1  # it was polled, and is waiting
     finally:
         assert following.stop() == 0
@@ -230,7 +225,7 @@ def test_a_trickling_body_holds_the_worker_one_turn_only(tmp_path: Path) -> None
     following = Following(write_config(tmp_path, ["slow", "ok"], concurrency=1), hubs,
                           turn_seconds=0.2)
     try:
-        wait_for(lambda: len(events_in(tmp_path / "ok.jsonl")) == 40, "the good share")
+        wait_until(lambda: len(events_in(tmp_path / "ok.jsonl")) == 40, "the good share")
     finally:
         started = time.monotonic()
         assert following.stop() == 0
@@ -287,14 +282,14 @@ def test_a_moved_output_and_a_reopen_start_new_files(tmp_path: Path) -> None:
     following = Following(write_config(tmp_path, ["s"], interval=0.05), {"s": hub})
     output = tmp_path / "s.jsonl"
     try:
-        wait_for(lambda: len(events_in(output)) == 10, "the first pass")
+        wait_until(lambda: len(events_in(output)) == 10, "the first pass")
         output.rename(tmp_path / "s.jsonl.1")
         hub.events.extend({"n": n} for n in range(10, 20))
-        wait_for(lambda: events_in(output) == list(range(10, 20)), "a new file once moved")
+        wait_until(lambda: events_in(output) == list(range(10, 20)), "a new file once moved")
         output.rename(tmp_path / "s.jsonl.2")
         output.write_text("")  # logrotate's "create": an empty file at the path
         hub.events.extend({"n": n} for n in range(20, 25))
-        wait_for(lambda: events_in(output) == [20, 21, 22, 23, 24], "the empty file taken")
+        wait_until(lambda: events_in(output) == [20, 21, 22, 23, 24], "the empty file taken")
     finally:
         assert following.stop() == 0
     assert events_in(tmp_path / "s.jsonl.1") == list(range(10))
@@ -305,7 +300,7 @@ def test_stop_rolls_back_the_page_in_progress_and_saves_the_state(tmp_path: Path
     hub = MemoryHub(events=10, page_max=5)
     following = Following(write_config(tmp_path, ["s"], interval=0.05), {"s": hub})
     try:
-        wait_for(lambda: len(events_in(tmp_path / "s.jsonl")) == 10, "the pass")
+        wait_until(lambda: len(events_in(tmp_path / "s.jsonl")) == 10, "the pass")
     finally:
         assert following.stop() == 0
     state = json.loads((tmp_path / "s.state").read_text())
@@ -334,10 +329,10 @@ def test_behind_grows_for_a_share_that_never_caught_up(tmp_path: Path) -> None:
                           hubs)
     behind = following.service.metrics.behind
     try:
-        wait_for(lambda: behind.value(share="dead") > 0.3, "the dead share falling behind")
+        wait_until(lambda: behind.value(share="dead") > 0.3, "the dead share falling behind")
         first = behind.value(share="dead")
-        wait_for(lambda: behind.value(share="dead") > first + 0.3, "it growing still")
-        wait_for(lambda: load_status(str(tmp_path / "ok.status.json"), "ok").caught_up,
+        wait_until(lambda: behind.value(share="dead") > first + 0.3, "it growing still")
+        wait_until(lambda: load_status(str(tmp_path / "ok.status.json"), "ok").caught_up,
                  "the good share caught up")
         assert behind.value(share="ok") < behind.value(share="dead")
     finally:

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import threading
 from pathlib import Path
-from typing import Any, Callable, Dict, List
+from typing import Any, Dict, List, Optional
 
 import pytest
 from processes import wait_until
@@ -63,10 +63,6 @@ class Service:
         return code
 
 
-def wait_for(condition: Callable[[], bool], what: str) -> None:
-    wait_until(condition, what)
-
-
 def test_once_brings_every_share_whole(make_sim: Any, tmp_path: Path) -> None:
     sim = make_sim(shares=6, events=700, page_max=250)
     names = [f"s{n}" for n in range(1, 7)]
@@ -117,7 +113,7 @@ def test_killed_and_restarted_while_shares_grow_loses_and_repeats_nothing(
         def written(floor: int = floor) -> bool:
             return all(len(events_of(tmp_path / f"{n}.jsonl")) >= floor for n in names)
 
-        wait_for(written, "every share to be written")
+        wait_until(written, "every share to be written")
         code = service.stop(sig)
         assert code == (0 if sig == signal.SIGTERM else -signal.SIGKILL), service.lines
         for name in names:
@@ -130,10 +126,10 @@ def test_status_and_metrics_while_running(make_sim: Any, tmp_path: Path) -> None
     path = config(sim, tmp_path, ["s1", "s2", "s3"], metrics=True)
     service = Service(["sync", str(path)])
     try:
-        wait_for(lambda: any("metrics served" in line for line in service.lines), "metrics")
+        wait_until(lambda: any("metrics served" in line for line in service.lines), "metrics")
         address = [line for line in service.lines if "metrics served" in line][0]
         url = address.split("address=")[1].split()[0].strip('"')
-        wait_for(lambda: (tmp_path / "s2.status.json").exists()
+        wait_until(lambda: (tmp_path / "s2.status.json").exists()
                  and (tmp_path / "s3.status.json").exists(), "status records")
         import urllib.request
 
@@ -147,10 +143,14 @@ def test_status_and_metrics_while_running(make_sim: Any, tmp_path: Path) -> None
                         sample.value
             return found
 
-        wait_for(lambda: scrape().get("hubasync_events_total", {}).get(
-            (("share", "s1"),), 0) >= 300, "s1's events in the metrics")
-        metrics = scrape()
-        assert metrics["hubasync_up"][(("share", "s1"),)] == 1
+        def s1_done() -> Optional[Dict[str, Dict[tuple, float]]]:
+            # its events count at each page, its pass is a success (up) once it has ended
+            found = scrape()
+            done = (found.get("hubasync_events_total", {}).get((("share", "s1"),), 0) >= 300
+                    and found.get("hubasync_up", {}).get((("share", "s1"),)) == 1)
+            return found if done else None
+
+        metrics = wait_until(s1_done, "s1's events and its pass's success in the metrics")
         assert metrics["hubasync_up"][(("share", "s3"),)] == 0
         assert metrics["hubasync_errors_total"][(("kind", "AuthError"), ("share", "s3"))] >= 1
         assert metrics["hubasync_pages_total"][(("share", "s2"),)] >= 3
@@ -170,7 +170,7 @@ def test_a_second_instance_exits_75(make_sim: Any, tmp_path: Path) -> None:
     path = config(sim, tmp_path, ["s1", "s2"])
     service = Service(["sync", str(path)])
     try:
-        wait_for(lambda: (tmp_path / "s1.status.json").exists(), "the first instance")
+        wait_until(lambda: (tmp_path / "s1.status.json").exists(), "the first instance")
         second = run(["sync", str(path), "--once"])
         assert second.code == 75, second.stderr
         assert f"in use by hubasync pid {service.process.pid}" in second.stderr
@@ -185,11 +185,11 @@ def test_rotation_on_sighup_loses_and_repeats_nothing(make_sim: Any, tmp_path: P
     output = tmp_path / "s1.jsonl"
     service = Service(["sync", str(path)])
     try:
-        wait_for(lambda: len(events_of(output)) >= 200, "the first events")
+        wait_until(lambda: len(events_of(output)) >= 200, "the first events")
         rotated = tmp_path / "s1.jsonl.1"
         os.rename(output, rotated)
         service.process.send_signal(signal.SIGHUP)
-        wait_for(lambda: len(events_of(output)) >= 20, "events in the new file")
+        wait_until(lambda: len(events_of(output)) >= 20, "events in the new file")
     finally:
         assert service.stop() == 0
     got = events_of(rotated) + events_of(output)
