@@ -8,6 +8,8 @@
 - :func:`refused_port` holds a port that is bound and not listening for as long as the test
   runs: connections to it are refused, and no other process can take it meanwhile (unlike a
   port found free and released at once).
+- :func:`silent_port` accepts connections and then neither reads, answers nor closes them: a
+  receiver that hangs.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from contextlib import contextmanager
-from typing import IO, Any, Callable, Dict, Iterator, Optional, Sequence
+from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 PATIENCE = 60.0  # seconds: generous on purpose, a loaded 2-core machine can be very slow
 
@@ -121,6 +124,38 @@ def refused_port() -> Iterator[int]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))  # bound, never listening: a connect gets ECONNREFUSED
         yield int(sock.getsockname()[1])
+
+
+@contextmanager
+def silent_port() -> Iterator[Tuple[int, List[socket.socket]]]:
+    """A loopback port whose listener accepts every connection and then neither reads, answers
+    nor closes it (a receiver that hangs); yields the port and the connections accepted so far.
+    Everything is closed when the block ends."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.05)
+    accepted: List[socket.socket] = []
+    done = threading.Event()
+
+    def accept() -> None:
+        while not done.is_set():
+            try:
+                connection, _ = listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            accepted.append(connection)
+
+    thread = threading.Thread(target=accept, name="silent-port", daemon=True)
+    thread.start()
+    try:
+        yield int(listener.getsockname()[1]), accepted
+    finally:
+        done.set()
+        thread.join()
+        listener.close()
+        for connection in accepted:
+            connection.close()
 
 
 def file_size(path: Any) -> int:

@@ -570,6 +570,22 @@ def test_destinations_and_what_a_share_delivers_to(tmp_path: Path) -> None:
     assert status_view.secrets == ()  # and finds none to redact, without failing
 
 
+def test_a_destination_file_may_name_environment_variables(tmp_path: Path) -> None:
+    (tmp_path / "creds").mkdir()
+    (tmp_path / "creds" / "hec-token").write_text("hec-secret-token\n")
+    path = write(tmp_path, 'apikey_env = "K"\n[destinations.splunk]\n'
+                           'url = "hec+http://127.0.0.1:8088"\n'
+                           'token_file = "${CREDENTIALS_DIRECTORY}/hec-token"\n'
+                           '[shares.a]\nurl = "https://hub.example.com/shares/v2/async/a"\n'
+                           'deliver = ["splunk"]\n')
+    config = load_config(str(path), {"K": "key", "CREDENTIALS_DIRECTORY": str(tmp_path / "creds")})
+    assert "hec-secret-token" in config.secrets
+    with pytest.raises(UsageError) as caught:
+        load_config(str(path), {"K": "key"})
+    assert "destinations.splunk.token_file" in str(caught.value)
+    assert '"CREDENTIALS_DIRECTORY" is not set' in str(caught.value)
+
+
 @pytest.mark.parametrize("body, key, problem", [
     ('[shares.a]\nurl = "U"\ndeliver = ["nowhere"]', "shares.a.deliver", "no [destinations.nowh"),
     ('[destinations.d]\nurl = "relp://h:1"\n[shares.a]\nurl = "U"\nformat = "csv"\n'

@@ -82,6 +82,7 @@ def test_options_come_from_the_query_or_the_mapping(tmp_path: Any) -> None:
     ("hec+https://h:8088", {"token_env": "HOME", "allow_http": "yes"},
      "destinations.siem.allow_http", "true or false"),
     ("kafka://b:9092/t", {"compression": "brotli"}, "destinations.siem.compression", "one of"),
+    ("kafka://b:9092/t", {"timeout": 301}, "destinations.siem.timeout", "300"),
     ("kafka://b:9092/t", {"security_protocol": "sasl_ssl"},
      "destinations.siem.security_protocol", "sasl_mechanism"),
     ("kafka://b:9092/t", {"sasl_username": "u"}, "destinations.siem.sasl_username",

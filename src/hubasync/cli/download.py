@@ -127,6 +127,7 @@ class Download:
         self._written_before = 0
         self.resumable = ResumableRun(settings, notice=self._notice,
                                       before_output=progress.before_output)
+        stop.on_abort(self.resumable.abort_deliveries)
 
     def _notice(self, message: str) -> None:
         if not self.settings.quiet:

@@ -91,7 +91,8 @@ _HEC_OPTIONS: Dict[str, Option] = {
     "allow_http": Option("bool", False),
 }
 _KAFKA_OPTIONS: Dict[str, Option] = {
-    "timeout": Option("float", 30.0, 0.1, 3600.0),
+    # librdkafka refuses a socket.timeout.ms above 300000
+    "timeout": Option("float", 30.0, 0.1, 300.0),
     "linger_ms": Option("int", 5, 0, 60000),
     "compression": Option("choice", "none", choices=("none", "gzip", "snappy", "lz4", "zstd")),
     "security_protocol": Option("choice", "plaintext",

@@ -12,8 +12,9 @@ import re
 import select
 import socket
 import ssl
+import threading
 import time
-from typing import Callable, Optional
+from typing import Callable, Optional, Set
 
 from ..errors import DeliveryError
 from .records import Outcome
@@ -26,18 +27,76 @@ def _remaining(deadline: float, timeout: float) -> float:
     return max(0.001, min(timeout, deadline - time.monotonic()))
 
 
+def stop_error(name: str, outcome: Optional[Outcome] = None) -> DeliveryError:
+    """The error of a destination aborted by a stop (transient: the next run sends again)."""
+    return DeliveryError(f"{name}: stopped", transient=True, outcome=outcome or Outcome())
+
+
+class OpenSockets:
+    """The sockets a destination has open, so that a stop can break its blocking calls from
+    another thread (:meth:`abort`: each is shut down, which wakes a ``recv`` or ``send`` with an
+    end or an error; closing stays the owner's). Once aborted, a socket added is shut down at
+    once. Who may touch what: the delivering thread adds and discards, any thread aborts; the
+    lock guards the set; the flag is an event, so that a wait can end with it (:meth:`sleep`)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sockets: Set[socket.socket] = set()
+        self._aborted = threading.Event()
+
+    @property
+    def aborted(self) -> bool:
+        return self._aborted.is_set()
+
+    def sleep(self, seconds: float) -> None:
+        """Wait ``seconds``, or less if aborted meanwhile."""
+        self._aborted.wait(seconds)
+
+    def add(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.add(sock)
+            aborted = self._aborted.is_set()
+        if aborted:
+            _shut(sock)
+
+    def discard(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.discard(sock)
+
+    def abort(self) -> None:
+        with self._lock:
+            self._aborted.set()
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:  # not connected, or already shut
+        pass
+
+
 class Stream:
     """One connection. ``name`` prefixes every message (``relp+tls://host:2514``)."""
 
-    def __init__(self, sock: socket.socket, name: str, timeout: float) -> None:
+    def __init__(self, sock: socket.socket, name: str, timeout: float,
+                 sockets: Optional[OpenSockets] = None) -> None:
         self.sock = sock
         self.name = name
         self.timeout = timeout
         self.tls = isinstance(sock, ssl.SSLSocket)
+        self._sockets = sockets
+        if sockets is not None:
+            sockets.add(sock)
 
     @classmethod
     def connect(cls, host: str, port: int, name: str, timeout: float, deadline: float,
-                context: Optional[ssl.SSLContext]) -> Stream:
+                context: Optional[ssl.SSLContext],
+                sockets: Optional[OpenSockets] = None) -> Stream:
+        if sockets is not None and sockets.aborted:
+            raise stop_error(name)
         if time.monotonic() >= deadline:
             raise DeliveryError(f"{name}: the deadline passed before connecting", transient=True,
                                 outcome=Outcome())
@@ -52,7 +111,7 @@ class Stream:
         except (OSError, ValueError) as exc:
             sock.close()
             raise failure(name, "TLS handshake failed", exc, Outcome()) from None
-        return cls(sock, name, timeout)
+        return cls(sock, name, timeout, sockets)
 
     def send(self, data: bytes, deadline: float, outcome: Callable[[], Outcome]) -> None:
         """Send all of ``data``; on failure raise with ``outcome()`` (the batch so far)."""
@@ -74,11 +133,19 @@ class Stream:
                 # Acknowledge the receiver's segments at once: a receiver whose small answers
                 # wait for our ACK (Nagle) would otherwise stall 40 ms on our delayed ACK.
                 self.sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
-            return self.sock.recv(262144)
+            data = self.sock.recv(262144)
         except ssl.SSLZeroReturnError:
-            return b""
+            data = b""
         except (OSError, ValueError) as exc:
             raise failure(self.name, "receiving failed", exc, outcome()) from None
+        if not data and self.aborted():
+            raise stop_error(self.name, outcome())
+        return data
+
+    def aborted(self) -> bool:
+        """Whether a stop shut this connection down: an end of stream is then ours, not the
+        receiver's."""
+        return self._sockets is not None and self._sockets.aborted
 
     def readable(self) -> bool:
         if self.tls and self.sock.pending():  # type: ignore[attr-defined]
@@ -87,6 +154,8 @@ class Stream:
         return bool(ready)
 
     def close(self) -> None:
+        if self._sockets is not None:
+            self._sockets.discard(self.sock)
         try:
             self.sock.close()
         except OSError:
@@ -124,9 +193,10 @@ class ClosingTlsStream:
     receiver's close_notify, and anything else (an alert, a reset, an end without close_notify)
     is a failure."""
 
-    def __init__(self, sock: socket.socket, tls: ssl.SSLObject, incoming: ssl.MemoryBIO,
+    def __init__(self, plain: Stream, tls: ssl.SSLObject, incoming: ssl.MemoryBIO,
                  outgoing: ssl.MemoryBIO, name: str, timeout: float) -> None:
-        self.sock = sock
+        self.plain = plain
+        self.sock = plain.sock
         self.tls = tls
         self.incoming = incoming
         self.outgoing = outgoing
@@ -135,11 +205,12 @@ class ClosingTlsStream:
 
     @classmethod
     def connect(cls, host: str, port: int, name: str, timeout: float, deadline: float,
-                context: ssl.SSLContext) -> ClosingTlsStream:
-        plain = Stream.connect(host, port, name, timeout, deadline, None)
+                context: ssl.SSLContext,
+                sockets: Optional[OpenSockets] = None) -> ClosingTlsStream:
+        plain = Stream.connect(host, port, name, timeout, deadline, None, sockets)
         incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
         tls = context.wrap_bio(incoming, outgoing, server_hostname=host)
-        stream = cls(plain.sock, tls, incoming, outgoing, name, timeout)
+        stream = cls(plain, tls, incoming, outgoing, name, timeout)
         try:
             stream._until_done(tls.do_handshake, deadline)
         except (OSError, ValueError) as exc:
@@ -158,6 +229,8 @@ class ClosingTlsStream:
         data = self.sock.recv(65536)
         if data:
             self.incoming.write(data)
+        elif self.plain.aborted():
+            raise stop_error(self.name)
         else:
             self.incoming.write_eof()
 
@@ -241,7 +314,4 @@ class ClosingTlsStream:
                           outcome()) from None
 
     def close(self) -> None:
-        try:
-            self.sock.close()
-        except OSError:
-            pass
+        self.plain.close()

@@ -20,7 +20,7 @@ from typing import Callable, Deque, Dict, List, Mapping, Optional, Sequence, Tup
 from ..errors import DeliveryError, UsageError
 from . import hec_answers as A
 from .addresses import DestinationConfig
-from .connection import failure
+from .connection import OpenSockets, failure, stop_error
 from .records import ACKNOWLEDGED, REJECTED, Outcome, Outgoing, Rejection, prefix_of
 from .secrets import redact
 from .tls import client_context
@@ -53,6 +53,7 @@ class HecDestination:
             self._context = client_context(options["cacert"], options["cert"], options["key"],
                                            config.secret("key_passphrase"))
         self._connection: Optional[http.client.HTTPConnection] = None
+        self._sockets = OpenSockets()
         self._headers = {
             "Authorization": f"Splunk {token.reveal()}",
             "X-Splunk-Request-Channel": self.channel,
@@ -80,8 +81,13 @@ class HecDestination:
         connection = self._connection
         try:
             connection.timeout = timeout
-            if connection.sock is not None:
-                connection.sock.settimeout(timeout)
+            if connection.sock is None:
+                if self._sockets.aborted:
+                    raise stop_error(self.name, outcome)
+                connection.connect()
+                assert connection.sock is not None
+                self._sockets.add(connection.sock)
+            connection.sock.settimeout(timeout)
             connection.request("POST", path, body=body, headers=self._headers)
             response = connection.getresponse()
             data = response.read(MAX_ANSWER)
@@ -99,6 +105,8 @@ class HecDestination:
 
     def _drop(self) -> None:
         if self._connection is not None:
+            if self._connection.sock is not None:
+                self._sockets.discard(self._connection.sock)
             self._connection.close()
             self._connection = None
 
@@ -170,7 +178,9 @@ class HecDestination:
                     f"{self.name}: {len(pending)} requests not acknowledged as indexed in time "
                     f"(ack_timeout {self._ack_timeout:g} s, or the deadline)",
                     transient=True, outcome=outcome())
-            time.sleep(max(0.0, min(interval, give_up - time.monotonic())))
+            self._sockets.sleep(max(0.0, min(interval, give_up - time.monotonic())))
+            if self._sockets.aborted:
+                raise stop_error(self.name, outcome())
             interval = min(interval * 2, self._poll_interval)
             ids = sorted(pending)
             for start in range(0, len(ids), MAX_ACK_IDS):
@@ -188,6 +198,9 @@ class HecDestination:
                     if indexed and ack_id in pending:
                         for index in pending.pop(ack_id):
                             status[index] = ACKNOWLEDGED
+
+    def abort(self) -> None:
+        self._sockets.abort()
 
     def close(self) -> None:
         self._drop()

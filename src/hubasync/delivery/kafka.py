@@ -105,6 +105,7 @@ class KafkaDestination:
         self._topic = config.topic
         self._producer: Any = None
         self._reports = _Reports()
+        self._aborted = False  # set by another thread (a stop), read between polls
 
     def __repr__(self) -> str:
         return f"KafkaDestination({self.name!r})"
@@ -140,6 +141,8 @@ class KafkaDestination:
                         poll(0.05)
                         if reports.fatal is not None or time.monotonic() > deadline:
                             raise _Stop() from None
+                        if self._aborted:
+                            raise _Stop("stopped") from None
                     except kafka_exception as exc:
                         if not _is_bad_message(exc):
                             raise _Stop(_one_line(exc)) from None
@@ -152,6 +155,8 @@ class KafkaDestination:
             while reports.delivered + len(reports.failed) < total:
                 if reports.fatal is not None or time.monotonic() >= deadline:
                     raise _Stop()
+                if self._aborted:
+                    raise _Stop("stopped")
                 producer.flush(min(deadline - time.monotonic(), 1.0))
         except _Stop as stop:
             self._abandon()
@@ -201,6 +206,9 @@ class KafkaDestination:
             producer.flush(1.0)
         except Exception:  # noqa: BLE001 (ending a broken producer: nothing more to learn)
             pass
+
+    def abort(self) -> None:
+        self._aborted = True
 
     def close(self) -> None:
         producer, self._producer = self._producer, None

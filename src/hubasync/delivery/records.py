@@ -66,6 +66,12 @@ class Destination(Protocol):
         """Close connections cleanly; the destination may be used again (it reconnects)."""
         ...
 
+    def abort(self) -> None:
+        """Called from another thread when the run stops: a ``deliver`` blocked on the receiver
+        fails at once (transient: what was not acknowledged is sent again by the next run), and
+        every later one too. Sets a flag and shuts sockets down; closes nothing."""
+        ...
+
 
 def prefix_of(status: bytearray) -> int:
     """The acknowledged prefix of a batch whose events' states are in ``status``: the index of

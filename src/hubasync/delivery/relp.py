@@ -18,7 +18,7 @@ from typing import Callable, List, Optional, Sequence
 
 from ..errors import DeliveryError
 from .addresses import DestinationConfig
-from .connection import Stream
+from .connection import OpenSockets, Stream
 from .records import ACKNOWLEDGED, REJECTED, Outcome, Outgoing, Rejection, prefix_of
 from .relp_frames import (
     ProtocolViolation,
@@ -66,6 +66,7 @@ class RelpDestination:
         self._limit = int(config.options["max_message_size"])
         self.window = int(config.options["window"])
         self._session: Optional[RelpSession] = None
+        self._sockets = OpenSockets()
         self._software = offers(SOFTWARE, _version())
 
     def __repr__(self) -> str:
@@ -81,7 +82,7 @@ class RelpDestination:
         if session is not None:
             return session
         stream = Stream.connect(self._config.host, self._config.port, self.name, self._timeout,
-                                deadline, self._context)
+                                deadline, self._context, self._sockets)
         session = RelpSession(stream)
         try:
             try:
@@ -257,6 +258,9 @@ class RelpDestination:
         else:
             for position in range(start, start + count):
                 status[order[position]] = value
+
+    def abort(self) -> None:
+        self._sockets.abort()
 
     def close(self) -> None:
         """Send ``close`` and wait briefly for its answer; the next batch opens a new session."""

@@ -19,7 +19,7 @@ from typing import List, Optional, Sequence
 
 from ..errors import DeliveryError
 from .addresses import FACILITIES, SEVERITIES, DestinationConfig
-from .connection import ClosingTlsStream, Stream, failure
+from .connection import ClosingTlsStream, OpenSockets, Stream, failure, stop_error
 from .records import Outcome, Outgoing, Rejection
 from .syslog_format import SyslogFormat
 from .tls import client_context
@@ -61,6 +61,7 @@ class SyslogDestination:
         self._context = tls_context(config)
         self._timeout = float(config.options["timeout"])
         self._limit = int(config.options["max_message_size"])
+        self._sockets = OpenSockets()
 
     def __repr__(self) -> str:
         return f"SyslogDestination({self.name!r})"
@@ -86,7 +87,8 @@ class SyslogDestination:
                                         outcome=nothing) from None
                 raise
             return Outcome(len(batch), rejected)
-        stream = Stream.connect(host, port, self.name, self._timeout, deadline, None)
+        stream = Stream.connect(host, port, self.name, self._timeout, deadline, None,
+                                self._sockets)
         try:
             stream.send(data, deadline, lambda: nothing)
             self._shut_down(stream, deadline, nothing)
@@ -98,7 +100,7 @@ class SyslogDestination:
                      nothing: Outcome) -> None:
         assert self._context is not None
         tls = ClosingTlsStream.connect(host, port, self.name, self._timeout, deadline,
-                                       self._context)
+                                       self._context, self._sockets)
         try:
             tls.send(data, deadline, lambda: nothing)
             tls.close_cleanly(deadline, lambda: nothing)
@@ -116,6 +118,8 @@ class SyslogDestination:
             while True:
                 data = sock.recv(65536)
                 if not data:
+                    if stream.aborted():  # the end is our own shutdown, not the receiver's
+                        raise stop_error(self.name, nothing)
                     return
                 drained += len(data)
                 if drained > _DRAIN_LIMIT:
@@ -124,6 +128,9 @@ class SyslogDestination:
         except (OSError, ValueError) as exc:
             raise failure(self.name, "the receiver did not close the connection cleanly", exc,
                           nothing) from None
+
+    def abort(self) -> None:
+        self._sockets.abort()
 
     def close(self) -> None:
         """Nothing stays open between batches."""

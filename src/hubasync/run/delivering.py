@@ -29,7 +29,9 @@ Delivering is done a batch per destination at a time, as steps (:meth:`Deliverie
 yields a :class:`~hubasync.core.clock.Wait` between rounds), so that the run's driver can stop
 it or, in the service, give the worker to another share.
 
-Who may touch what: a run's deliveries are driven by the one thread driving the run.
+Who may touch what: a run's deliveries are driven by the one thread driving the run, but for
+:meth:`Deliveries.abort`, which a stop calls from its own thread: it sets a flag and breaks off
+each destination's blocking calls (``Destination.abort``, safe from any thread).
 """
 
 from __future__ import annotations
@@ -158,6 +160,7 @@ class Deliveries:
         # rotation the run makes again (its new file failed, or a crash came before the state
         # named it) must not move the positions twice.
         self._rotated_from: Optional[Tuple[Identity, int]] = None
+        self._aborted = False  # a stop broke the destinations off (set by another thread)
 
     # -- the state --------------------------------------------------------------------------
 
@@ -266,6 +269,13 @@ class Deliveries:
     def _find(self, identity: Identity) -> Optional[str]:
         return find_by_identity(os.path.dirname(os.path.abspath(self._record().path)), identity)
 
+    def abort(self) -> None:
+        """The run stops (called from the stopping thread): a batch blocked on its receiver
+        fails at once, and what was not acknowledged is delivered by the next run."""
+        self._aborted = True
+        for target in self._targets:
+            target.destination.abort()
+
     def close(self) -> None:
         for target in self._targets:
             target.destination.close()
@@ -373,7 +383,9 @@ class Deliveries:
             self._unsaved = True
         report.acknowledged, report.dead = done - len(rejected), len(rejected)
         report.lag, report.last_ack = record.written - position.seq, position.last_ack
-        if failure is not None:
+        if failure is not None and self._aborted:
+            pass  # a stop broke the batch off: no fault of the receiver's
+        elif failure is not None:
             self._failed(target, failure, report)
         else:
             target.failures, target.last_error = 0, None

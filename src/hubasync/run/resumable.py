@@ -776,6 +776,13 @@ class ResumableRun:
         finally:
             self._writer = None
 
+    def abort_deliveries(self) -> None:
+        """A stop, from the stopping thread: a delivery blocked on its receiver is broken off
+        (its position stays where the receiver's acknowledgements left it)."""
+        deliveries = self.deliveries
+        if deliveries is not None:
+            deliveries.abort()
+
     def release(self) -> None:
         """Let go of the locks (the output and the state are closed first by their owner),
         and of the destinations' connections."""

@@ -456,17 +456,20 @@ class _Loader:
             if not self.keys:  # hubasync status: the names are enough, and no secret is read
                 checked[name] = None
                 continue
-            options = {key: self.relative_file(key, value) for key, value in table.items()
-                       if key != "url"}
+            options = {key: self.relative_file(key, value, f"{where}.{key}")
+                       for key, value in table.items() if key != "url"}
             try:
                 checked[name] = parse_destination(table["url"], options, f"{where}.url")
             except UsageError as error:
                 raise UsageError(f"{self.shown}: {error}") from None
         return checked
 
-    def relative_file(self, key: str, value: Any) -> Any:
+    def relative_file(self, key: str, value: Any, where: str) -> Any:
+        """A destination's file option: variables expanded as in ``apikey_file`` (systemd's
+        ``$CREDENTIALS_DIRECTORY``), relative to the config's folder."""
         if isinstance(value, str) and (key in _FILE_OPTIONS or key.endswith("_file")):
-            return os.path.join(os.path.dirname(self.path), os.path.expanduser(value))
+            given = self.expand(value, where)
+            return os.path.join(os.path.dirname(self.path), os.path.expanduser(given))
         return value
 
     def deliveries(self, table: Mapping[str, Any], prefix: str,

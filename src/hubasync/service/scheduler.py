@@ -299,6 +299,7 @@ class Service:
             settings = share_settings(config, share, once)
             follower = ShareFollower(share, self, settings, transports(share, settings))
             self.stop_request.on_abort(follower.session.transport.abort)
+            self.stop_request.on_abort(follower.run.abort_deliveries)
             self.followers.append(follower)
         self._startup_failures: List[Tuple[ShareFollower, HubasyncError]] = []
         self._line = threading.Condition()
