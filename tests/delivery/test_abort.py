@@ -21,7 +21,9 @@ HOUR = 3600.0  # without the abort, each would wait this long (Kafka: 300 s) for
 
 CASES = {
     "syslog": ("syslog+tcp://127.0.0.1:{port}", {"timeout": HOUR}),
+    "syslog+tls": ("syslog+tls://127.0.0.1:{port}", {"timeout": HOUR}),  # in its handshake
     "relp": ("relp://127.0.0.1:{port}", {"timeout": HOUR}),
+    "relp+tls": ("relp+tls://127.0.0.1:{port}", {"timeout": HOUR}),  # in its handshake
     "hec": ("hec+http://127.0.0.1:{port}", {"timeout": HOUR, "token_env": "TEST_HEC_TOKEN"}),
     "kafka": ("kafka://127.0.0.1:{port}/events", {"timeout": 300.0}),  # librdkafka's most
 }

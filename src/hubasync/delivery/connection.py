@@ -72,8 +72,10 @@ class OpenSockets:
 
 
 def _shut(sock: socket.socket) -> None:
+    # socket.socket's own shutdown: ssl.SSLSocket.shutdown would first drop its TLS layer, under
+    # the feet of the thread using it
     try:
-        sock.shutdown(socket.SHUT_RDWR)
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
     except OSError:  # not connected, or already shut
         pass
 
@@ -107,11 +109,22 @@ class Stream:
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if context is not None:
-                sock = context.wrap_socket(sock, server_hostname=host)
+                sock = context.wrap_socket(sock, server_hostname=host,
+                                           do_handshake_on_connect=False)
         except (OSError, ValueError) as exc:
             sock.close()
             raise failure(name, "TLS handshake failed", exc, Outcome()) from None
-        return cls(sock, name, timeout, sockets)
+        stream = cls(sock, name, timeout, sockets)  # registered: a stop breaks the handshake
+        if context is not None:
+            try:
+                sock.settimeout(_remaining(deadline, timeout))
+                sock.do_handshake()  # type: ignore[attr-defined]
+            except (OSError, ValueError) as exc:
+                stream.close()
+                if stream.aborted():
+                    raise stop_error(name) from None
+                raise failure(name, "TLS handshake failed", exc, Outcome()) from None
+        return stream
 
     def send(self, data: bytes, deadline: float, outcome: Callable[[], Outcome]) -> None:
         """Send all of ``data``; on failure raise with ``outcome()`` (the batch so far)."""
@@ -216,6 +229,9 @@ class ClosingTlsStream:
         except (OSError, ValueError) as exc:
             stream.close()
             raise failure(name, "TLS handshake failed", exc, Outcome()) from None
+        except BaseException:
+            stream.close()
+            raise
         return stream
 
     def _flush(self, deadline: float) -> None:

@@ -11,6 +11,7 @@ redacted from every text the HEC echoes. What each answer means is decided in
 from __future__ import annotations
 
 import http.client
+import socket
 import ssl
 import time
 import uuid
@@ -54,6 +55,7 @@ class HecDestination:
                                            config.secret("key_passphrase"))
         self._connection: Optional[http.client.HTTPConnection] = None
         self._sockets = OpenSockets()
+        self._sock: Optional[socket.socket] = None  # the connection's, as added to _sockets
         self._headers = {
             "Authorization": f"Splunk {token.reveal()}",
             "X-Splunk-Request-Channel": self.channel,
@@ -86,7 +88,8 @@ class HecDestination:
                     raise stop_error(self.name, outcome)
                 connection.connect()
                 assert connection.sock is not None
-                self._sockets.add(connection.sock)
+                self._sock = connection.sock
+                self._sockets.add(self._sock)
             connection.sock.settimeout(timeout)
             connection.request("POST", path, body=body, headers=self._headers)
             response = connection.getresponse()
@@ -104,9 +107,10 @@ class HecDestination:
                                 outcome=outcome) from None
 
     def _drop(self) -> None:
+        if self._sock is not None:  # http.client may have let go of it already
+            self._sockets.discard(self._sock)
+            self._sock = None
         if self._connection is not None:
-            if self._connection.sock is not None:
-                self._sockets.discard(self._connection.sock)
             self._connection.close()
             self._connection = None
 

@@ -122,6 +122,8 @@ class KafkaDestination:
                              f"{_one_line(exc)}") from None
 
     def deliver(self, batch: Sequence[Outgoing], deadline: float) -> Outcome:
+        if self._aborted:
+            raise DeliveryError(f"{self.name}: stopped", transient=True, outcome=Outcome())
         if self._producer is None:
             self._producer = self._make_producer()
         producer, reports = self._producer, self._reports

@@ -90,7 +90,7 @@ class RelpDestination:
                 answer = self._answer_to(session, 1, deadline)
             except DeliveryError as error:
                 if error.transient and self._context is not None and (
-                        self._config.options["cert"] is None):
+                        self._config.options["cert"] is None) and not self._sockets.aborted:
                     raise DeliveryError(f"{error} (over TLS, the receiver may want a client "
                                         "certificate it trusts: cert, key)", transient=True,
                                         outcome=Outcome()) from None

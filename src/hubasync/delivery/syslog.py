@@ -81,7 +81,8 @@ class SyslogDestination:
             try:
                 self._deliver_tls(data, host, port, deadline, nothing)
             except DeliveryError as error:
-                if error.transient and self._config.options["cert"] is None:
+                if (error.transient and self._config.options["cert"] is None
+                        and not self._sockets.aborted):
                     raise DeliveryError(f"{error} (over TLS, the receiver may want a client "
                                         "certificate it trusts: cert, key)", transient=True,
                                         outcome=nothing) from None

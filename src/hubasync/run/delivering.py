@@ -384,8 +384,8 @@ class Deliveries:
         report.acknowledged, report.dead = done - len(rejected), len(rejected)
         report.lag, report.last_ack = record.written - position.seq, position.last_ack
         if failure is not None and self._aborted:
-            pass  # a stop broke the batch off: no fault of the receiver's
-        elif failure is not None:
+            return True  # a stop broke the batch off: no fault of the receiver's, nothing to say
+        if failure is not None:
             self._failed(target, failure, report)
         else:
             target.failures, target.last_error = 0, None

@@ -357,11 +357,19 @@ class Service:
         if on_started is not None:
             on_started()
         self._watch(workers, flags)
-        for follower in self.followers:
-            try:
-                follower.close()
-            except HubasyncError as error:
-                self.log.error(str(error), follower.name)
+        # Closing says goodbye to each receiver (RELP waits for the answer to its close): a
+        # receiver that hangs must not hold the end, so the connections are broken after a grace.
+        closing = threading.Timer(ABORT_GRACE, self.stop_request.abort)
+        closing.daemon = True
+        closing.start()
+        try:
+            for follower in self.followers:
+                try:
+                    follower.close()
+                except HubasyncError as error:
+                    self.log.error(str(error), follower.name)
+        finally:
+            closing.cancel()
         if self._crashed is not None:
             self.log.error(f"internal error: a worker died: {self._crashed!r} (please report "
                            "it); stopping so that the service is restarted")

@@ -349,8 +349,8 @@ class HttpResponse:
         if conn is not None:
             sock = conn.sock
             if sock is not None:
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
+                try:  # socket.socket's: ssl.SSLSocket.shutdown drops TLS under the reader first
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
                 except OSError:
                     pass
             conn.close()
@@ -529,8 +529,8 @@ class HttpTransport:
         for conn in made:
             sock = conn.sock
             if sock is not None:
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
+                try:  # socket.socket's: ssl.SSLSocket.shutdown drops TLS under the reader first
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
                 except OSError:
                     pass
 
