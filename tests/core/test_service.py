@@ -10,8 +10,10 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from processes import wait_until
+import pytest
+from processes import PATIENCE, wait_until
 
+from hubasync.delivery import Outcome
 from hubasync.errors import AuthError, BadBody, HubasyncError
 from hubasync.service.config import ServiceConfig, ShareConfig, load_config
 from hubasync.service.log import ServiceLog
@@ -337,3 +339,40 @@ def test_behind_grows_for_a_share_that_never_caught_up(tmp_path: Path) -> None:
         assert behind.value(share="ok") < behind.value(share="dead")
     finally:
         assert following.stop() == 0
+
+
+# -- a receiver that hangs does not hold the end ------------------------------------------------
+
+class HangingOnClose:
+    """A destination that acknowledges every batch, then at close waits until it is aborted, as
+    RELP waits for the answer to its ``close`` from a receiver that hangs."""
+
+    name = "hanging"
+
+    def __init__(self) -> None:
+        self.delivered = 0
+        self.aborted = threading.Event()
+
+    def deliver(self, batch: Any, deadline: float) -> Outcome:
+        self.delivered += len(batch)
+        return Outcome(len(batch), [])
+
+    def close(self) -> None:
+        self.aborted.wait(PATIENCE)
+
+    def abort(self) -> None:
+        self.aborted.set()
+
+
+def test_closing_the_shares_does_not_wait_for_a_receiver_that_hangs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    hanging = HangingOnClose()
+    monkeypatch.setattr("hubasync.run.resumable.open_destination", lambda config, share: hanging)
+    path = tmp_path / "hubasync.toml"
+    path.write_text(f'directory = "{tmp_path}"\napikey_env = "KEY"\n'
+                    '[destinations.siem]\nurl = "relp://127.0.0.1:2514"\n'
+                    f'[shares.a]\nurl = "{HUB}/a"\ndeliver = ["siem"]\n')
+    following = Following(load_config(str(path), {"KEY": KEY}), {"a": MemoryHub(events=30)})
+    wait_until(lambda: hanging.delivered == 30, "the events delivered")
+    assert following.stop(within=PATIENCE / 2) == 0  # without the abort: PATIENCE
+    assert hanging.aborted.is_set()
