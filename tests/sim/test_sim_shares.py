@@ -124,6 +124,8 @@ def test_cli_serves_many_shares_and_refuses_one(tmp_path):
             resp = conn.getresponse()
             codes[name] = (resp.status, resp.read())
             conn.close()
+        # its stderr line comes after the URL on stdout: a loaded machine may not have written it
+        wait_until(lambda: "ready in" in err.read_text(), "the simulator's ready line")
         proc.terminate()
         proc.communicate(timeout=15)
     finally:
