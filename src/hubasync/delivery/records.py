@@ -69,7 +69,7 @@ class Destination(Protocol):
     def abort(self) -> None:
         """Called from another thread when the run stops: a ``deliver`` blocked on the receiver
         fails at once (transient: what was not acknowledged is sent again by the next run), and
-        every later one too. Sets a flag and shuts sockets down; closes nothing."""
+        every later one too. Sets a flag (and shuts its sockets down); closes nothing."""
         ...
 
 
