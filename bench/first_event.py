@@ -18,7 +18,7 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Dict, List
+from typing import Callable, Dict, List
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -30,32 +30,36 @@ def first_event(command: List[str], env: Dict[str, str], terminal: bool) -> floa
         master, slave = pty.openpty()
         child = subprocess.Popen(command, stdout=slave, stderr=slave, env=env)
         os.close(slave)
-        seen = b""
         try:
-            while b'{"' not in seen:
-                chunk = os.read(master, 65536)
-                if not chunk:
-                    raise RuntimeError("the client ended before its first event")
-                seen += chunk
-            return time.monotonic() - started
+            _read_until_event(lambda: os.read(master, 65536))
+            seen_at = time.monotonic()
+        finally:
+            os.close(master)
+            child.kill()
+            child.wait()
+    else:
+        child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                 env=env)
+        stdout = child.stdout
+        assert stdout is not None
+        try:
+            _read_until_event(lambda: stdout.read1(65536))
+            seen_at = time.monotonic()
         finally:
             child.kill()
             child.wait()
-            os.close(master)
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
-    assert child.stdout is not None
+            stdout.close()
+    return seen_at - started
+
+
+def _read_until_event(read: Callable[[], bytes]) -> None:
+    """Read until ``{"`` (an event's start) has been seen; fail if the output ends first."""
     seen = b""
-    try:
-        while b'{"' not in seen:
-            chunk = child.stdout.read1(65536)
-            if not chunk:
-                raise RuntimeError("the client ended before its first event")
-            seen += chunk
-        return time.monotonic() - started
-    finally:
-        child.kill()
-        child.wait()
-        child.stdout.close()
+    while b'{"' not in seen:
+        chunk = read()
+        if not chunk:
+            raise RuntimeError("the client ended before its first event")
+        seen += chunk
 
 
 def main() -> int:
